@@ -1,0 +1,28 @@
+"""viper: emotion recognition from videos of people (ViPER, MuSe 2022), offline from raw files to scores.
+
+Importing viper loads no model and no heavy library; the functions below import what they need when called.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "extract": "viper.pipeline:extract",
+    "train": "viper.train:train",
+    "evaluate": "viper.evaluate:evaluate",
+    "predict": "viper.predict:predict",
+    "FeatureStore": "viper.store:FeatureStore",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, _, attribute = _LAZY[name].partition(":")
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'viper' has no attribute {name!r}")
+
+
+__all__ = list(_LAZY)

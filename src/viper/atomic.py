@@ -1,0 +1,41 @@
+"""Atomic file writes: a crash or Ctrl-C leaves either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import io as _io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write_bytes(path, text.encode())
+
+
+def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    buffer = _io.BytesIO()
+    np.savez(buffer, **arrays)
+    _atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    buffer = _io.BytesIO()
+    np.save(buffer, array)
+    _atomic_write_bytes(path, buffer.getvalue())

@@ -1,0 +1,154 @@
+"""The extractor contract and its registry: a new modality or backend is one new file with one decorator."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ..config import config_hash, from_dict, to_dict
+from ..errors import ViperError
+
+if TYPE_CHECKING:
+    from ..clip import Clip
+
+
+@dataclass
+class Features:
+    """Per-frame vectors of one modality: values (N, dim) float32, zero where mask (N,) is False."""
+
+    values: np.ndarray
+    mask: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.values = np.asarray(self.values, dtype=np.float32)
+        self.mask = np.asarray(self.mask, dtype=bool)
+        if self.values.ndim != 2 or self.mask.shape != (self.values.shape[0],):
+            raise ValueError(f"Features need values (N, dim) and mask (N,), got {self.values.shape} / {self.mask.shape}")
+        self.values[~self.mask] = 0.0  # masked frames carry no invented values
+
+
+@dataclass
+class NoOptions:
+    """Config of an extractor without options."""
+
+
+class Extractor(ABC):
+    """One modality computed by one backend: name, version, dim, config, and `extract(clip) -> Features`.
+
+    Models load in `load()` (called once per process, before the first clip), never at import or construction,
+    so listing or hashing extractors is free.
+    """
+
+    modality: ClassVar[str]
+    backend: ClassVar[str]
+    version: ClassVar[str] = "1"
+    Config: ClassVar[type] = NoOptions
+
+    def __init__(self, config: Any = None, device: str = "cpu") -> None:
+        self.config = config if config is not None else self.Config()
+        self.device = device
+        self._loaded = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.modality}:{self.backend}"
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Length of each per-frame vector."""
+
+    def identity(self) -> dict[str, Any]:
+        """What makes features comparable: cached features are keyed by it, checkpoints record it."""
+        return {
+            "modality": self.modality,
+            "backend": self.backend,
+            "version": self.version,
+            "config": to_dict(self.config),
+        }
+
+    @property
+    def key(self) -> str:
+        """Folder name in the feature store: a changed config or version never mixes with old features."""
+        return f"{self.modality}-{self.backend}-{config_hash(self.identity())}"
+
+    def ensure_loaded(self) -> None:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+
+    def load(self) -> None:
+        """Load weights (once per process)."""
+
+    @abstractmethod
+    def extract(self, clip: Clip) -> Features:
+        """Per-frame features of one clip."""
+
+    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+        """Several clips at once; backends with a model override this to batch their forward passes."""
+        return [self.extract(clip) for clip in clips]
+
+
+EXTRACTORS: dict[tuple[str, str], type[Extractor]] = {}
+DEFAULT_BACKENDS: dict[str, str] = {}
+MODALITIES = ("face_image", "fau", "caption", "audio")
+
+
+def register_extractor(cls: type[Extractor], default: bool = False):
+    """Class decorator: `@register_extractor` (or `register_extractor(default=True)` for the offline default)."""
+    EXTRACTORS[(cls.modality, cls.backend)] = cls
+    if default:
+        DEFAULT_BACKENDS[cls.modality] = cls.backend
+    return cls
+
+
+def register_default(cls: type[Extractor]) -> type[Extractor]:
+    return register_extractor(cls, default=True)
+
+
+_discovered = False
+
+
+def discover() -> None:
+    """Import every module of viper.extractors once so their decorators run."""
+    global _discovered
+    if _discovered:
+        return
+    package = importlib.import_module("viper.extractors")
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name != "base":
+            importlib.import_module(f"viper.extractors.{module.name}")
+    _discovered = True
+
+
+def available() -> list[str]:
+    """Every registered `modality:backend`, defaults first."""
+    discover()
+    names = sorted(EXTRACTORS, key=lambda item: (item[0], DEFAULT_BACKENDS.get(item[0]) != item[1], item[1]))
+    return [f"{modality}:{backend}" for modality, backend in names]
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """`face_image` -> its default backend; `face_image:vit` -> that backend."""
+    discover()
+    modality, _, backend = spec.strip().partition(":")
+    if not backend:
+        if modality not in DEFAULT_BACKENDS:
+            raise ViperError(f"unknown extractor {spec!r}; available: {', '.join(available())}")
+        backend = DEFAULT_BACKENDS[modality]
+    if (modality, backend) not in EXTRACTORS:
+        raise ViperError(f"unknown extractor {spec!r}; available: {', '.join(available())}")
+    return modality, backend
+
+
+def create_extractor(spec: str, options: dict[str, Any] | None = None, device: str = "cpu") -> Extractor:
+    """Build an extractor from `modality[:backend]` and its options (the fields of its Config)."""
+    cls = EXTRACTORS[parse_spec(spec)]
+    config = from_dict(cls.Config, options or {}) if dataclasses.is_dataclass(cls.Config) else None
+    return cls(config=config, device=device)

@@ -1,0 +1,209 @@
+"""Reading clips with PyAV: the sampled frame times, the frames at those times, and the paper's audio windows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import VideoReadError
+
+AUDIO_RATE = 16_000
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+@dataclass
+class VideoFrames:
+    """The frames read at the sampled times, in time order."""
+
+    times: np.ndarray  # (N,) the evenly spaced target times, seconds
+    frame_times: np.ndarray  # (N,) time of the frame actually used for each target
+    frames: list[np.ndarray]  # N RGB uint8 arrays (H, W, 3), display orientation
+    repeated: int  # how many of the N frames repeat an earlier one (clip shorter than N frames)
+    duration: float
+    fps: float
+
+
+def sample_frame_times(first: float, last: float, n: int) -> np.ndarray:
+    """N times spread evenly from the first to the last frame, both included."""
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    return np.linspace(first, last, n, dtype=np.float64)
+
+
+def audio_windows(times: np.ndarray) -> np.ndarray:
+    """The paper's audio fragments, one per sampled frame: (N, 2) start/end seconds.
+
+    Interior fragments are centred on their frame and as long as the spacing between frames, so they tile
+    [first, last] without overlap; the first starts at its frame and the last ends at its frame (half length).
+    """
+    times = np.asarray(times, dtype=np.float64)
+    if len(times) == 1:
+        return np.array([[times[0], times[0]]])
+    half_step = (times[-1] - times[0]) / (len(times) - 1) / 2
+    windows = np.stack([times - half_step, times + half_step], axis=1)
+    windows[0, 0] = times[0]
+    windows[-1, 1] = times[-1]
+    return windows
+
+
+def nearest_indices(timestamps: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Index of the frame whose timestamp is nearest to each target time (ties go to the earlier frame)."""
+    right = np.clip(np.searchsorted(timestamps, times), 1, len(timestamps) - 1)
+    left = right - 1
+    if len(timestamps) == 1:
+        return np.zeros(len(times), dtype=np.int64)
+    choose_right = np.abs(timestamps[right] - times) < np.abs(times - timestamps[left])
+    return np.where(choose_right, right, left)
+
+
+def _open(path: Path):
+    import av
+
+    path = Path(path)
+    if not path.exists():
+        raise VideoReadError(f"{path}: file does not exist")
+    if path.stat().st_size == 0:
+        raise VideoReadError(f"{path}: file is empty (0 bytes)")
+    try:
+        return av.open(str(path))
+    except av.FFmpegError as error:
+        raise VideoReadError(f"{path}: not a readable video ({error.strerror or error})") from error
+
+
+def _video_timestamps(container, stream) -> np.ndarray:
+    """Presentation times of every frame, from packets alone (no decoding: cheap even for long clips)."""
+    base = float(stream.time_base)
+    stamps = []
+    for packet in container.demux(stream):
+        if packet.size == 0 or packet.is_discard:
+            continue
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        if stamp is not None:
+            stamps.append(stamp * base)
+    return np.unique(np.asarray(stamps, dtype=np.float64))
+
+
+def _to_rgb(frame, max_side: int) -> np.ndarray:
+    width, height = frame.width, frame.height
+    scale = min(1.0, max_side / max(width, height))
+    out_w, out_h = max(2, round(width * scale)), max(2, round(height * scale))
+    image = frame.to_ndarray(format="rgb24", width=out_w, height=out_h)
+    rotation = int(round((frame.rotation or 0) / 90)) % 4
+    return np.ascontiguousarray(np.rot90(image, k=rotation)) if rotation else image
+
+
+def read_frames(path: Path, n: int, max_side: int = 1280, seek_gap: float = 2.0) -> VideoFrames:
+    """Read the N sampled frames of a clip in one forward pass, seeking only across gaps over `seek_gap` s.
+
+    Short clips decode sequentially (cheaper than a seek per frame); long clips jump between the sampled
+    times, so memory stays bounded by N frames whatever the clip's length.
+    """
+    import av
+
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise VideoReadError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            stamps = _video_timestamps(container, stream)
+        except av.FFmpegError as error:
+            raise VideoReadError(f"{path}: cannot read video packets ({error})") from error
+        if len(stamps) == 0:
+            raise VideoReadError(f"{path}: the video stream has no frames")
+        times = sample_frame_times(stamps[0], stamps[-1], n)
+        wanted = stamps[nearest_indices(stamps, times)]
+        frames = _decode_at(container, stream, np.unique(wanted), max_side, seek_gap, path)
+        missing = [t for t in np.unique(wanted) if t not in frames]
+        if missing:
+            if not frames:
+                raise VideoReadError(f"{path}: no frame could be decoded")
+            # A damaged stretch: use the nearest frame that did decode, so sampling still gives N frames.
+            decoded = np.array(sorted(frames))
+            wanted = decoded[nearest_indices(decoded, wanted)]
+        duration = float(stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+        fps = (len(stamps) - 1) / duration if duration > 0 else float(stream.average_rate or 0)
+        return VideoFrames(
+            times=times,
+            frame_times=wanted,
+            frames=[frames[t] for t in wanted],
+            repeated=int(n - len(np.unique(wanted))),
+            duration=duration,
+            fps=fps,
+        )
+    finally:
+        container.close()
+
+
+def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: float, path: Path):
+    """Decode the frames with the given timestamps; returns {timestamp: RGB array}."""
+    import av
+
+    base = float(stream.time_base)
+    found: dict[float, np.ndarray] = {}
+    position = -np.inf
+    target = 0
+    while target < len(wanted):
+        if wanted[target] - position > seek_gap:
+            container.seek(int(wanted[target] / base), stream=stream, backward=True)
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                position = frame.pts * base
+                while target < len(wanted) and wanted[target] < position - 1e-9:
+                    target += 1  # a frame we asked for never came out (damaged stream)
+                if target < len(wanted) and abs(wanted[target] - position) < 1e-9:
+                    found[wanted[target]] = _to_rgb(frame, max_side)
+                    target += 1
+                if target >= len(wanted) or wanted[target] - position > seek_gap:
+                    break
+            else:
+                break
+        except av.FFmpegError:
+            if not found:
+                raise VideoReadError(f"{path}: the video data cannot be decoded") from None
+            break
+    return found
+
+
+def read_audio(path: Path, rate: int = AUDIO_RATE) -> tuple[np.ndarray, float] | None:
+    """The first audio track as mono float32 at `rate` Hz and the time of its first sample; None if none."""
+    import av
+
+    container = _open(path)
+    try:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks: list[np.ndarray] = []
+        start: float | None = None
+        try:
+            for frame in container.decode(stream):
+                if start is None and frame.pts is not None:
+                    start = float(frame.pts * frame.time_base)
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except av.FFmpegError:
+            pass  # keep what decoded before the damage
+        if not chunks:
+            return None
+        return np.concatenate(chunks).astype(np.float32), start or 0.0
+    finally:
+        container.close()
+
+
+def cut_fragments(audio: np.ndarray, audio_start: float, windows: np.ndarray, rate: int = AUDIO_RATE):
+    """The audio samples of each window; a window outside the track gives an empty array."""
+    fragments = []
+    for begin, end in windows:
+        first = max(0, int(round((begin - audio_start) * rate)))
+        last = min(len(audio), int(round((end - audio_start) * rate)))
+        fragments.append(audio[first:last] if last > first else audio[:0])
+    return fragments

@@ -1,0 +1,26 @@
+"""Shared fixtures: real media from ../shared/data (skipped when absent) and clips the tests make."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def pyfeat_samples() -> Path:
+    folder = SHARED_DATA / "pyfeat-samples"
+    if not folder.is_dir():
+        pytest.skip("../shared/data/pyfeat-samples is not present")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir() -> Path:
+    folder = SHARED_DATA / "ravdess-actor05"
+    if not folder.is_dir():
+        pytest.skip("../shared/data/ravdess-actor05 is not present")
+    return folder
