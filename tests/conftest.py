@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,6 @@ def ravdess_dir() -> Path:
     if not folder.is_dir():
         pytest.skip("../shared/data/ravdess-actor05 is not present")
     return folder
+
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests import their media helpers

@@ -78,7 +78,7 @@ def load_clip(
     if frames is not None:
         if face_crop:
             detected = detector.detect(frames) if detector is not None else [None] * n
-            for i, (frame, box) in enumerate(zip(frames, detected)):
+            for i, (frame, box) in enumerate(zip(frames, detected, strict=False)):
                 if box is not None:
                     boxes[i] = box
                     crops[i] = crop_square(frame, box, margin)

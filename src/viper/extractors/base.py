@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..config import config_hash, from_dict, to_dict
+from ..config import from_dict, to_dict
 from ..errors import ViperError
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class Features:
         self.values = np.asarray(self.values, dtype=np.float32)
         self.mask = np.asarray(self.mask, dtype=bool)
         if self.values.ndim != 2 or self.mask.shape != (self.values.shape[0],):
-            raise ValueError(f"Features need values (N, dim) and mask (N,), got {self.values.shape} / {self.mask.shape}")
+            raise ValueError(f"need values (N, dim) and mask (N,), not {self.values.shape} / {self.mask.shape}")
         self.values[~self.mask] = 0.0  # masked frames carry no invented values
 
 
@@ -72,11 +72,6 @@ class Extractor(ABC):
             "version": self.version,
             "config": to_dict(self.config),
         }
-
-    @property
-    def key(self) -> str:
-        """Folder name in the feature store: a changed config or version never mixes with old features."""
-        return f"{self.modality}-{self.backend}-{config_hash(self.identity())}"
 
     def ensure_loaded(self) -> None:
         if not self._loaded:

@@ -1,0 +1,98 @@
+"""The `viper` command: a thin layer over the library; input problems print one message, not a traceback."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import typer
+
+from .errors import ViperError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+dataset_app = typer.Typer(no_args_is_help=True, help="Convert a dataset's own layout into a viper manifest CSV.")
+app.add_typer(dataset_app, name="dataset")
+
+
+def friendly(command):
+    """Show a ViperError as `error: ...` with exit code 2 (the traceback only with --debug / VIPER_DEBUG=1)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ViperError as error:
+            if os.environ.get("VIPER_DEBUG"):
+                raise
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.secho("interrupted: what was written so far is kept; run the same command to resume", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks.")) -> None:
+    """viper: emotion recognition from videos of people (ViPER, MuSe 2022)."""
+    if debug:
+        os.environ["VIPER_DEBUG"] = "1"
+
+
+def _split_list(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+@app.command()
+@friendly
+def extract(
+    data: Path = typer.Argument(..., help="Folder of videos, manifest CSV (video_id,path,split,<emotions>) or video."),
+    out: Path = typer.Option(..., "--out", "-o", help="Feature store folder (created or resumed)."),
+    frames: int = typer.Option(32, "--frames", "-n", help="Frames sampled per clip (N)."),
+    extractors: str | None = typer.Option(
+        None, "--extractors", "-e", help="Comma-separated modality[:backend]; default face_image,fau,caption,audio."
+    ),
+    workers: int = typer.Option(1, "--workers", "-w", help="Processes, each with its own loaded models."),
+    no_face_crop: bool = typer.Option(False, "--no-face-crop", help="Use whole frames (the paper's Table 2 ablation)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (for backends that use torch)."),
+    config: Path | None = typer.Option(None, "--config", help="JSON/YAML with per-extractor options."),
+) -> None:
+    """Extract per-frame features of every video into a feature store (resumable)."""
+    from .config import load_config_file
+    from .pipeline import extract as run_extract
+
+    options = load_config_file(config).get("options", {}) if config else None
+    summary = run_extract(data, out, frames=frames, extractors=_split_list(extractors), workers=workers,
+                          face_crop=not no_face_crop, options=options, device=device)
+    for line in summary.lines():
+        typer.echo(line, err=line.startswith("FAILED"))
+    typer.echo(f"store: {out}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("extractors")
+def list_extractors() -> None:
+    """List the registered extractors (modality:backend), defaults first."""
+    from .extractors.base import DEFAULT_BACKENDS, EXTRACTORS, available
+
+    for name in available():
+        modality, backend = name.split(":")
+        marker = " (default)" if DEFAULT_BACKENDS.get(modality) == backend else ""
+        typer.echo(f"{name}{marker}  {EXTRACTORS[(modality, backend)].__doc__.splitlines()[0]}")
+
+
+@dataset_app.command("ravdess")
+@friendly
+def dataset_ravdess(
+    folder: Path = typer.Argument(..., help="A folder with RAVDESS files (names like 01-01-06-02-01-02-05.mp4)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Manifest CSV to write."),
+    test_statement: str = typer.Option("02", help="Statement code that goes to the test split (01 or 02)."),
+) -> None:
+    """RAVDESS file names to a manifest: one column per emotion (strong 1.0, normal 0.5), split by statement."""
+    from .datasets.ravdess import write_ravdess_manifest
+
+    rows = write_ravdess_manifest(folder, out, test_statement)
+    typer.echo(f"{rows} clips -> {out}")

@@ -1,0 +1,1 @@
+"""Converters from a dataset's own layout to viper's generic manifest CSV."""

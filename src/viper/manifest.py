@@ -1,0 +1,86 @@
+"""What to extract: a folder of videos or a manifest CSV (`video_id,path,split,<one column per emotion>`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import ViperError
+from .video import VIDEO_SUFFIXES
+
+REQUIRED_COLUMNS = ("video_id", "path")
+SPLIT_NAMES = {"train": "train", "dev": "dev", "devel": "dev", "val": "dev", "validation": "dev", "test": "test"}
+
+
+def normalise_split(value: str) -> str:
+    """train/dev/test whatever the spelling (devel, val, Train...); unknown values pass through, lowercased."""
+    text = str(value).strip().lower()
+    return SPLIT_NAMES.get(text, text)
+
+
+def scan_folder(folder: Path):
+    """Every video file under a folder (recursively), ids from the relative path without suffix."""
+    import pandas as pd
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not files:
+        raise ViperError(f"{folder}: no video files found (looked for {', '.join(VIDEO_SUFFIXES)})")
+    ids = [re.sub(r"[\\/]", "__", str(p.relative_to(folder).with_suffix(""))) for p in files]
+    return pd.DataFrame({"video_id": ids, "path": [str(p.resolve()) for p in files], "split": ""})
+
+
+def read_manifest(csv_path: Path):
+    """Read and check a manifest; paths become absolute. Every problem is reported at once, with line numbers."""
+    import pandas as pd
+
+    csv_path = Path(csv_path)
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ViperError(f"{csv_path}: not a readable CSV manifest ({error})") from None
+    table.columns = [column.strip() for column in table.columns]
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        raise ViperError(
+            f"{csv_path}: missing column(s) {', '.join(missing)}; a manifest needs video_id,path[,split,<emotions>]"
+        )
+    if "split" not in table.columns:
+        table.insert(2, "split", "")
+    problems = []
+    ids = table["video_id"].str.strip()
+    blank = [index + 2 for index in ids.index[ids == ""]]
+    if blank:
+        problems.append(f"empty video_id on line(s) {_lines(blank)}")
+    duplicated = sorted(set(ids[ids.duplicated() & (ids != "")]))
+    if duplicated:
+        problems.append(f"duplicate video_id(s): {', '.join(duplicated[:10])}{' ...' if len(duplicated) > 10 else ''}")
+    resolved = [(csv_path.parent / path.strip()).resolve() for path in table["path"]]
+    absent = [(index + 2, path) for index, path in enumerate(resolved) if not path.is_file()]
+    if absent:
+        listing = "; ".join(f"line {line}: {path}" for line, path in absent[:20])
+        more = f" (and {len(absent) - 20} more)" if len(absent) > 20 else ""
+        problems.append(f"{len(absent)} path(s) do not exist: {listing}{more}")
+    if problems:
+        raise ViperError(f"{csv_path}: bad manifest:\n  " + "\n  ".join(problems))
+    table["video_id"] = ids
+    table["path"] = [str(path) for path in resolved]
+    table["split"] = table["split"].map(normalise_split)
+    return table
+
+
+def _lines(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:20])) + (" ..." if len(numbers) > 20 else "")
+
+
+def load_inputs(data: Path):
+    """A folder, a manifest CSV, or a single video file, as a manifest table."""
+    import pandas as pd
+
+    data = Path(data)
+    if not data.exists():
+        raise ViperError(f"{data}: does not exist")
+    if data.is_dir():
+        return scan_folder(data)
+    if data.suffix.lower() == ".csv":
+        return read_manifest(data)
+    return pd.DataFrame({"video_id": [data.stem], "path": [str(data.resolve())], "split": [""]})

@@ -1,0 +1,245 @@
+"""`viper extract`: raw videos to cached per-frame features, resumable, one clip decoded once for all extractors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import save_config
+from .errors import ViperError
+
+DEFAULT_EXTRACTORS = ("face_image", "fau", "caption", "audio")
+
+
+@dataclass
+class ExtractConfig:
+    """Everything that decides which features a run produces (saved next to the store as extract.json)."""
+
+    frames: int = 32
+    extractors: list[str] = field(default_factory=lambda: list(DEFAULT_EXTRACTORS))
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per extractor spec: its Config fields
+    face_crop: bool = True
+    face_detector: str = "mediapipe"
+    face_margin: float = 0.2
+    device: str = "cpu"
+
+
+@dataclass
+class ExtractSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    frames_total: int = 0
+    frames_with_face: int = 0
+    seconds: float = 0.0
+
+    @property
+    def face_share(self) -> float:
+        return self.frames_with_face / self.frames_total if self.frames_total else 0.0
+
+    def lines(self) -> list[str]:
+        per_video = self.seconds / self.done if self.done else 0.0
+        lines = [
+            f"videos done {self.done}, skipped (already in store) {self.skipped}, failed {len(self.failed)}",
+            f"frames with a face {self.face_share:.1%}; {per_video:.2f} s per extracted video",
+        ]
+        lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]
+        return lines
+
+
+class Extraction:
+    """The models of one run, loaded once per process, and the work on one clip."""
+
+    def __init__(self, config: ExtractConfig) -> None:
+        from .extractors.base import create_extractor
+
+        self.config = config
+        self.extractors = [
+            create_extractor(spec, config.options.get(spec), device=config.device) for spec in config.extractors
+        ]
+        self.detector = None
+
+    def keys(self) -> dict[str, Any]:
+        """Store key of each extractor: its identity plus the face-crop setting, which changes its input."""
+        from .config import config_hash
+
+        keys = {}
+        for extractor in self.extractors:
+            identity = self.identity(extractor)
+            suffix = "" if self.config.face_crop else "-nocrop"
+            keys[f"{extractor.modality}-{extractor.backend}{suffix}-{config_hash(identity)}"] = extractor
+        return keys
+
+    def identity(self, extractor) -> dict[str, Any]:
+        face = {"face_crop": self.config.face_crop}
+        if self.config.face_crop:
+            face |= {"face_detector": self.config.face_detector, "face_margin": self.config.face_margin}
+        return {**extractor.identity(), "frames": self.config.frames, **face}
+
+    def load(self) -> None:
+        from .faces import create_face_detector
+
+        if self.config.face_crop and self.detector is None:
+            self.detector = create_face_detector(self.config.face_detector)
+            self.detector.load()
+        for extractor in self.extractors:
+            extractor.ensure_loaded()
+
+    def run(self, store_root: str, video_id: str, path: str) -> dict[str, Any]:
+        """Extract what the store lacks for one clip; returns a small record (never raises for a bad video)."""
+        from .clip import load_clip
+        from .errors import VideoReadError
+        from .store import FeatureStore, file_sha256
+
+        store = FeatureStore(store_root)
+        source = Path(path)
+        keys = self.keys()
+        try:
+            unchanged = store.source_unchanged(video_id, source)
+        except OSError as error:
+            return {"status": "failed", "reason": f"cannot read the file ({error.strerror or error})"}
+        todo = {key: ex for key, ex in keys.items() if not (unchanged and store.has(key, video_id))}
+        if not todo:
+            meta = store.clip_meta(video_id)
+            return {"status": "skipped", "faces": sum(meta["face_mask"]), "frames": len(meta["face_mask"])}
+        self.load()  # a missing model stops the run with one message: it is not this video's fault
+        try:
+            clip = load_clip(source, self.config.frames, self.detector, self.config.face_crop, video_id,
+                             self.config.face_margin)
+            computed = {key: extractor.extract(clip) for key, extractor in todo.items()}
+        except VideoReadError as error:
+            return {"status": "failed", "reason": str(error).removeprefix(f"{source}: ")}
+        except OSError as error:
+            return {"status": "failed", "reason": f"cannot read the file ({error.strerror or error})"}
+        except Exception as error:  # noqa: BLE001 - one bad clip must not stop a long run
+            if os.environ.get("VIPER_DEBUG"):
+                raise
+            return {"status": "failed", "reason": f"{type(error).__name__}: {error} (VIPER_DEBUG=1 shows where)"}
+        for key, features in computed.items():
+            store.register_extractor(key, self.identity(keys[key]), keys[key].dim)
+            store.write(key, video_id, features.values, features.mask)
+        stat = source.stat()
+        store.write_clip(video_id, {
+            "video_id": video_id,
+            "source": str(source),
+            "source_size": stat.st_size,
+            "source_mtime": stat.st_mtime,
+            "source_sha256": file_sha256(source),
+            "frames": clip.n,
+            "times": clip.times.tolist(),
+            "frame_times": clip.frame_times.tolist(),
+            "repeated_frames": clip.repeated,
+            "duration": clip.duration,
+            "fps": clip.fps,
+            "has_video": clip.frames is not None,
+            "has_audio": clip.audio is not None,
+            "face_mask": clip.face_mask.tolist(),
+            "face_boxes": [None if box[0] != box[0] else [round(float(v), 1) for v in box] for box in clip.face_boxes],
+            "audio_windows": clip.windows.tolist(),
+            "audio_mask": clip.audio_mask.tolist(),
+        })
+        return {"status": "done", "faces": int(clip.face_mask.sum()), "frames": clip.n}
+
+
+_worker: Extraction | None = None
+
+
+def _init_worker(config: ExtractConfig, threads: int) -> None:
+    import torch
+
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    torch.set_num_threads(threads)
+    _worker = Extraction(config)
+
+
+def _work(store_root: str, video_id: str, path: str) -> dict[str, Any]:
+    assert _worker is not None
+    return _worker.run(store_root, video_id, path)
+
+
+def extract(
+    data: Path | str,
+    out: Path | str,
+    frames: int = 32,
+    extractors: list[str] | None = None,
+    workers: int = 1,
+    face_crop: bool = True,
+    options: dict[str, dict[str, Any]] | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> ExtractSummary:
+    """Extract per-frame features of every video in `data` (folder, manifest CSV or one file) into store `out`.
+
+    Re-running skips what exists; a video that cannot be read is reported and the run goes on.
+    """
+    from tqdm import tqdm
+
+    from .extractors.base import parse_spec
+    from .manifest import load_inputs
+    from .store import FeatureStore
+
+    specs = [":".join(parse_spec(spec)) for spec in (extractors or DEFAULT_EXTRACTORS)]
+    options = {":".join(parse_spec(spec)): value for spec, value in (options or {}).items()}
+    if frames < 1:
+        raise ViperError(f"--frames must be at least 1, got {frames}")
+    config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device)
+    table = load_inputs(Path(data))
+    store = FeatureStore.create(out, frames)
+    store.write_labels(table)
+    save_config(config, store.root / "extract.json")
+    jobs = list(zip(table["video_id"], table["path"], strict=False))
+    summary = ExtractSummary()
+    started = time.perf_counter()
+    bar = tqdm(total=len(jobs), desc="extract", unit="video", disable=not progress)
+    try:
+        for (_video_id, path), record in _records(config, str(store.root), jobs, workers):
+            _tally(summary, record, path)
+            bar.update()
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - started
+        for key in Extraction(config).keys():
+            if store.video_ids(key):
+                store.pack(key)
+    return summary
+
+
+def _records(config: ExtractConfig, root: str, jobs: list[tuple[str, str]], workers: int):
+    """(job, record) pairs, in process or from a pool of workers each holding its own loaded models."""
+    if workers <= 1 or len(jobs) <= 1:
+        extraction = Extraction(config)
+        for video_id, path in jobs:
+            yield (video_id, path), extraction.run(root, video_id, path)
+        return
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(config, threads)) as pool:
+        futures = {pool.submit(_work, root, video_id, path): (video_id, path) for video_id, path in jobs}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _tally(summary: ExtractSummary, record: dict[str, Any], path: str) -> None:
+    if record["status"] == "failed":
+        summary.failed.append((path, record["reason"]))
+        return
+    if record["status"] == "done":
+        summary.done += 1
+    else:
+        summary.skipped += 1
+    summary.frames_total += record["frames"]
+    summary.frames_with_face += record["faces"]

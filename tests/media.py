@@ -1,0 +1,64 @@
+"""Clips the tests make with PyAV: no audio track, few frames, odd sizes, rotation metadata, audio-only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def make_clip(
+    path: Path,
+    frames: int = 20,
+    fps: int = 10,
+    size: tuple[int, int] = (64, 48),
+    audio_seconds: float | None = None,
+    rotation: int = 0,
+    codec: str = "libx264",
+) -> Path:
+    """A clip whose frame i is filled with brightness i (so tests can tell frames apart); optional tone audio."""
+    width, height = size
+    container = av.open(str(path), "w")
+    video = container.add_stream(codec, rate=fps)
+    video.width, video.height = width, height
+    video.pix_fmt = "yuv420p"
+    if rotation:
+        video.set_display_rotation(rotation)
+    audio = None
+    if audio_seconds:
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+    for i in range(frames):
+        image = np.full((height, width, 3), min(255, 10 * i), np.uint8)
+        image[: height // 4] = 255  # a white band at the top shows the orientation
+        for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            container.mux(packet)
+    for packet in video.encode():
+        container.mux(packet)
+    if audio is not None:
+        _write_tone(container, audio, audio_seconds)
+    container.close()
+    return path
+
+
+def make_audio_only(path: Path, seconds: float = 2.0) -> Path:
+    container = av.open(str(path), "w")
+    audio = container.add_stream("aac", rate=16000)
+    audio.layout = "mono"
+    _write_tone(container, audio, seconds)
+    container.close()
+    return path
+
+
+def _write_tone(container, stream, seconds: float) -> None:
+    rate = 16000
+    samples = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(rate * seconds)) / rate)).astype(np.float32)
+    for start in range(0, len(samples), 1024):
+        chunk = samples[start : start + 1024][None, :]
+        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
