@@ -1,0 +1,130 @@
+"""`viper extract` end to end on real clips: store contents, masks, skipping, failures, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from viper.pipeline import extract
+from viper.store import FeatureStore
+
+FRAMES = 8
+VIDEOS = ["WolfgangLanger_Pexels.mp4", "single_face.mp4", "no_face.mp4", "face_noface.mov", "noface_face.mov"]
+
+
+@pytest.fixture(scope="module")
+def samples(pyfeat_samples, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("samples")
+    for name in VIDEOS:
+        shutil.copy(pyfeat_samples / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def store(samples, tmp_path_factory):
+    root = tmp_path_factory.mktemp("store") / "store"
+    summary = extract(samples, root, frames=FRAMES, progress=False)
+    assert summary.done == len(VIDEOS) and not summary.failed
+    return FeatureStore.open(root)
+
+
+def arrays(store: FeatureStore) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    return {(key, vid): store.read(key, vid) for key in store.extractor_keys() for vid in store.video_ids(key)}
+
+
+def test_store_holds_every_modality_for_every_clip(store):
+    modalities = sorted(store.extractor_info(key)["modality"] for key in store.extractor_keys())
+    assert modalities == ["audio", "caption", "face_image", "fau"]
+    for key in store.extractor_keys():
+        info = store.extractor_info(key)
+        values, mask = store.load(key, ["single_face", "no_face"])
+        assert values.shape == (2, FRAMES, info["dim"]) and values.dtype == np.float32
+        assert info["frames"] == FRAMES and info["face_crop"] is True
+    meta = store.clip_meta("single_face")
+    assert len(meta["times"]) == FRAMES and len(meta["source_sha256"]) == 64
+
+
+def test_masks_follow_faces_and_audio(store):
+    no_face = store.clip_meta("no_face")
+    assert not any(no_face["face_mask"]) and all(no_face["audio_mask"])
+    assert all(store.clip_meta("single_face")["face_mask"])
+    face_noface = store.clip_meta("face_noface")["face_mask"]
+    assert face_noface[0] and not face_noface[-1]
+    noface_face = store.clip_meta("noface_face")["face_mask"]
+    assert not noface_face[0] and noface_face[-1]
+    for key in store.extractor_keys():
+        values, mask = store.read(key, "no_face")
+        if store.extractor_info(key)["modality"] == "audio":
+            assert mask.all()
+        else:
+            assert not mask.any() and not values.any()  # masked, never invented
+
+
+def test_rerun_skips_everything_and_changes_nothing(store, samples):
+    before = arrays(store)
+    summary = extract(samples, store.root, frames=FRAMES, progress=False)
+    assert summary.skipped == len(VIDEOS) and summary.done == 0
+    after = arrays(store)
+    assert before.keys() == after.keys()
+    assert all(np.array_equal(before[k][0], after[k][0]) for k in before)
+
+
+def test_a_changed_setting_gets_its_own_features(store, samples, tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(samples / "single_face.mp4", one / "single_face.mp4")
+    keys_before = set(store.extractor_keys())
+    extract(one, store.root, frames=FRAMES, extractors=["face_image"], face_crop=False, progress=False)
+    new = set(store.extractor_keys()) - keys_before
+    assert len(new) == 1 and next(iter(new)).startswith("face_image-") and "-nocrop-" in next(iter(new))
+    values, mask = store.read(next(iter(new)), "single_face")
+    assert mask.all()
+
+
+def test_unreadable_video_is_reported_and_the_run_goes_on(samples, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(samples / "single_face.mp4", folder / "good.mp4")
+    (folder / "broken.mp4").write_text("not a video")
+    result = subprocess.run(
+        [sys.executable, "-m", "viper", "extract", str(folder), "--out", str(tmp_path / "s"), "-n", "4",
+         "-e", "audio"], capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert "broken.mp4" in result.stderr and "Traceback" not in result.stderr
+    assert "videos done 1" in result.stdout
+    written = FeatureStore.open(tmp_path / "s")
+    assert written.video_ids(written.extractor_keys()[0]) == ["good"]
+
+
+def test_killed_run_resumes_to_identical_arrays(store, samples, tmp_path):
+    root = tmp_path / "killed"
+    command = [sys.executable, "-m", "viper", "extract", str(samples), "--out", str(root), "-n", str(FRAMES)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if (root / "clips").exists() and any((root / "clips").glob("*.json")):
+            break  # one clip is complete; kill while the next is being written
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    subprocess.run(command, check=True, capture_output=True)
+    resumed = arrays(FeatureStore.open(root))
+    clean = arrays(store)
+    assert resumed.keys() == clean.keys()
+    for key in clean:
+        assert np.array_equal(resumed[key][0], clean[key][0]) and np.array_equal(resumed[key][1], clean[key][1])
+
+
+def test_two_workers_give_the_same_arrays(store, samples, tmp_path):
+    extract(samples, tmp_path / "parallel", frames=FRAMES, workers=2, progress=False)
+    parallel = arrays(FeatureStore.open(tmp_path / "parallel"))
+    clean = arrays(store)
+    assert all(np.array_equal(parallel[key][0], clean[key][0]) for key in clean)
