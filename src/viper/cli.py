@@ -96,3 +96,102 @@ def dataset_ravdess(
 
     rows = write_ravdess_manifest(folder, out, test_statement)
     typer.echo(f"{rows} clips -> {out}")
+
+
+@app.command()
+@friendly
+def train(
+    features: Path = typer.Option(..., "--features", "-f", help="Feature store made by `viper extract`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (created, or resumed if interrupted)."),
+    modalities: str | None = typer.Option(None, "--modalities", "-m", help="e.g. face_image,fau,caption,audio."),
+    model: str = typer.Option("compact", "--model", help="Model preset: compact (CPU) or paper (283 M, GPU)."),
+    epochs: int = typer.Option(50, "--epochs"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    lr: float = typer.Option(1e-5, "--lr"),
+    lr_step_epochs: int = typer.Option(10, "--lr-step-epochs", help="Halve the learning rate every this many."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    config: Path | None = typer.Option(None, "--config", help="JSON/YAML TrainConfig; flags given override it."),
+) -> None:
+    """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
+    import click
+
+    from .config import from_dict, load_config_file
+    from .train import TrainConfig
+    from .train import train as run_train
+
+    settings = load_config_file(config) if config else {}
+    context = click.get_current_context()
+    flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
+             "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device}
+    for name, value in flags.items():
+        if name not in settings or context.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+            settings[name] = value
+    result = run_train(features, out, from_dict(TrainConfig, settings))
+    best = "n/a (no dev split: last epoch kept)"
+    if result.best_dev_pearson is not None:
+        best = f"{result.best_dev_pearson:.4f}"
+    typer.echo(f"best epoch {result.best_epoch}, dev mean Pearson {best}; checkpoint {result.checkpoint}")
+
+
+@app.command()
+@friendly
+def evaluate(
+    run: Path = typer.Argument(..., help="Run folder (or checkpoint file) made by `viper train`."),
+    features: Path = typer.Option(..., "--features", "-f", help="Feature store with the split to score."),
+    split: str = typer.Option("test", "--split", "-s"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default RUN/eval-SPLIT)."),
+) -> None:
+    """Score a run on a split: metrics.json, predictions.csv and plots."""
+    from .checkpoint import checkpoint_file
+    from .evaluate import evaluate as run_evaluate
+    from .report import metrics_table
+
+    metrics = run_evaluate(run, features, split, out)
+    typer.echo(metrics_table(metrics))
+    typer.echo(f"report: {out or checkpoint_file(run).parent / ('eval-' + metrics['split'])}")
+
+
+@app.command()
+@friendly
+def predict(
+    videos: list[Path] = typer.Argument(..., help="Video files to score."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Run folder or checkpoint file."),
+    output_format: str = typer.Option("json", "--format", help="json (one object per line) or csv."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Score videos with a trained run (extracting the features it was trained on)."""
+    import csv
+    import json
+    import sys
+
+    from .predict import predict as run_predict
+
+    if output_format not in ("json", "csv"):
+        raise ViperError(f"--format must be json or csv, not {output_format!r}")
+    results, failures = run_predict(videos, checkpoint, device=device)
+    if output_format == "json":
+        for result in results:
+            typer.echo(json.dumps(result))
+    elif results:
+        writer = csv.writer(sys.stdout)
+        emotions = list(results[0]["scores"])
+        writer.writerow(["video", *emotions])
+        for result in results:
+            writer.writerow([result["video"], *(f"{result['scores'][e]:.6f}" for e in emotions)])
+    for _, reason in failures:
+        typer.secho(f"error: {reason}", fg=typer.colors.RED, err=True)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def demo(
+    out: Path = typer.Option(Path("viper-demo"), "--out", "-o", help="Folder for the store, run and report."),
+    workers: int = typer.Option(2, "--workers", "-w"),
+) -> None:
+    """Extract, train and evaluate on the bundled real RAVDESS clips; prints per-emotion Pearson and accuracy."""
+    from .demo import run_demo
+
+    run_demo(out, workers=workers)

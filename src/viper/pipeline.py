@@ -29,6 +29,19 @@ class ExtractConfig:
     device: str = "cpu"
 
 
+def configs_from_features(features: list[dict[str, Any]], frames: int) -> list[ExtractConfig]:
+    """The extraction settings that made a checkpoint's features (one config per face-crop setting)."""
+    groups: dict[tuple, ExtractConfig] = {}
+    for feature in features:
+        face = (feature["face_crop"], feature.get("face_detector", "mediapipe"), feature.get("face_margin", 0.2))
+        config = groups.setdefault(face, ExtractConfig(frames=frames, extractors=[], face_crop=face[0],
+                                                        face_detector=face[1], face_margin=face[2]))
+        spec = f"{feature['modality']}:{feature['backend']}"
+        config.extractors.append(spec)
+        config.options[spec] = feature["config"]
+    return list(groups.values())
+
+
 @dataclass
 class ExtractSummary:
     done: int = 0
@@ -90,9 +103,15 @@ class Extraction:
         for extractor in self.extractors:
             extractor.ensure_loaded()
 
+    def clip(self, path: Path, video_id: str | None = None):
+        """Decode one clip and crop its faces with this run's settings (models must be loaded)."""
+        from .clip import load_clip
+
+        return load_clip(path, self.config.frames, self.detector, self.config.face_crop, video_id,
+                         self.config.face_margin)
+
     def run(self, store_root: str, video_id: str, path: str) -> dict[str, Any]:
         """Extract what the store lacks for one clip; returns a small record (never raises for a bad video)."""
-        from .clip import load_clip
         from .errors import VideoReadError
         from .store import FeatureStore, file_sha256
 
@@ -109,8 +128,7 @@ class Extraction:
             return {"status": "skipped", "faces": sum(meta["face_mask"]), "frames": len(meta["face_mask"])}
         self.load()  # a missing model stops the run with one message: it is not this video's fault
         try:
-            clip = load_clip(source, self.config.frames, self.detector, self.config.face_crop, video_id,
-                             self.config.face_margin)
+            clip = self.clip(source, video_id)
             computed = {key: extractor.extract(clip) for key, extractor in todo.items()}
         except VideoReadError as error:
             return {"status": "failed", "reason": str(error).removeprefix(f"{source}: ")}
