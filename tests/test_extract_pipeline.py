@@ -58,7 +58,7 @@ def test_masks_follow_faces_and_audio(store):
     face_noface = store.clip_meta("face_noface")["face_mask"]
     assert face_noface[0] and not face_noface[-1]
     noface_face = store.clip_meta("noface_face")["face_mask"]
-    assert not noface_face[0] and noface_face[-1]
+    assert not noface_face[0] and any(noface_face[FRAMES // 2 :])  # its very last frame is black
     for key in store.extractor_keys():
         values, mask = store.read(key, "no_face")
         if store.extractor_info(key)["modality"] == "audio":
@@ -76,16 +76,17 @@ def test_rerun_skips_everything_and_changes_nothing(store, samples):
     assert all(np.array_equal(before[k][0], after[k][0]) for k in before)
 
 
-def test_a_changed_setting_gets_its_own_features(store, samples, tmp_path):
+def test_a_changed_setting_gets_its_own_features(samples, tmp_path):
     one = tmp_path / "one"
     one.mkdir()
     shutil.copy(samples / "single_face.mp4", one / "single_face.mp4")
-    keys_before = set(store.extractor_keys())
-    extract(one, store.root, frames=FRAMES, extractors=["face_image"], face_crop=False, progress=False)
-    new = set(store.extractor_keys()) - keys_before
-    assert len(new) == 1 and next(iter(new)).startswith("face_image-") and "-nocrop-" in next(iter(new))
-    values, mask = store.read(next(iter(new)), "single_face")
-    assert mask.all()
+    root = tmp_path / "s"
+    extract(one, root, frames=FRAMES, extractors=["face_image"], progress=False)
+    extract(one, root, frames=FRAMES, extractors=["face_image"], face_crop=False, progress=False)
+    keys = FeatureStore.open(root).extractor_keys()
+    assert len(keys) == 2 and sum("-nocrop-" in key for key in keys) == 1
+    cropped, whole = (FeatureStore.open(root).read(key, "single_face")[0] for key in sorted(keys, key=len))
+    assert not np.allclose(cropped, whole)
 
 
 def test_unreadable_video_is_reported_and_the_run_goes_on(samples, tmp_path):
@@ -127,4 +128,7 @@ def test_two_workers_give_the_same_arrays(store, samples, tmp_path):
     extract(samples, tmp_path / "parallel", frames=FRAMES, workers=2, progress=False)
     parallel = arrays(FeatureStore.open(tmp_path / "parallel"))
     clean = arrays(store)
-    assert all(np.array_equal(parallel[key][0], clean[key][0]) for key in clean)
+    assert parallel.keys() == clean.keys()
+    for key in clean:  # one torch thread per worker instead of two: float sums may differ in the last bits
+        np.testing.assert_allclose(parallel[key][0], clean[key][0], atol=1e-5, err_msg=str(key))
+        assert np.array_equal(parallel[key][1], clean[key][1])

@@ -102,3 +102,10 @@ def test_unreadable_files_raise_a_clear_error(tmp_path, content):
         path.write_bytes(content)
     with pytest.raises(VideoReadError, match="bad.mp4"):
         read_frames(path, 8)
+
+
+def test_long_clip_seeks_between_sampled_frames(tmp_path):
+    path = make_clip(tmp_path / "long.mp4", frames=600, fps=10)  # 60 s: frames 6.7 s apart, beyond the seek gap
+    video = read_frames(path, 10, seek_gap=2.0)
+    assert video.repeated == 0
+    assert np.allclose(video.frame_times, np.round(video.times * 10) / 10)

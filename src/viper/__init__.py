@@ -9,9 +9,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "extract": "viper.pipeline:extract",
-    "train": "viper.train:train",
-    "evaluate": "viper.evaluate:evaluate",
-    "predict": "viper.predict:predict",
+    "train": "viper.training:train",
+    "evaluate": "viper.evaluation:evaluate",
+    "predict": "viper.prediction:predict",
     "FeatureStore": "viper.store:FeatureStore",
 }
 

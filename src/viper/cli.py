@@ -117,8 +117,8 @@ def train(
     import click
 
     from .config import from_dict, load_config_file
-    from .train import TrainConfig
-    from .train import train as run_train
+    from .training import TrainConfig
+    from .training import train as run_train
 
     settings = load_config_file(config) if config else {}
     context = click.get_current_context()
@@ -144,7 +144,7 @@ def evaluate(
 ) -> None:
     """Score a run on a split: metrics.json, predictions.csv and plots."""
     from .checkpoint import checkpoint_file
-    from .evaluate import evaluate as run_evaluate
+    from .evaluation import evaluate as run_evaluate
     from .report import metrics_table
 
     metrics = run_evaluate(run, features, split, out)
@@ -165,7 +165,7 @@ def predict(
     import json
     import sys
 
-    from .predict import predict as run_predict
+    from .prediction import predict as run_predict
 
     if output_format not in ("json", "csv"):
         raise ViperError(f"--format must be json or csv, not {output_format!r}")

@@ -159,7 +159,9 @@ def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: f
                 if target < len(wanted) and abs(wanted[target] - position) < 1e-9:
                     found[wanted[target]] = _to_rgb(frame, max_side)
                     target += 1
-                if target >= len(wanted) or wanted[target] - position > seek_gap:
+                    if target < len(wanted) and wanted[target] - position > seek_gap:
+                        break  # jump ahead rather than decode the gap (a seek lands on the keyframe before)
+                if target >= len(wanted):
                     break
             else:
                 break

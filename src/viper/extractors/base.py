@@ -66,12 +66,11 @@ class Extractor(ABC):
 
     def identity(self) -> dict[str, Any]:
         """What makes features comparable: cached features are keyed by it, checkpoints record it."""
-        return {
-            "modality": self.modality,
-            "backend": self.backend,
-            "version": self.version,
-            "config": to_dict(self.config),
-        }
+        config = to_dict(self.config)
+        for option in dataclasses.fields(self.config):
+            if not option.metadata.get("identity", True):
+                config.pop(option.name)  # e.g. batch size: how features are computed, not what they are
+        return {"modality": self.modality, "backend": self.backend, "version": self.version, "config": config}
 
     def ensure_loaded(self) -> None:
         if not self._loaded:

@@ -19,7 +19,7 @@ def predict(
     from .checkpoint import load_checkpoint
     from .dataset import build_tokens
     from .errors import VideoReadError
-    from .evaluate import predict_arrays
+    from .evaluation import predict_arrays
     from .pipeline import Extraction, configs_from_features
 
     bundle = load_checkpoint(checkpoint, device=device)

@@ -1,0 +1,144 @@
+"""Checkpoints that rebuild their model alone and know which features they were trained on.
+
+A checkpoint holds the weights (standardisation statistics included, as buffers), the model and training
+configs, the emotion names, the store's frames per clip, and the identity of every extractor whose features make
+up the tokens, in token order. Features from any other extractor are refused rather than silently mis-read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import atomic_write_bytes
+from .config import from_dict
+from .errors import ViperError
+from .model import Perceiver, PerceiverConfig
+from .store import FeatureStore
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class ModelBundle:
+    """A trained model with what it needs to be used: emotions, feature identities (token order), N."""
+
+    model: Perceiver
+    emotions: list[str]
+    features: list[dict[str, Any]]  # store.extractor_info(key) of each modality, in token order
+    n_frames: int
+    train_config: dict[str, Any]
+    info: dict[str, Any]  # epoch, dev_mean_pearson, ...
+    path: Path
+
+    @property
+    def keys(self) -> list[str]:
+        return [feature["key"] for feature in self.features]
+
+
+def torch_save_atomic(payload: dict[str, Any], path: Path) -> None:
+    """torch.save to memory, then one atomic write: an interrupted save leaves the previous file intact."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def save_checkpoint(
+    path: Path,
+    *,
+    model: Perceiver,
+    emotions: list[str],
+    features: list[dict[str, Any]],
+    n_frames: int,
+    train_config: dict[str, Any],
+    info: dict[str, Any] | None = None,
+) -> None:
+    from . import __version__
+
+    torch_save_atomic(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "viper_version": __version__,
+            "model_state": {name: value.detach().cpu() for name, value in model.state_dict().items()},
+            "model_config": dataclasses.asdict(model.config),
+            "token_dims": list(model.token_dims),
+            "emotions": list(emotions),
+            "features": features,
+            "n_frames": int(n_frames),
+            "train_config": train_config,
+            "info": info or {},
+        },
+        path,
+    )
+
+
+def checkpoint_file(run_or_file: Path | str) -> Path:
+    """`RUN/best.pt` for a run folder, or the file itself."""
+    path = Path(run_or_file)
+    file = path / "best.pt" if path.is_dir() else path
+    if not file.is_file():
+        raise ViperError(f"{path}: no checkpoint (expected a run folder with best.pt, or a .pt file)")
+    return file
+
+
+def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu") -> ModelBundle:
+    """Rebuild the trained model from a run folder (its best.pt) or a checkpoint file, in eval mode."""
+    file = checkpoint_file(run_or_file)
+    try:
+        payload = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated or foreign file
+        raise ViperError(f"{file}: not a readable viper checkpoint ({error})") from error
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ViperError(f"{file}: not a viper checkpoint of format {CHECKPOINT_FORMAT}")
+    config = from_dict(PerceiverConfig, payload["model_config"])
+    model = Perceiver(token_dims=payload["token_dims"], num_outputs=len(payload["emotions"]), config=config)
+    model.load_state_dict(payload["model_state"])
+    model.to(device).eval()
+    return ModelBundle(
+        model=model,
+        emotions=payload["emotions"],
+        features=payload["features"],
+        n_frames=payload["n_frames"],
+        train_config=payload["train_config"],
+        info=payload["info"],
+        path=file,
+    )
+
+
+def _describe(feature: dict[str, Any]) -> str:
+    return (
+        f"{feature['key']} ({feature.get('modality')}:{feature.get('backend')} v{feature.get('version')}, "
+        f"config {feature.get('config')}, dim {feature.get('dim')})"
+    )
+
+
+def check_store(bundle: ModelBundle, store: FeatureStore) -> None:
+    """Refuse a store whose features are not the ones the model was trained on (or whose N differs)."""
+    if store.n_frames != bundle.n_frames:
+        raise ViperError(
+            f"{bundle.path} was trained on clips of {bundle.n_frames} frames; {store.root} holds "
+            f"{store.n_frames} per clip; extract with --frames {bundle.n_frames}"
+        )
+    keys = store.extractor_keys()
+    for feature in bundle.features:
+        if feature["key"] in keys:
+            found = store.extractor_info(feature["key"])
+            if found == feature:
+                continue
+            raise ViperError(
+                f"{store.root}: features {feature['key']} differ from the ones {bundle.path} was trained on: "
+                f"store has {_describe(found)}, model expects {_describe(feature)}"
+            )
+        same_modality = [store.extractor_info(key) for key in keys]
+        same_modality = [info for info in same_modality if info.get("modality") == feature.get("modality")]
+        have = "; ".join(_describe(info) for info in same_modality) or "none"
+        raise ViperError(
+            f"{store.root} lacks the {feature.get('modality')} features {bundle.path} was trained on: model expects "
+            f"{_describe(feature)}; the store has {have}. Extract with the same extractor and options, or train "
+            "a model on these features"
+        )

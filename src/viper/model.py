@@ -1,0 +1,207 @@
+"""The fusion model: latents cross-attend to a clip's frame tokens, self-attend, and are pooled to one score per
+emotion (a Perceiver, written on torch's scaled_dot_product_attention in the style of lucidrains/perceiver-pytorch).
+
+Frames whose mask is False take no part in attention, and a modality masked in a frame reads as zeros after
+standardisation, so neither changes the prediction. The `paper` preset is transformers' PerceiverModel at its
+library defaults, as the ViPER authors used it: its encoder has exactly the same parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import from_dict
+from .errors import ViperError
+
+
+@dataclass(frozen=True)
+class PerceiverConfig:
+    """Hyperparameters of the fusion model (the token width and the emotions come from the data)."""
+
+    num_latents: int = 32
+    latent_dim: int = 128
+    input_dim: int | None = 128  # tokens are projected to this width first; None: attention reads them as they are
+    cross_heads: int = 1
+    cross_layers: int = 1  # cross-attentions to the frames, spread evenly over the self-attention stack
+    self_layers: int = 2
+    latent_heads: int = 4
+    widening_factor: int = 4
+    attn_dropout: float = 0.1
+    ff_dropout: float = 0.1
+
+
+PRESETS: dict[str, PerceiverConfig] = {
+    # Trains in seconds per epoch on 2 CPU cores (see the report in benchmarks/train.py).
+    "compact": PerceiverConfig(),
+    # transformers.PerceiverConfig() defaults, as the authors used them; for GPUs.
+    "paper": PerceiverConfig(
+        num_latents=256,
+        latent_dim=1280,
+        input_dim=None,
+        cross_heads=8,
+        cross_layers=1,
+        self_layers=26,
+        latent_heads=8,
+        widening_factor=1,
+        attn_dropout=0.1,
+        ff_dropout=0.0,
+    ),
+}
+
+
+def model_config(preset: str = "compact", overrides: dict | None = None) -> PerceiverConfig:
+    """A preset with some fields replaced, e.g. `model_config("compact", {"self_layers": 4})`."""
+    if preset not in PRESETS:
+        raise ViperError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    base = dataclasses.asdict(PRESETS[preset])
+    return from_dict(PerceiverConfig, {**base, **(overrides or {})})
+
+
+class Attention(nn.Module):
+    """Multi-head attention of queries over a context; the heads share `inner_dim` channels."""
+
+    def __init__(self, *, query_dim: int, context_dim: int, inner_dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if inner_dim % heads:
+            raise ViperError(f"attention width {inner_dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.dropout = dropout
+        self.to_q = nn.Linear(query_dim, inner_dim)
+        self.to_kv = nn.Linear(context_dim, inner_dim * 2)
+        self.to_out = nn.Linear(inner_dim, query_dim)
+
+    def forward(self, x: torch.Tensor, *, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (b, l, dq), context: (b, n, dc), mask: (b, n) True where a context position may be attended to
+        q = self.to_q(x)
+        k, v = self.to_kv(context).chunk(2, dim=-1)
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # (b, h, seq, d)
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        dropout = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
+        return self.to_out(out.transpose(1, 2).flatten(2))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, *, dim: int, mult: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, dim * mult), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim * mult, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class CrossAttentionBlock(nn.Module):
+    """Latents read the frames (pre-norm, residual), then a feed-forward; it works at the frames' width, as
+    transformers' Perceiver does by default."""
+
+    def __init__(self, *, latent_dim: int, context_dim: int, heads: int, config: PerceiverConfig) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(latent_dim)
+        self.norm_context = nn.LayerNorm(context_dim)
+        self.attn = Attention(
+            query_dim=latent_dim,
+            context_dim=context_dim,
+            inner_dim=context_dim,
+            heads=heads,
+            dropout=config.attn_dropout,
+        )
+        self.norm_ff = nn.LayerNorm(latent_dim)
+        self.ff = FeedForward(dim=latent_dim, mult=config.widening_factor, dropout=config.ff_dropout)
+
+    def forward(
+        self, latents: torch.Tensor, *, context: torch.Tensor, mask: torch.Tensor, any_valid: torch.Tensor
+    ) -> torch.Tensor:
+        read = self.attn(self.norm(latents), context=self.norm_context(context), mask=mask)
+        latents = latents + read * any_valid[:, None, None]  # a clip without valid frames reads nothing
+        return latents + self.ff(self.norm_ff(latents))
+
+
+class SelfAttentionBlock(nn.Module):
+    def __init__(self, *, latent_dim: int, heads: int, config: PerceiverConfig) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(latent_dim)
+        self.attn = Attention(
+            query_dim=latent_dim,
+            context_dim=latent_dim,
+            inner_dim=latent_dim,
+            heads=heads,
+            dropout=config.attn_dropout,
+        )
+        self.norm_ff = nn.LayerNorm(latent_dim)
+        self.ff = FeedForward(dim=latent_dim, mult=config.widening_factor, dropout=config.ff_dropout)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        normed = self.norm(latents)
+        latents = latents + self.attn(normed, context=normed)
+        return latents + self.ff(self.norm_ff(latents))
+
+
+class Perceiver(nn.Module):
+    """Tokens (b, n, Σ token_dims) of the modalities side by side, with a mask per frame (b, n) or per frame and
+    modality (b, n, m) -> one score per output (b, num_outputs).
+
+    Tokens are standardised with the `token_mean` / `token_std` buffers (identity until `set_standardisation`),
+    so the statistics of the training split travel with the weights.
+    """
+
+    def __init__(self, *, token_dims: Sequence[int], num_outputs: int, config: PerceiverConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.token_dims = tuple(int(d) for d in token_dims)
+        self.num_outputs = num_outputs
+        token_dim = sum(self.token_dims)
+        self.register_buffer("token_mean", torch.zeros(token_dim))
+        self.register_buffer("token_std", torch.ones(token_dim))
+        self.register_buffer("part_sizes", torch.tensor(self.token_dims), persistent=False)
+
+        context_dim = config.input_dim or token_dim
+        self.project = nn.Linear(token_dim, context_dim) if config.input_dim else nn.Identity()
+        self.latents = nn.Parameter(torch.randn(config.num_latents, config.latent_dim) * 0.02)
+        if not 1 <= config.cross_layers <= config.self_layers:
+            raise ViperError(
+                f"need 1 <= cross_layers <= self_layers, got {config.cross_layers} and {config.self_layers}"
+            )
+        self.cross_at = {i * config.self_layers // config.cross_layers for i in range(config.cross_layers)}
+        self.cross = nn.ModuleList(
+            CrossAttentionBlock(
+                latent_dim=config.latent_dim, context_dim=context_dim, heads=config.cross_heads, config=config
+            )
+            for _ in range(config.cross_layers)
+        )
+        self.layers = nn.ModuleList(
+            SelfAttentionBlock(latent_dim=config.latent_dim, heads=config.latent_heads, config=config)
+            for _ in range(config.self_layers)
+        )
+        self.to_out = nn.Sequential(nn.LayerNorm(config.latent_dim), nn.Linear(config.latent_dim, num_outputs))
+
+    def set_standardisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.token_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.token_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-6))
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if mask.dim() == 2:  # one mask per frame: every modality of a valid frame is valid
+            mask = mask[..., None].expand(*mask.shape, len(self.token_dims))
+        frame_mask = mask.any(-1)  # (b, n)
+        any_valid = frame_mask.any(-1)  # (b,)
+        part_mask = mask.repeat_interleave(self.part_sizes, dim=-1, output_size=tokens.shape[-1])
+        x = ((tokens - self.token_mean) / self.token_std).masked_fill(~part_mask, 0.0)  # masked: the train mean
+        context = self.project(x)
+        attend = frame_mask | ~any_valid[:, None]  # keeps softmax finite for a clip with no valid frame
+
+        latents = self.latents.expand(tokens.shape[0], -1, -1)
+        cross = iter(self.cross)
+        for index, layer in enumerate(self.layers):
+            if index in self.cross_at:
+                latents = next(cross)(latents, context=context, mask=attend, any_valid=any_valid.to(latents.dtype))
+            latents = layer(latents)
+        return self.to_out(latents.mean(dim=1))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,296 @@
+"""Train the fusion model on a feature store: MSE per emotion, best epoch by dev mean Pearson, resumable.
+
+The run folder holds config.json, history.csv, tensorboard/, best.pt (the model to use) and last.pt (the state
+to resume from, rewritten atomically after every epoch). Running `train` again on the same folder continues
+after the last completed epoch; the same seed gives the same weights on CPU, interrupted or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .atomic import atomic_write_text
+from .checkpoint import save_checkpoint, torch_save_atomic
+from .config import save_config, to_dict
+from .dataset import load_split, make_loader, resolve_keys, split_ids, standardisation_stats
+from .errors import ViperError
+from .evaluation import pearson_scores, predict_model
+from .model import Perceiver, count_parameters, model_config
+from .store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+RESUMABLE_CHANGES = ("epochs", "device")  # may differ when a run is continued; anything else may not
+TENSORBOARD_TAGS = {
+    "lr": "lr",
+    "train_loss": "loss/train",
+    "dev_loss": "loss/dev",
+    "dev_mean_pearson": "pearson/dev_mean",
+}
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; the defaults are the paper's (AdamW, lr 1e-5 halved every 10 epochs, 50 epochs, 16)."""
+
+    modalities: list[str] | None = None  # names or store keys, in token order; None: every modality in the store
+    model: str = "compact"  # a preset of viper.model.PRESETS
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 50
+    batch_size: int = 16
+    lr: float = 1e-5
+    weight_decay: float = 0.01
+    lr_step_epochs: int = 10
+    lr_gamma: float = 0.5
+    seed: int = 0
+    device: str = "auto"  # auto (cuda when available), cpu, cuda
+    precision: str = "auto"  # auto (bf16 on CUDA where supported, else fp16; fp32 on CPU), fp32, bf16, fp16
+    standardise: bool = True  # standardise each token feature with train-split mean/std (stored in the model)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    best_epoch: int
+    best_dev_pearson: float | None  # None when the store has no dev split
+    epochs_done: int
+    history: list[dict[str, Any]]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ViperError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype: mixed precision only on CUDA."""
+    if name not in ("auto", "fp32", "bf16", "fp16"):
+        raise ViperError(f"unknown precision {name!r}; use auto, fp32, bf16 or fp16")
+    if device.type != "cuda" or name == "fp32":
+        return torch.float32
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if name == "bf16" else torch.float16
+
+
+def train(
+    features: Path | str, out: Path | str, config: TrainConfig | None = None, *, progress: bool = True
+) -> TrainResult:
+    """Train on the store's train split, keep the best epoch by dev mean Pearson in OUT/best.pt."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    config = config or TrainConfig()
+    out = Path(out)
+    store = FeatureStore.open(features)
+    keys = resolve_keys(store, config.modalities)
+    train_data = load_split(store, keys, "train")
+    dev_data = load_split(store, keys, "dev") if split_ids(store, "dev") else None
+    if dev_data is None:
+        log.warning("%s has no dev split: best.pt will be the last epoch, not the best by dev Pearson", store.root)
+    device = resolve_device(config.device)
+    amp_dtype = resolve_precision(config.precision, device)
+
+    torch.manual_seed(config.seed)
+    model_cfg = model_config(config.model, config.model_overrides)
+    model = Perceiver(token_dims=train_data.dims, num_outputs=len(train_data.emotions), config=model_cfg)
+    if config.standardise:
+        model.set_standardisation(*(torch.from_numpy(s) for s in standardisation_stats(train_data)))
+    if device.type == "cpu" and count_parameters(model) > 50_000_000:
+        log.warning(
+            "a %s-parameter model on CPU: expect many seconds per batch (the paper preset is for GPUs)",
+            f"{count_parameters(model):,}",
+        )
+    model.to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+    extractors = [store.extractor_info(key) for key in keys]
+    run_info = {
+        "train": to_dict(config),
+        "model": dataclasses.asdict(model_cfg),
+        "features": extractors,
+        "n_frames": store.n_frames,
+        "emotions": train_data.emotions,
+        "parameters": count_parameters(model),
+    }
+    fingerprint = _fingerprint(run_info)
+    state = _resume_state(out / "last.pt", fingerprint)
+    history: list[dict[str, Any]] = []
+    best = {"epoch": 0, "pearson": None}
+    start = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state["rng_cuda"] is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        history, best, start = state["history"], state["best"], state["epoch"]
+        log.info("%s: resuming after epoch %d of %d", out, start, config.epochs)
+    save_config(run_info, out / "config.json")
+
+    def save_best(epoch: int, pearson: float | None) -> None:
+        save_checkpoint(
+            out / "best.pt",
+            model=model,
+            emotions=train_data.emotions,
+            features=extractors,
+            n_frames=store.n_frames,
+            train_config=to_dict(config),
+            info={"epoch": epoch, "dev_mean_pearson": pearson},
+        )
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
+    autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype != torch.float32 else contextlib.nullcontext()
+    bar = tqdm(total=config.epochs, initial=start, desc="train", unit="epoch", disable=not progress)
+    undefined_seen: list[str] = []
+    with logging_redirect_tqdm():
+        for epoch in range(start + 1, config.epochs + 1):
+            began = time.perf_counter()
+            lr = optimiser.param_groups[0]["lr"]
+            loader = make_loader(train_data, batch_size=config.batch_size, shuffle_seed=config.seed * 100_003 + epoch)
+            train_loss = _train_epoch(model, loader, optimiser, scaler, autocast, device)
+            scheduler.step()
+            row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
+            if dev_data is not None:
+                dev_row, undefined = _score(model, dev_data)
+                if undefined and undefined != undefined_seen:
+                    log.warning(
+                        "epoch %d: dev Pearson undefined for %s (constant predictions); counted as 0",
+                        epoch,
+                        ", ".join(undefined),
+                    )
+                undefined_seen = undefined
+                row.update(dev_row)
+                mean_r = dev_row["dev_mean_pearson"]
+                if best["pearson"] is None or mean_r > best["pearson"]:
+                    best = {"epoch": epoch, "pearson": mean_r}
+                    save_best(epoch, mean_r)
+            else:
+                best = {"epoch": epoch, "pearson": None}
+                save_best(epoch, None)
+            row["seconds"] = round(time.perf_counter() - began, 3)
+            history.append(row)
+            _write_history(history, out / "history.csv")
+            for name, value in row.items():
+                if name in TENSORBOARD_TAGS or name.startswith("dev_pearson_"):
+                    writer.add_scalar(
+                        TENSORBOARD_TAGS.get(name, name.replace("dev_pearson_", "pearson/dev_")), value, epoch
+                    )
+            writer.flush()
+            done = {"fingerprint": fingerprint, "epoch": epoch, "history": history, "best": best}
+            _save_resume_state(out / "last.pt", done, model, optimiser, scheduler, scaler, device)
+            bar.set_postfix(loss=f"{train_loss:.4f}", dev_r=_fmt(row.get("dev_mean_pearson")), refresh=False)
+            bar.update(1)
+    bar.close()
+    writer.close()
+    if best["epoch"] == 0:
+        raise ViperError(f"{out}: no epoch was trained (epochs = {config.epochs})")
+    return TrainResult(out, out / "best.pt", best["epoch"], best["pearson"], len(history), history)
+
+
+def _train_epoch(model, loader, optimiser, scaler, autocast, device) -> float:
+    """One pass over the train split; returns the mean loss per clip."""
+    model.train()
+    total, count = 0.0, 0
+    for tokens, masks, labels in loader:
+        tokens, masks, labels = tokens.to(device), masks.to(device), labels.to(device)
+        with autocast:
+            predictions = model(tokens, masks)
+        # the mean over emotions of each emotion's MSE (equal counts, so this is the plain mean)
+        loss = F.mse_loss(predictions.float(), labels)
+        optimiser.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimiser)
+        scaler.update()
+        total += loss.item() * len(labels)
+        count += len(labels)
+    return total / count
+
+
+def _score(model: Perceiver, data) -> tuple[dict[str, float], list[str]]:
+    """Dev loss, mean and per-emotion Pearson; and the emotions whose r was undefined."""
+    predictions = predict_model(model, data.tokens, data.modality_masks)
+    scores, mean_r, undefined = pearson_scores(predictions, data.labels, data.emotions)
+    row = {"dev_loss": float(np.mean((predictions - data.labels) ** 2)), "dev_mean_pearson": mean_r}
+    return row | {f"dev_pearson_{emotion}": r for emotion, r in scores.items()}, undefined
+
+
+def _save_resume_state(path: Path, state: dict[str, Any], model, optimiser, scheduler, scaler, device) -> None:
+    """Everything needed to continue exactly where this epoch ended, RNG states included."""
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    torch_save_atomic(
+        {
+            **state,
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": cuda_rng,
+        },
+        path,
+    )
+
+
+def _fingerprint(run_info: dict[str, Any]) -> dict[str, Any]:
+    """What must not change when a run is resumed: everything but the epoch count and the device (as JSON would
+    hold it, so a tuple and a list of the same modalities compare equal)."""
+    train = {name: value for name, value in run_info["train"].items() if name not in RESUMABLE_CHANGES}
+    return json.loads(json.dumps({**run_info, "train": train}))
+
+
+def _resume_state(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["fingerprint"] != fingerprint:
+        changed = _differences(state["fingerprint"], fingerprint)
+        raise ViperError(
+            f"{path.parent} holds a run with another configuration ({'; '.join(changed)}); "
+            "use a new --out folder, or the same settings to resume"
+        )
+    return state
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    changes = []
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section), new.get(section)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += [
+                f"{section}.{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+            ]
+        elif a != b:
+            changes.append(f"{section}: {a!r} -> {b!r}")
+    return changes
+
+
+def _write_history(history: list[dict[str, Any]], path: Path) -> None:
+    import pandas as pd
+
+    atomic_write_text(path, pd.DataFrame(history).to_csv(index=False))
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,177 @@
+"""The offline face stack on real clips: BlazeFace detection, the mini-Xception port, and the three default
+face-based extractors (face_image:fer, fau:mesh, caption:rule-minilm)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from viper.clip import load_clip
+
+N = 16
+SPECS = ("face_image:fer", "fau:mesh", "caption:rule-minilm")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from viper.faces import create_face_detector
+
+    detector = create_face_detector("mediapipe")
+    detector.load()
+    return detector
+
+
+@pytest.fixture(scope="module")
+def clips(pyfeat_samples, detector):
+    names = ("single_face.mp4", "no_face.mp4", "face_noface.mov", "noface_face.mov")
+    return {name: load_clip(pyfeat_samples / name, N, detector) for name in names}
+
+
+@pytest.fixture(scope="module")
+def extractors(tmp_path_factory):
+    from viper.extractors import create_extractor
+
+    made = {spec: create_extractor(spec) for spec in SPECS}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VIPER_CACHE", str(tmp_path_factory.mktemp("cache")))  # MiniLM runs, nothing lands in ~
+        for extractor in made.values():
+            extractor.ensure_loaded()
+    return made
+
+
+def test_detector_finds_the_face_and_only_faces(clips):
+    single = clips["single_face.mp4"]
+    assert single.face_mask.all()
+    height, width = single.frames[0].shape[:2]
+    boxes = single.face_boxes
+    assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= width).all() and (boxes[:, 1] >= 0).all()
+    assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] <= height).all()
+    assert not clips["no_face.mp4"].face_mask.any()
+    assert np.isnan(clips["no_face.mp4"].face_boxes).all()
+
+
+def test_face_then_no_face_and_the_reverse(clips, extractors):
+    quarter = N // 4
+    early_face = clips["face_noface.mov"]
+    late_face = clips["noface_face.mov"]
+    assert early_face.face_mask[:quarter].all() and not early_face.face_mask[-quarter:].any()
+    assert not late_face.face_mask[:quarter].any() and late_face.face_mask[-quarter - 1 : -1].all()
+    for clip in (early_face, late_face):
+        for spec, extractor in extractors.items():
+            mask = extractor.extract(clip).mask
+            assert not (mask & ~clip.face_mask).any(), spec  # never a feature without a face
+            if spec == "fau:mesh":  # the mesh may miss a face the detector found, rarely
+                assert mask.sum() >= 0.8 * clip.face_mask.sum()
+            else:
+                assert (mask == clip.face_mask).all(), spec
+
+
+def test_faces_that_fill_the_frame_are_found(ravdess_dir, detector):
+    clip = load_clip(ravdess_dir / "clips" / "01-01-03-02-01-01-05.mp4", N, detector)  # 224x224 face crops
+    lit = np.array([frame.mean() > 3 for frame in clip.frames])  # the takes end on black padding frames
+    assert clip.face_mask[lit].all() and lit.sum() >= N // 2
+    full = load_clip(ravdess_dir / "full" / "01-01-03-01-01-02-05.mp4", 8, detector)  # 1280x720
+    assert full.face_mask.all()
+
+
+@pytest.mark.parametrize(("image", "expected"), [("0-f1-su-ph.jpg", "surprise"), ("0-f15-hao-ph.jpg", "happy")])
+def test_mini_xception_reads_posed_expressions(pyfeat_samples, detector, image, expected):
+    import cv2
+
+    from viper.backbones.mini_xception import CLASSES, FACE_MARGIN, INPUT_SIZE, classify
+    from viper.faces import crop_square
+
+    rgb = cv2.cvtColor(cv2.imread(str(pyfeat_samples / image)), cv2.COLOR_BGR2RGB)
+    box = detector.detect([rgb])[0]
+    probs, pooled = classify([crop_square(rgb, box, FACE_MARGIN, INPUT_SIZE)])
+    assert CLASSES[int(probs[0].argmax())] == expected
+    assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-5 and pooled["block4"].shape == (1, 128)
+
+
+def test_extractor_outputs_follow_the_contract(clips, extractors):
+    clip = clips["face_noface.mov"]
+    for spec, extractor in extractors.items():
+        features = extractor.extract(clip)
+        assert features.values.shape == (N, extractor.dim) and features.values.dtype == np.float32, spec
+        assert features.mask.dtype == bool and features.mask.any() and not features.mask.all(), spec
+        assert np.isfinite(features.values).all() and (features.values[~features.mask] == 0).all(), spec
+        assert np.abs(features.values[features.mask]).sum(axis=1).min() > 0, spec
+    batch = extractors["fau:mesh"].extract_batch([clips["single_face.mp4"], clip])
+    assert [f.values.shape[0] for f in batch] == [N, N]
+
+
+def test_fau_values_are_bounded_aus_then_emotions(clips, extractors):
+    from viper.extractors.fau_geometry import AU_NAMES
+
+    features = extractors["fau:mesh"].extract(clips["single_face.mp4"])
+    aus, emotions = features.values[:, : len(AU_NAMES)], features.values[:, len(AU_NAMES) :]
+    assert features.mask.all() and emotions.shape[1] == 7
+    assert (aus >= 0).all() and (aus <= 1).all()
+    np.testing.assert_allclose(emotions.sum(axis=1), 1.0, atol=1e-5)
+    assert aus[:, AU_NAMES.index("AU12")].mean() > 0.2  # the person in single_face.mp4 smiles throughout
+
+
+def test_same_clip_twice_gives_identical_features(pyfeat_samples, detector, extractors):
+    first = load_clip(pyfeat_samples / "face_noface.mov", N, detector)
+    second = load_clip(pyfeat_samples / "face_noface.mov", N, detector)  # a new object: nothing is reused
+    np.testing.assert_array_equal(first.face_boxes, second.face_boxes)
+    for spec, extractor in extractors.items():
+        a, b = extractor.extract(first), extractor.extract(second)
+        np.testing.assert_array_equal(a.values, b.values, err_msg=spec)
+        np.testing.assert_array_equal(a.mask, b.mask, err_msg=spec)
+
+
+def test_caption_picks_a_template_and_embeds_it_unit_norm(clips, extractors):
+    from viper.extractors.caption_templates import template_embeddings, templates
+
+    caption = extractors["caption:rule-minilm"]
+    clip = clips["noface_face.mov"]
+    chosen = caption.choose([clip])[0]
+    features = caption.extract(clip)
+    assert ((chosen >= 0) == features.mask).all()
+    assert ((chosen[features.mask] >= 0) & (chosen[features.mask] < 53)).all()
+    vectors = template_embeddings(templates())
+    assert vectors.shape == (53, 384)
+    np.testing.assert_allclose(features.values[features.mask], vectors[chosen[features.mask]])
+    np.testing.assert_allclose(np.linalg.norm(features.values[features.mask], axis=1), 1.0, atol=1e-5)
+
+
+def test_caption_rule():
+    from viper.extractors.caption_templates import choose_templates, templates
+
+    table = templates()
+    sure_happy = np.eye(7)[3]
+    flat_angry = np.array([0.2, 0.1, 0.14, 0.14, 0.14, 0.14, 0.14])
+    chosen = choose_templates(np.stack([sure_happy, sure_happy, flat_angry]), np.array([True, False, False]), table)
+    assert [table[i]["emotion"] for i in chosen] == ["Amusement", "Adoration", "Anxiety"]
+    assert chosen[0] == 15 and chosen[1] == 6  # the surest face gets its emotion's last sentence
+    assert chosen[2] == 16  # a barely-top class gets the first
+
+
+def test_importing_the_face_stack_stays_light():
+    code = (
+        "import sys, viper.extractors.face_image_fer, viper.extractors.fau_geometry;"
+        "import viper.extractors.caption_templates, viper.face_detectors.mediapipe_blazeface, viper.backbones;"
+        "print(sorted(m for m in ('torch', 'mediapipe', 'cv2', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_mini_xception_pools_and_loads_as_keras_does():
+    import torch
+
+    from viper.backbones.mini_xception import load_mini_xception, max_pool_same
+
+    # TensorFlow 'same' pooling, 3x3 stride 2: even sizes pad one cell right/bottom, odd ones one on each side
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    assert max_pool_same(x).flatten().tolist() == [10.0, 11.0, 14.0, 15.0]
+    odd = torch.arange(25.0).reshape(1, 1, 5, 5)
+    assert max_pool_same(odd).flatten().tolist() == [6.0, 8.0, 9.0, 16.0, 18.0, 19.0, 21.0, 23.0, 24.0]
+    model = load_mini_xception()
+    assert model is load_mini_xception()  # once per process
+    assert model.bn1.eps == 1e-3 and not model.training
+    assert model.blocks[0].sep1.depthwise.groups == 8

@@ -1,0 +1,270 @@
+"""Fusion model, dataset, training, checkpoints and evaluation on a small synthetic feature store (seconds)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import pearsonr
+
+from viper.checkpoint import load_checkpoint
+from viper.dataset import build_tokens, load_split, normalise_split
+from viper.errors import ViperError
+from viper.evaluation import evaluate, predict_arrays
+from viper.extractors.base import Features
+from viper.model import Perceiver, count_parameters, model_config
+from viper.store import FeatureStore
+from viper.training import TrainConfig, train
+
+EMOTIONS = ("joy", "fear", "calm")
+TINY = {"num_latents": 8, "latent_dim": 16, "input_dim": 16, "self_layers": 1, "latent_heads": 2}
+
+
+def make_store(root: Path, *, n_clips: int = 96, n_frames: int = 8, splits=("train", "dev", "test")) -> FeatureStore:
+    """Two modalities with per-clip offsets; each label is a squashed linear function of the clip's mean token."""
+    rng = np.random.default_rng(0)
+    store = FeatureStore.create(root, n_frames)
+    dims = {"face_image-test-aaaa": ("face_image", 6), "audio-test-bbbb": ("audio", 4)}
+    for key, (modality, dim) in dims.items():
+        store.register_extractor(key, {"modality": modality, "backend": "test", "version": "1", "config": {}}, dim)
+    weights = rng.normal(size=(10, len(EMOTIONS)))
+    rows = []
+    for index in range(n_clips):
+        video_id = f"clip{index:03d}"
+        means = []
+        for key, (_, dim) in dims.items():
+            values = rng.normal(loc=rng.normal(size=dim), size=(n_frames, dim)).astype(np.float32)
+            mask = rng.random(n_frames) > 0.2
+            mask[0] = True
+            values[~mask] = 0
+            store.write(key, video_id, values, mask)
+            means.append(values[mask].mean(0))
+        labels = 1 / (1 + np.exp(-np.concatenate(means) @ weights / 2))
+        bucket = 0 if index < n_clips * 2 // 3 else 1 if index < n_clips * 5 // 6 else 2  # 4 : 1 : 1
+        split = splits[min(bucket, len(splits) - 1)]
+        rows.append(
+            {
+                "video_id": video_id,
+                "path": f"{video_id}.mp4",
+                "split": split,
+                **dict(zip(EMOTIONS, labels, strict=True)),
+            }
+        )
+    store.write_labels(pd.DataFrame(rows))
+    return store
+
+
+def tiny_config(**changes) -> TrainConfig:
+    base = {"epochs": 30, "lr": 1e-2, "lr_step_epochs": 100, "batch_size": 16, "model_overrides": TINY}
+    return TrainConfig(**{**base, **changes})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and lose a lot when another process holds a core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> FeatureStore:
+    return make_store(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="module")
+def run(store, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    train(
+        store.root, out, tiny_config(model_overrides={**TINY, "attn_dropout": 0.0, "ff_dropout": 0.0}), progress=False
+    )
+    return out
+
+
+# --- model --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides",
+    [TINY, {**TINY, "input_dim": None, "cross_heads": 2}, {**TINY, "self_layers": 4, "cross_layers": 2}],
+)
+def test_forward_backward_shapes(overrides):
+    model = Perceiver(token_dims=(6, 4), num_outputs=3, config=model_config("compact", overrides))
+    tokens, mask = torch.randn(5, 8, 10), torch.rand(5, 8) > 0.3
+    out = model(tokens, mask)
+    out.sum().backward()
+    assert out.shape == (5, 3) and torch.isfinite(out).all()
+
+
+def test_masked_frames_and_parts_change_nothing():
+    torch.manual_seed(0)
+    model = Perceiver(token_dims=(6, 4), num_outputs=3, config=model_config("compact", TINY)).eval()
+    model.set_standardisation(torch.randn(10), torch.rand(10) + 0.5)
+    tokens = torch.randn(4, 8, 10)
+    masks = torch.rand(4, 8, 2) > 0.3
+    changed = tokens.clone()
+    changed[~masks.any(-1)] = 1e4  # masked frames
+    changed[..., :6][~masks[..., 0]] = -7.0  # face part of frames where only the face is masked
+    assert torch.equal(model(tokens, masks), model(changed, masks))
+    # and a masked frame is as good as no frame at all
+    frame_mask = masks.any(-1)
+    kept = frame_mask[0]
+    alone = model(tokens[:1, kept], masks[:1, kept])
+    torch.testing.assert_close(alone, model(tokens, masks)[:1], rtol=1e-5, atol=1e-5)
+
+
+def test_all_masked_clip_gives_finite_scores_and_gradients():
+    model = Perceiver(token_dims=(6, 4), num_outputs=3, config=model_config("compact", TINY))
+    tokens = torch.full((2, 8, 10), float("nan"))
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    out = model(tokens, mask)
+    out.sum().backward()
+    assert torch.isfinite(out).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_paper_preset_matches_the_authors_size():
+    with torch.device("meta"):
+        model = Perceiver(token_dims=(768, 512, 768, 32), num_outputs=7, config=model_config("paper"))
+    encoder = count_parameters(model) - count_parameters(model.to_out)
+    assert encoder == 273_524_640  # transformers.PerceiverModel(PerceiverConfig(d_model=2080)), no decoder
+
+
+# --- dataset -------------------------------------------------------------------------------------------
+def test_split_names():
+    assert [normalise_split(s) for s in ("Train", "devel", "Val", "DEV", "test")] == [
+        "train",
+        "dev",
+        "dev",
+        "dev",
+        "test",
+    ]
+    with pytest.raises(ViperError):
+        normalise_split("holdout")
+
+
+def test_build_tokens_concatenates_in_order_with_zeros_where_masked():
+    face = (np.ones((2, 3, 2), np.float32), np.array([[1, 1, 0], [1, 0, 0]], bool))
+    audio = (np.full((2, 3, 1), 5, np.float32), np.array([[1, 0, 0], [1, 1, 0]], bool))
+    tokens, mask, parts = build_tokens({"face": face, "audio": audio}, ["audio", "face"])
+    assert tokens.shape == (2, 3, 3) and parts.shape == (2, 3, 2)
+    np.testing.assert_array_equal(tokens[0, 1], [0, 1, 1])
+    np.testing.assert_array_equal(mask, [[1, 1, 0], [1, 1, 0]])
+
+
+def test_load_split(store):
+    data = load_split(store, ["face_image", "audio"], "dev")
+    assert data.tokens.shape[1:] == (8, 10) and data.tokens.dtype == np.float32
+    assert data.labels.shape == (len(data), 3) and data.emotions == list(EMOTIONS)
+    assert data.modality_masks.shape == (len(data), 8, 2)
+
+
+def test_label_errors_name_row_and_file(tmp_path):
+    bad = make_store(tmp_path / "bad", n_clips=8)
+    table = bad.labels()
+    table["fear"] = table["fear"].astype(object)
+    table.loc[2, "fear"] = "high"
+    table.loc[3, "joy"] = np.nan
+    table.loc[:, "split"] = "train"
+    (bad.root / "labels.csv").write_text(table.to_csv(index=False))
+    with pytest.raises(ViperError) as error:
+        load_split(bad, None, "train")
+    message = str(error.value)
+    assert "labels.csv" in message and "line 4" in message and "'high'" in message
+    assert "line 5" in message and "joy is missing" in message
+
+
+# --- training --------------------------------------------------------------------------------------------
+def test_learns_a_synthetic_task(run):
+    info = json.loads((run / "config.json").read_text())
+    history = pd.read_csv(run / "history.csv")
+    assert history["dev_mean_pearson"].max() > 0.9
+    assert load_checkpoint(run).info["dev_mean_pearson"] == pytest.approx(history["dev_mean_pearson"].max())
+    assert info["model"]["latent_dim"] == 16 and info["train"]["lr"] == 1e-2
+    assert list((run / "tensorboard").iterdir())
+
+
+def test_same_seed_same_weights_and_resume_is_seamless(store, tmp_path):
+    config = tiny_config(epochs=4, model_overrides={**TINY, "attn_dropout": 0.2, "ff_dropout": 0.2})
+    train(store.root, tmp_path / "a", config, progress=False)
+    train(store.root, tmp_path / "b", config, progress=False)
+    train(store.root, tmp_path / "c", tiny_config(epochs=2, model_overrides=config.model_overrides), progress=False)
+    result = train(store.root, tmp_path / "c", config, progress=False)  # continues with epochs 3 and 4
+    assert result.epochs_done == 4
+    last = {name: torch.load(tmp_path / name / "last.pt", weights_only=True)["model"] for name in "abc"}
+    for key, value in last["a"].items():
+        assert torch.equal(value, last["b"][key]), key
+        assert torch.equal(value, last["c"][key]), key
+    assert (tmp_path / "a" / "history.csv").read_text().count("\n") == 5
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "a" / "history.csv").drop(columns="seconds"),
+        pd.read_csv(tmp_path / "c" / "history.csv").drop(columns="seconds"),
+    )
+    with pytest.raises(ViperError, match="lr"):
+        train(store.root, tmp_path / "a", tiny_config(epochs=4, lr=1e-3), progress=False)
+
+
+def test_without_dev_split_keeps_the_last_epoch(tmp_path, caplog):
+    only_train = make_store(tmp_path / "s", n_clips=16, splits=("train",))
+    with caplog.at_level(logging.WARNING):
+        result = train(only_train.root, tmp_path / "run", tiny_config(epochs=2), progress=False)
+    assert result.best_epoch == 2 and result.best_dev_pearson is None
+    assert "no dev split" in caplog.text
+
+
+# --- checkpoints and evaluation -------------------------------------------------------------------------
+def test_checkpoint_round_trip_gives_the_same_predictions(run, store):
+    bundle = load_checkpoint(run)
+    data = load_split(store, bundle.keys, "test")
+    again = load_checkpoint(run / "best.pt")
+    np.testing.assert_array_equal(
+        predict_arrays(bundle, data.tokens, data.modality_masks),
+        predict_arrays(again, data.tokens, data.modality_masks),
+    )
+    assert bundle.emotions == list(EMOTIONS) and bundle.n_frames == 8
+    # the prediction path (one clip's extractor Features) builds the same tokens as training did
+    clip = data.video_ids[0]
+    features = {key: Features(*store.read(key, clip)) for key in bundle.keys}
+    tokens, _, parts = build_tokens(features, bundle.keys)
+    np.testing.assert_array_equal(tokens, data.tokens[0])
+    np.testing.assert_array_equal(
+        predict_arrays(bundle, tokens[None], parts[None]),
+        predict_arrays(bundle, data.tokens[:1], data.modality_masks[:1]),
+    )
+    assert not torch.equal(bundle.model.token_std, torch.ones(10))  # standardisation travelled with the weights
+
+
+def test_evaluate_writes_metrics_that_match_scipy(run, store, tmp_path):
+    metrics = evaluate(run, store.root, "test", out=tmp_path)
+    predictions = pd.read_csv(tmp_path / "predictions.csv", dtype={"video_id": str})
+    truth = store.labels().set_index("video_id").loc[predictions["video_id"]]
+    assert list(predictions.columns) == ["video_id", *EMOTIONS]
+    assert metrics["n"] == len(predictions) == len(load_split(store, None, "test"))
+    for emotion in EMOTIONS:
+        expected = pearsonr(predictions[emotion], truth[emotion]).statistic
+        assert metrics["pearson"][emotion] == pytest.approx(expected, abs=1e-6)
+    assert metrics["mean_pearson"] == pytest.approx(np.mean(list(metrics["pearson"].values())))
+    assert json.loads((tmp_path / "metrics.json").read_text())["n"] == metrics["n"]
+    for plot in ("scatter.png", "pearson.png", "confusion.png"):
+        assert (tmp_path / plot).stat().st_size > 0
+
+
+def test_features_from_another_extractor_are_refused(run, store, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(store.root, other)
+    info_path = other / "features" / "face_image-test-aaaa" / "extractor.json"
+    info = json.loads(info_path.read_text())
+    info_path.write_text(json.dumps({**info, "version": "2"}))
+    with pytest.raises(ViperError, match="face_image-test-aaaa.*v2.*v1"):
+        evaluate(run, other, "test", out=tmp_path / "eval")
+
+    renamed = other / "features" / "face_image-test-cccc"
+    (other / "features" / "face_image-test-aaaa").rename(renamed)
+    (renamed / "extractor.json").write_text(json.dumps({**info, "key": "face_image-test-cccc"}))
+    with pytest.raises(ViperError, match="face_image-test-aaaa.*face_image-test-cccc"):
+        evaluate(run, other, "test", out=tmp_path / "eval")

@@ -1,0 +1,273 @@
+"""The paper's encoders through transformers, on real clips, with tiny random models saved to a temp folder.
+
+Nothing is downloaded: every model here is built from a small config and its processor/tokenizer from a vocabulary
+written below, then loaded back through viper's real offline loading code. Tests that need the real checkpoints
+are marked `real_weights` and skip when the local Hugging Face cache lacks them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import transformers
+
+from viper.clip import load_clip
+from viper.errors import ModelNotFoundError, ViperError
+from viper.extractors import create_extractor
+from viper.extractors.audio_wavlm import MIN_FRAGMENT, min_samples
+from viper.extractors.caption_clip import templates
+
+TINY = {"num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37}
+
+
+def byte_alphabet() -> list[str]:
+    """The 256 printable stand-ins byte-level BPE uses for bytes (GPT-2's table), so every text tokenizes."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = [b for b in range(256) if b not in printable]
+    return [chr(c) for c in printable] + [chr(256 + i) for i in range(len(extra))]
+
+
+def save_vit(folder: Path, classifier: bool) -> Path:
+    config = transformers.ViTConfig(hidden_size=32, image_size=32, patch_size=8, **TINY)
+    model = transformers.ViTForImageClassification(config) if classifier else transformers.ViTModel(config)
+    model.save_pretrained(folder)
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+def save_roberta(folder: Path) -> Path:
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}
+    for char in byte_alphabet():
+        vocab.setdefault(char, len(vocab))
+    transformers.RobertaTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    config = transformers.RobertaConfig(vocab_size=len(vocab), hidden_size=24, max_position_embeddings=40, **TINY)
+    transformers.RobertaModel(config).save_pretrained(folder)
+    return folder
+
+
+def save_clip(folder: Path) -> Path:
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for char in byte_alphabet():
+        vocab.setdefault(char, len(vocab))
+        vocab.setdefault(f"{char}</w>", len(vocab))
+    tokenizer = transformers.CLIPTokenizer(vocab=vocab, merges=[])
+    processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    transformers.CLIPProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(folder)
+    text = dict(vocab_size=len(vocab), hidden_size=32, bos_token_id=0, eos_token_id=1, pad_token_id=1, **TINY)
+    vision = dict(hidden_size=32, image_size=32, patch_size=8, **TINY)
+    config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
+    transformers.CLIPModel(config).save_pretrained(folder)
+    return folder
+
+
+def save_wavlm(folder: Path) -> Path:
+    config = transformers.WavLMConfig(
+        hidden_size=32,
+        conv_dim=(16,) * 7,
+        tdnn_dim=(16, 16, 16, 16, 32),
+        xvector_output_dim=12,
+        num_buckets=16,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        **TINY,
+    )
+    transformers.WavLMForXVector(config).save_pretrained(folder)
+    transformers.Wav2Vec2FeatureExtractor(return_attention_mask=True, do_normalize=True).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {
+        "vit": save_vit(root / "vit", classifier=False),
+        "vit-face": save_vit(root / "vit-face", classifier=True),
+        "roberta": save_roberta(root / "roberta"),
+        "clip": save_clip(root / "clip"),
+        "wavlm": save_wavlm(root / "wavlm"),
+    }
+
+
+@pytest.fixture(scope="module")
+def clips(pyfeat_samples):
+    """A talking face and a clip whose audio starts late (masked fragments), as whole frames (no detector)."""
+    return [
+        load_clip(pyfeat_samples / name, 8, detector=None, face_crop=False)
+        for name in ("single_face.mp4", "face_noface.mov")
+    ]
+
+
+def backends(models: dict[str, Path]) -> dict[str, tuple[dict, int]]:
+    """spec -> (options, expected dim)."""
+    return {
+        "face_image:vit": ({"model": str(models["vit"]), "batch_size": 5}, 32),
+        "face_image:vit-face": ({"model": str(models["vit-face"])}, 32),
+        "caption:clip": ({"clip_model": str(models["clip"]), "text_model": str(models["roberta"])}, 24),
+        "audio:wavlm": ({"model": str(models["wavlm"]), "batch_size": 3}, 12),
+    }
+
+
+@pytest.mark.parametrize("spec", ["face_image:vit", "face_image:vit-face", "caption:clip", "audio:wavlm"])
+def test_backend_contract_on_real_clips(spec, tiny_models, clips):
+    options, dim = backends(tiny_models)[spec]
+    extractor = create_extractor(spec, options)
+    assert extractor.dim == dim  # read from the config alone, before loading
+    batch = extractor.extract_batch(clips)
+    for clip, features in zip(clips, batch, strict=True):
+        expected = clip.face_mask if spec.split(":")[0] != "audio" else clip.audio_mask
+        assert features.values.shape == (clip.n, dim) and features.values.dtype == np.float32
+        np.testing.assert_array_equal(features.mask, expected)
+        assert np.isfinite(features.values).all()
+        assert not features.values[~features.mask].any()
+        assert np.abs(features.values[features.mask]).sum(axis=1).min() > 0
+    if extractor.modality == "audio":
+        assert not batch[1].mask.all()  # face_noface.mov's audio starts late: early fragments are masked
+    again = extractor.extract(clips[0])  # alone, another batch layout: the same numbers
+    np.testing.assert_allclose(again.values, batch[0].values, rtol=1e-4, atol=1e-6 * np.abs(again.values).max())
+
+
+def test_vit_pooling_before_and_after_final_norm(tiny_models, clips):
+    crops = [crop for crop in clips[0].face_crops if crop is not None][:3]
+    before = create_extractor("face_image:vit", {"model": str(tiny_models["vit"])})
+    after = create_extractor("face_image:vit", {"model": str(tiny_models["vit"]), "final_norm": True})
+    before.ensure_loaded()
+    after.ensure_loaded()
+    model = transformers.ViTModel.from_pretrained(tiny_models["vit"]).eval()
+    pixels = before._processor(images=crops, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        outputs = model(pixel_values=pixels, output_hidden_states=True)
+    np.testing.assert_allclose(before.embed(crops), outputs.hidden_states[-1][:, 0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(after.embed(crops), outputs.last_hidden_state[:, 0].numpy(), atol=1e-5)
+    assert before.identity() != after.identity()  # different features never share a store folder
+
+
+def test_caption_rows_are_roberta_vectors_of_chosen_templates(tiny_models, clips):
+    options, _ = backends(tiny_models)["caption:clip"]
+    extractor = create_extractor("caption:clip", options)
+    features = extractor.extract(clips[0])
+    sentences = extractor.captions(clips[0])
+    known = {template["sentence"] for template in templates()}
+    assert len(templates()) == 53 and len(extractor._sentence_vectors) == 53
+    for row, valid, sentence in zip(features.values, features.mask, sentences, strict=True):
+        assert (sentence is not None) == valid
+        if valid:
+            assert sentence in known
+            np.testing.assert_array_equal(row, extractor._sentence_vectors[extractor.sentences.index(sentence)])
+
+
+def test_wavlm_pads_short_fragments_to_its_minimum(tiny_models):
+    assert min_samples(transformers.WavLMConfig()) == 5200  # the real checkpoint's config: 0.325 s
+    extractor = create_extractor("audio:wavlm", {"model": str(tiny_models["wavlm"])})
+    extractor.ensure_loaded()
+    rng = np.random.default_rng(0)
+    fragments = [rng.normal(0, 0.1, n).astype(np.float32) for n in (MIN_FRAGMENT, 1600, 9000)]
+    rows = extractor.embed(fragments)
+    assert rows.shape == (3, 12) and np.isfinite(rows).all()
+
+
+@pytest.mark.parametrize(
+    ("spec", "options", "named_by_load", "named_by_dim"),
+    [
+        ("face_image:vit", {"model": "viper-tests/no-such-vit"}, "viper-tests/no-such-vit", "viper-tests/no-such-vit"),
+        (
+            "caption:clip",
+            {"clip_model": "viper-tests/no-such-clip", "text_model": "viper-tests/no-such-roberta"},
+            "viper-tests/no-such-clip",
+            "viper-tests/no-such-roberta",
+        ),
+        ("audio:wavlm", {"model": "/nonexistent/wavlm"}, "/nonexistent/wavlm", "/nonexistent/wavlm"),
+    ],
+)
+def test_missing_model_is_one_clear_error_without_network(spec, options, named_by_load, named_by_dim):
+    extractor = create_extractor(spec, options)
+    started = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match=named_by_load):
+        extractor.ensure_loaded()
+    with pytest.raises(ModelNotFoundError, match=named_by_dim):
+        _ = extractor.dim
+    assert time.perf_counter() - started < 10  # no network wait
+
+
+def test_checkpoint_missing_used_weights_is_refused(tiny_models, tmp_path):
+    """Weights left at random initialisation would be noise presented as features: refuse, naming the model."""
+    folder = tmp_path / "vit-deeper"
+    shutil.copytree(tiny_models["vit"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["num_hidden_layers"] = 2  # the file only holds one layer
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelNotFoundError, match="weights missing"):
+        create_extractor("face_image:vit", {"model": str(folder)}).ensure_loaded()
+
+
+def test_pyfeat_without_the_package_says_how_to_install():
+    if importlib.util.find_spec("feat") is not None:
+        pytest.skip("py-feat is installed: test_paper_weights_when_present covers it")
+    extractor = create_extractor("fau:pyfeat")
+    assert extractor.dim == 27
+    with pytest.raises(ViperError, match="pip install"):
+        extractor.ensure_loaded()
+
+
+class FakeFex(pd.DataFrame):
+    """Py-Feat's Fex as far as viper reads it: a DataFrame with `input` and named AU/emotion column groups."""
+
+    _metadata = ["au_columns", "emotion_columns"]
+
+
+class FakeDetector:
+    """Py-Feat 0.6's `detect_image` contract: one row per face, a NaN row for an image without a face."""
+
+    def __init__(self, au_model, emotion_model, device):
+        self.calls = []
+
+    def detect_image(self, paths, batch_size):
+        aus, emotions = (
+            [f"AU{i:02d}" for i in range(20)],
+            ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"],
+        )
+        rows = []
+        for index, path in enumerate(paths):
+            assert Path(path).is_file()
+            faces = [np.nan] if index % 3 == 1 else [index, index + 0.5]  # every third crop: no face; else two
+            rows += [{"input": path, **{column: value for column in aus + emotions}} for value in faces]
+        fex = FakeFex(rows)
+        fex.au_columns, fex.emotion_columns = aus, emotions
+        return fex
+
+
+def test_pyfeat_rows_follow_crops_first_face_and_mask(monkeypatch, clips):
+    """The parsing of Py-Feat's output, with a stand-in Detector (the real one needs downloaded weights)."""
+    monkeypatch.setitem(sys.modules, "feat", types.SimpleNamespace(Detector=FakeDetector))
+    monkeypatch.setattr("viper.extractors.fau_pyfeat.pyfeat_version", lambda: (0, 6))
+    features = create_extractor("fau:pyfeat", {"batch_size": 5}).extract(clips[0])
+    assert features.values.shape == (clips[0].n, 27)
+    chunk_index = np.arange(clips[0].n) % 5  # the index each crop had inside its batch of 5
+    np.testing.assert_array_equal(features.mask, chunk_index % 3 != 1)
+    np.testing.assert_array_equal(features.values[features.mask, 0], chunk_index[features.mask])  # the first face
+
+
+@pytest.mark.real_weights
+@pytest.mark.parametrize("spec", ["face_image:vit", "face_image:vit-face", "caption:clip", "audio:wavlm", "fau:pyfeat"])
+def test_paper_weights_when_present(spec, clips):
+    if spec == "fau:pyfeat":
+        pytest.importorskip("feat")
+    extractor = create_extractor(spec)
+    try:
+        extractor.ensure_loaded()
+    except ModelNotFoundError as error:
+        pytest.skip(f"paper weights not on this machine: {error}")
+    dims = {"face_image": 768, "caption": 768, "audio": 512, "fau": 27}
+    features = extractor.extract(clips[0])
+    assert features.values.shape == (clips[0].n, dims[extractor.modality])
+    assert features.mask.any() and np.isfinite(features.values).all()
