@@ -1,0 +1,56 @@
+"""The demo end to end on the bundled real RAVDESS clips, then `viper predict` with the run it trained."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from viper.datasets.ravdess import EMOTIONS
+from viper.demo import demo_clips, run_demo
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    metrics = run_demo(out, workers=1)
+    return out, metrics
+
+
+def test_demo_learns_real_labels_well_above_chance(demo):
+    out, metrics = demo
+    assert metrics["n"] == 30 and list(metrics["pearson"]) == list(EMOTIONS)
+    assert metrics["top1_accuracy"] > 3 * metrics["chance_top1"]  # chance is 13 %
+    assert metrics["mean_pearson"] > 0.4
+    for name in ("metrics.json", "predictions.csv", "scatter.png", "pearson.png", "confusion.png"):
+        assert (out / "report" / name).stat().st_size > 0
+
+
+def test_predict_returns_emotion_names_from_the_checkpoint(demo):
+    out, _ = demo
+    clip = demo_clips() / "01-01-03-02-02-01-05.mp4"  # happy, strong
+    result = subprocess.run(
+        [sys.executable, "-m", "viper", "predict", str(clip), "--checkpoint", str(out / "run")],
+        capture_output=True, text=True, check=True,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1 and lines[0]["video"] == str(clip)
+    scores = lines[0]["scores"]
+    assert list(scores) == list(EMOTIONS) and all(isinstance(v, float) for v in scores.values())
+
+
+def test_predict_csv_and_a_file_that_is_not_a_video(demo, tmp_path):
+    out, _ = demo
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    good = demo_clips() / "01-01-01-01-01-01-05.mp4"
+    result = subprocess.run(
+        [sys.executable, "-m", "viper", "predict", str(good), str(bad), "-c", str(out / "run"), "--format", "csv"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert "notes.mp4" in result.stderr and "Traceback" not in result.stderr
+    rows = [line for line in result.stdout.splitlines() if line]
+    assert rows[0] == ",".join(["video", *EMOTIONS]) and rows[1].startswith(str(good))
