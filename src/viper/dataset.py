@@ -14,13 +14,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from .errors import ViperError
 from .manifest import SPLIT_NAMES
+from .manifest import normalise_split as read_split
 from .store import FeatureStore
 
 
 def normalise_split(name: str) -> str:
     """train / dev / test from any spelling the manifest accepts (Train, devel, Val, ...); others are refused."""
-    split = SPLIT_NAMES.get(str(name).strip().lower())
-    if split is None:
+    split = read_split(name)
+    if split not in SPLIT_NAMES.values():
         raise ViperError(f"unknown split {name!r}; use train, dev (or devel/val) or test")
     return split
 
@@ -77,7 +78,7 @@ def split_ids(store: FeatureStore, split: str) -> list[str]:
     """Ids of the clips in a split, in labels.csv order."""
     table = store.labels()
     wanted = normalise_split(split)
-    in_split = [SPLIT_NAMES.get(str(value).strip().lower()) == wanted for value in table["split"]]
+    in_split = [read_split(value) == wanted for value in table["split"]]
     return table.loc[in_split, "video_id"].tolist()
 
 

@@ -11,25 +11,18 @@ computed once per process; per frame only the image goes through a model. Frames
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..hf import load_config, load_model, load_preprocessor, prepare
+from ..templates import caption_templates as templates
 from .base import Extractor, Features, register_extractor
 from .batching import NOT_IN_IDENTITY, batched_features
 
 if TYPE_CHECKING:
     from ..clip import Clip
-
-
-def templates() -> list[dict[str, str]]:
-    """The 53 (emotion, sentence) templates in the authors' order."""
-    text = resources.files("viper").joinpath("assets/templates.json").read_text(encoding="utf-8")
-    return json.loads(text)["templates"]
 
 
 @dataclass

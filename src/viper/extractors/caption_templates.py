@@ -22,13 +22,13 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ModelNotFoundError
+from ..templates import caption_templates as templates
 from .base import Extractor, Features, register_default
 
 if TYPE_CHECKING:
@@ -46,12 +46,6 @@ FER_TO_TEMPLATE = {  # mini-Xception class -> template emotion (happy is split b
     "neutral": "Neutral",
 }
 FER_CLASSES = tuple(FER_TO_TEMPLATE)
-
-
-def templates() -> list[dict[str, str]]:
-    """The 53 (emotion, sentence) templates in the authors' order."""
-    text = resources.files("viper").joinpath("assets/templates.json").read_text(encoding="utf-8")
-    return json.loads(text)["templates"]
 
 
 def choose_templates(probs: np.ndarray, mouth_open: np.ndarray, table: list[dict[str, str]]) -> np.ndarray:

@@ -1,0 +1,12 @@
+"""The 53 caption templates of ViPER (the authors' sentences, 6–9 per emotion, neutral included)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+
+def caption_templates() -> list[dict[str, str]]:
+    """The 53 {"emotion", "sentence"} templates in the authors' order."""
+    text = resources.files("viper").joinpath("assets/templates.json").read_text(encoding="utf-8")
+    return json.loads(text)["templates"]
