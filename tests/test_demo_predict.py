@@ -54,3 +54,21 @@ def test_predict_csv_and_a_file_that_is_not_a_video(demo, tmp_path):
     assert "notes.mp4" in result.stderr and "Traceback" not in result.stderr
     rows = [line for line in result.stdout.splitlines() if line]
     assert rows[0] == ",".join(["video", *EMOTIONS]) and rows[1].startswith(str(good))
+
+
+def test_train_and_evaluate_commands(demo, tmp_path):
+    out, _ = demo
+    store, run = out / "store", tmp_path / "run"
+    common = [sys.executable, "-m", "viper"]
+    trained = subprocess.run(
+        [*common, "train", "-f", str(store), "-o", str(run), "--epochs", "3", "--lr", "1e-3", "-m", "face_image,audio"],
+        capture_output=True, text=True,
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert "no dev split" in trained.stdout + trained.stderr and (run / "best.pt").exists()
+    assert len((run / "history.csv").read_text().splitlines()) == 4  # header + 3 epochs
+    evaluated = subprocess.run([*common, "evaluate", str(run), "-f", str(store)], capture_output=True, text=True)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "mean Pearson" in evaluated.stdout
+    metrics = json.loads((run / "eval-test" / "metrics.json").read_text())
+    assert metrics["n"] == 30 and set(metrics["pearson"]) == set(EMOTIONS)

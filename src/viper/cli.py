@@ -58,6 +58,9 @@ def extract(
     no_face_crop: bool = typer.Option(False, "--no-face-crop", help="Use whole frames (the paper's Table 2 ablation)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (for backends that use torch)."),
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML with per-extractor options."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="Read DATA as a dataset's own layout: hume-reaction (MuSe 2022 Reaction root)."
+    ),
 ) -> None:
     """Extract per-frame features of every video into a feature store (resumable)."""
     from .config import load_config_file
@@ -65,7 +68,7 @@ def extract(
 
     options = load_config_file(config).get("options", {}) if config else None
     summary = run_extract(data, out, frames=frames, extractors=_split_list(extractors), workers=workers,
-                          face_crop=not no_face_crop, options=options, device=device)
+                          face_crop=not no_face_crop, options=options, device=device, dataset=dataset)
     for line in summary.lines():
         typer.echo(line, err=line.startswith("FAILED"))
     typer.echo(f"store: {out}")
@@ -101,6 +104,7 @@ def dataset_ravdess(
 @app.command()
 @friendly
 def train(
+    context: typer.Context,
     features: Path = typer.Option(..., "--features", "-f", help="Feature store made by `viper extract`."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (created, or resumed if interrupted)."),
     modalities: str | None = typer.Option(None, "--modalities", "-m", help="e.g. face_image,fau,caption,audio."),
@@ -114,18 +118,17 @@ def train(
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML TrainConfig; flags given override it."),
 ) -> None:
     """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
-    import click
+    from click.core import ParameterSource
 
     from .config import from_dict, load_config_file
     from .training import TrainConfig
     from .training import train as run_train
 
     settings = load_config_file(config) if config else {}
-    context = click.get_current_context()
     flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
              "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device}
     for name, value in flags.items():
-        if name not in settings or context.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+        if name not in settings or context.get_parameter_source(name) != ParameterSource.DEFAULT:
             settings[name] = value
     result = run_train(features, out, from_dict(TrainConfig, settings))
     best = "n/a (no dev split: last epoch kept)"
@@ -195,3 +198,77 @@ def demo(
     from .demo import run_demo
 
     run_demo(out, workers=workers)
+
+
+@app.command("import-features")
+@friendly
+def import_features(
+    root: Path = typer.Argument(..., help="Hume-Reaction root (c2_muse_reaction/ or the folder holding it)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Feature store folder (created, or added to)."),
+    features: str | None = typer.Option(
+        None, "--features", help="Comma-separated folders of feats/, e.g. FAUs,VGGFace2; default all."
+    ),
+    frames: int | None = typer.Option(None, "--frames", "-n", help="N for a new store (default 32)."),
+    tolerance: float | None = typer.Option(
+        None, "--tolerance", help="Seconds from a frame to its feature row before it is masked (default row spacing)."
+    ),
+    time_unit: str = typer.Option("auto", "--time-unit", help="Feature timestamps in s, ms, or auto."),
+) -> None:
+    """Import the challenge's feats/<feature>/<id>.csv as modalities (backend `challenge`) aligned to N frames."""
+    from .challenge_features import import_challenge_features
+    from .store import FeatureStore
+
+    keys = import_challenge_features(root, out, _split_list(features), frames=frames, tolerance=tolerance,
+                                     time_unit=time_unit, progress=True)
+    store = FeatureStore.open(out)
+    for folder, key in keys.items():
+        typer.echo(f"{folder} -> modality {store.extractor_info(key)['modality']} ({key})")
+    typer.echo(f"store: {out}")
+
+
+@app.command()
+@friendly
+def submission(
+    run: Path = typer.Argument(..., help="Run folder (or checkpoint file) made by `viper train`."),
+    features: Path = typer.Option(..., "--features", "-f", help="Feature store with the test clips."),
+    out: Path = typer.Option(..., "--out", "-o", help="Submission CSV to write."),
+    split: str = typer.Option("test", "--split", "-s"),
+) -> None:
+    """Write a MuSe 2022 Reaction submission: File_ID ([id]) and the 7 emotion scores of every clip of a split."""
+    from .submission import write_submission
+
+    rows = write_submission(run, features, out, split)
+    typer.echo(f"{rows} clips -> {out}")
+
+
+@app.command()
+@friendly
+def ablate(
+    features: Path = typer.Option(..., "--features", "-f", help="Feature store made by `viper extract`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Sweep folder (created, or resumed: finished runs are skipped)."),
+    grid: str = typer.Option("paper", "--grid", help="paper (Table 3: image alone, +1, +2, all four) or all."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per setting (0..K-1)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Parallel runs (processes; torch threads = cores/N)."),
+    config: Path | None = typer.Option(
+        None, "--config", help="JSON/YAML TrainConfig for every run (default: the paper's; `viper demo` uses "
+        "epochs 60, lr 1e-3, lr_step_epochs 20, batch_size 8 for tiny data)."
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Override the config's epochs."),
+    baselines: str = typer.Option("ridge,gru", "--baselines", help="Comma-separated ridge,gru, or none."),
+    resamples: int = typer.Option(2000, "--resamples", help="Paired-bootstrap resamples for the p-values."),
+) -> None:
+    """Modality ablation (the paper's Tables 2-3): every setting x seeds, report.md/html, runs.csv, p-values."""
+    from .ablation import run_ablation
+    from .config import from_dict, load_config_file
+    from .training import TrainConfig
+
+    settings = load_config_file(config) if config else {}
+    if epochs is not None:
+        settings["epochs"] = epochs
+    chosen = [] if baselines.strip().lower() == "none" else (_split_list(baselines) or [])
+    result = run_ablation(features, out, grid=grid, seeds=seeds, workers=workers,
+                          config=from_dict(TrainConfig, settings), baselines=chosen, resamples=resamples,
+                          echo=typer.echo)
+    typer.echo(f"best setting on {result.ranking_split}: {result.best}")
+    if result.failed:
+        raise typer.Exit(1)

@@ -72,10 +72,17 @@ def _lines(numbers: list[int]) -> str:
     return ", ".join(map(str, numbers[:20])) + (" ..." if len(numbers) > 20 else "")
 
 
-def load_inputs(data: Path):
-    """A folder, a manifest CSV, or a single video file, as a manifest table."""
+def load_inputs(data: Path, dataset: str | None = None):
+    """A folder, a manifest CSV, or a single video file, as a manifest table; `dataset` reads a dataset's own
+    layout instead (hume-reaction)."""
     import pandas as pd
 
+    if dataset == "hume-reaction":
+        from .datasets.hume_reaction import hume_reaction_manifest
+
+        return hume_reaction_manifest(data)
+    if dataset is not None:
+        raise ViperError(f"unknown dataset layout {dataset!r}; known: hume-reaction")
     data = Path(data)
     if not data.exists():
         raise ViperError(f"{data}: does not exist")

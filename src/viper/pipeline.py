@@ -191,10 +191,12 @@ def extract(
     options: dict[str, dict[str, Any]] | None = None,
     device: str = "cpu",
     progress: bool = True,
+    dataset: str | None = None,
 ) -> ExtractSummary:
     """Extract per-frame features of every video in `data` (folder, manifest CSV or one file) into store `out`.
 
-    Re-running skips what exists; a video that cannot be read is reported and the run goes on.
+    Re-running skips what exists; a video that cannot be read is reported and the run goes on. `dataset` names a
+    dataset layout to read `data` as (see `manifest.load_inputs`).
     """
     from tqdm import tqdm
 
@@ -207,7 +209,7 @@ def extract(
     if frames < 1:
         raise ViperError(f"--frames must be at least 1, got {frames}")
     config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device)
-    table = load_inputs(Path(data))
+    table = load_inputs(Path(data), dataset)
     store = FeatureStore.create(out, frames)
     store.write_labels(table)
     save_config(config, store.root / "extract.json")
