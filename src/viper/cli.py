@@ -255,7 +255,9 @@ def ablate(
     ),
     epochs: int | None = typer.Option(None, "--epochs", help="Override the config's epochs."),
     baselines: str = typer.Option("ridge,gru", "--baselines", help="Comma-separated ridge,gru, or none."),
+    gru_epochs: int | None = typer.Option(None, "--gru-epochs", help="Epochs of the GRU baseline (default: epochs)."),
     resamples: int = typer.Option(2000, "--resamples", help="Paired-bootstrap resamples for the p-values."),
+    run_plots: bool = typer.Option(True, "--run-plots/--no-run-plots", help="evaluate's plots in every run folder."),
 ) -> None:
     """Modality ablation (the paper's Tables 2-3): every setting x seeds, report.md/html, runs.csv, p-values."""
     from .ablation import run_ablation
@@ -267,8 +269,8 @@ def ablate(
         settings["epochs"] = epochs
     chosen = [] if baselines.strip().lower() == "none" else (_split_list(baselines) or [])
     result = run_ablation(features, out, grid=grid, seeds=seeds, workers=workers,
-                          config=from_dict(TrainConfig, settings), baselines=chosen, resamples=resamples,
-                          echo=typer.echo)
+                          config=from_dict(TrainConfig, settings), baselines=chosen, gru_epochs=gru_epochs,
+                          resamples=resamples, run_plots=run_plots, echo=typer.echo)
     typer.echo(f"best setting on {result.ranking_split}: {result.best}")
     if result.failed:
         raise typer.Exit(1)

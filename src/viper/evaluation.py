@@ -75,15 +75,13 @@ def top1(predictions: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 
 def evaluate(
-    run: Path | str, features: Path | str, split: str = "test", out: Path | str | None = None
+    run: Path | str, features: Path | str, split: str = "test", out: Path | str | None = None, *, plots: bool = True
 ) -> dict[str, Any]:
     """Score a run on a split; writes metrics.json, predictions.csv and plots to `out` (default RUN/eval-SPLIT).
 
     metrics.json is `{"pearson": {emotion: r}, "mean_pearson": r, "n": clips}` plus top-1 accuracy of the argmax
     emotion, its chance level (most frequent true class), and the emotions whose r was undefined (counted as 0).
     """
-    import pandas as pd
-
     bundle = load_checkpoint(run)
     store = FeatureStore.open(features)
     check_store(bundle, store)
@@ -92,6 +90,14 @@ def evaluate(
     if data.emotions != bundle.emotions:
         raise ViperError(f"{store.root}: emotions {data.emotions} differ from the model's {bundle.emotions}")
     predictions = predict_arrays(bundle, data.tokens, data.modality_masks)
+    folder = Path(out) if out is not None else bundle.path.parent / f"eval-{split}"
+    return write_evaluation(folder, predictions, data, split, plots=plots)
+
+
+def write_evaluation(folder: Path, predictions: np.ndarray, data, split: str, *, plots: bool = True) -> dict[str, Any]:
+    """metrics.json, predictions.csv (and plots) of predictions (V, E) for a split's `SplitData`."""
+    import pandas as pd
+
     scores, mean_r, undefined = pearson_scores(predictions, data.labels, data.emotions)
     if undefined:
         log.warning("Pearson r undefined (constant predictions or labels) for %s; counted as 0", ", ".join(undefined))
@@ -105,13 +111,12 @@ def evaluate(
         "undefined_pearson": undefined,
         "split": split,
     }
-
-    folder = Path(out) if out is not None else bundle.path.parent / f"eval-{split}"
     table = pd.DataFrame(predictions, columns=data.emotions)
     table.insert(0, "video_id", data.video_ids)
     atomic_write_text(folder / "predictions.csv", table.to_csv(index=False))
     atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
-    plot_results(predictions, data.labels, data.emotions, scores, folder)
+    if plots:
+        plot_results(predictions, data.labels, data.emotions, scores, folder)
     return metrics
 
 
