@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from synthetic import make_synthetic_store
 
 from viper.ablation import grid_settings, run_ablation
 from viper.significance import paired_bootstrap
@@ -37,34 +38,7 @@ PAPER = {
 
 
 def make_store(root, n_clips: int = 48, n_frames: int = 6) -> FeatureStore:
-    rng = np.random.default_rng(0)
-    store = FeatureStore.create(root, n_frames)
-    for key, (modality, dim) in MODALITIES.items():
-        store.register_extractor(key, {"modality": modality, "backend": "test", "version": "1", "config": {}}, dim)
-    weights = rng.normal(size=(20, len(EMOTIONS)))
-    rows = []
-    for index in range(n_clips):
-        video_id = f"clip{index:03d}"
-        means = []
-        for key, (_, dim) in MODALITIES.items():
-            values = rng.normal(loc=rng.normal(size=dim), size=(n_frames, dim)).astype(np.float32)
-            mask = rng.random(n_frames) > 0.2
-            mask[0] = True
-            values[~mask] = 0
-            store.write(key, video_id, values, mask)
-            means.append(values[mask].mean(0))
-        labels = 1 / (1 + np.exp(-np.concatenate(means) @ weights / 2))
-        split = "train" if index < n_clips * 2 // 3 else "dev" if index < n_clips * 5 // 6 else "test"
-        rows.append(
-            {
-                "video_id": video_id,
-                "path": f"{video_id}.mp4",
-                "split": split,
-                **dict(zip(EMOTIONS, labels, strict=True)),
-            }
-        )
-    store.write_labels(pd.DataFrame(rows))
-    return store
+    return make_synthetic_store(root, MODALITIES, EMOTIONS, n_clips=n_clips, n_frames=n_frames)
 
 
 @pytest.fixture(scope="module", autouse=True)

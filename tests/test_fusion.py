@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from scipy.stats import pearsonr
+from synthetic import make_synthetic_store
 
 from viper.checkpoint import load_checkpoint
 from viper.dataset import build_tokens, load_split, normalise_split
@@ -27,37 +28,8 @@ TINY = {"num_latents": 8, "latent_dim": 16, "input_dim": 16, "self_layers": 1, "
 
 
 def make_store(root: Path, *, n_clips: int = 96, n_frames: int = 8, splits=("train", "dev", "test")) -> FeatureStore:
-    """Two modalities with per-clip offsets; each label is a squashed linear function of the clip's mean token."""
-    rng = np.random.default_rng(0)
-    store = FeatureStore.create(root, n_frames)
     dims = {"face_image-test-aaaa": ("face_image", 6), "audio-test-bbbb": ("audio", 4)}
-    for key, (modality, dim) in dims.items():
-        store.register_extractor(key, {"modality": modality, "backend": "test", "version": "1", "config": {}}, dim)
-    weights = rng.normal(size=(10, len(EMOTIONS)))
-    rows = []
-    for index in range(n_clips):
-        video_id = f"clip{index:03d}"
-        means = []
-        for key, (_, dim) in dims.items():
-            values = rng.normal(loc=rng.normal(size=dim), size=(n_frames, dim)).astype(np.float32)
-            mask = rng.random(n_frames) > 0.2
-            mask[0] = True
-            values[~mask] = 0
-            store.write(key, video_id, values, mask)
-            means.append(values[mask].mean(0))
-        labels = 1 / (1 + np.exp(-np.concatenate(means) @ weights / 2))
-        bucket = 0 if index < n_clips * 2 // 3 else 1 if index < n_clips * 5 // 6 else 2  # 4 : 1 : 1
-        split = splits[min(bucket, len(splits) - 1)]
-        rows.append(
-            {
-                "video_id": video_id,
-                "path": f"{video_id}.mp4",
-                "split": split,
-                **dict(zip(EMOTIONS, labels, strict=True)),
-            }
-        )
-    store.write_labels(pd.DataFrame(rows))
-    return store
+    return make_synthetic_store(root, dims, EMOTIONS, n_clips=n_clips, n_frames=n_frames, splits=splits)
 
 
 def tiny_config(**changes) -> TrainConfig:
