@@ -112,7 +112,10 @@ def load_split(store: FeatureStore, modalities: Sequence[str] | None, split: str
     keys = resolve_keys(store, modalities)
     video_ids = split_ids(store, split)
     if not video_ids:
-        raise ViperError(f"{store.root}: no clips in the {normalise_split(split)!r} split of labels.csv")
+        raise ViperError(
+            f"{store.root}: no clips in the {normalise_split(split)!r} split of labels.csv; training needs a store "
+            "extracted from a manifest CSV with a split column and emotion columns (video_id,path,split,<emotions>)"
+        )
     features = {key: store.load(key, video_ids) for key in keys}
     tokens, mask, modality_masks = build_tokens(features, keys)
     label_values, emotions = read_labels(store, video_ids) if labels else (None, store.emotions())
