@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..native_logs import native_stderr_silenced
 from .clip_cache import ClipCache
 
 MESH_MARGIN = 0.2
@@ -20,6 +21,7 @@ MESH_SIZE = 256
 POINTS = 478
 
 _mesh: Any = None
+_warm = False
 _lock = threading.Lock()
 _cache = ClipCache()
 
@@ -41,10 +43,12 @@ def landmarks(image: np.ndarray) -> np.ndarray | None:
     """(478, 3) landmarks of the face in an RGB image, in pixels (z on the x scale); None when the mesh fails."""
     mesh = load_face_mesh()
     height, width = image.shape[:2]
-    with _lock:
+    global _warm
+    with _lock, native_stderr_silenced(not _warm):
         result = mesh.process(np.ascontiguousarray(image))
     if not result.multi_face_landmarks:
         return None
+    _warm = True  # the start-up warnings come with the first face
     points = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
     if points.shape != (POINTS, 3) or not np.isfinite(points).all():
         return None

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..faces import FaceDetector
+from ..native_logs import native_stderr_silenced
 
 Box = tuple[float, float, float, float]
 
@@ -37,6 +38,8 @@ class BlazeFaceDetector(FaceDetector):
                 model_selection=0 if self.model == "short" else 1,
                 min_detection_confidence=self.min_confidence,
             )
+            with native_stderr_silenced():
+                self._detector.process(np.zeros((64, 64, 3), np.uint8))  # its start-up warnings, unseen
 
     def detect(self, frames: list[np.ndarray]) -> list[Box | None]:
         self.load()
