@@ -72,3 +72,15 @@ def test_train_and_evaluate_commands(demo, tmp_path):
     assert "mean Pearson" in evaluated.stdout
     metrics = json.loads((run / "eval-test" / "metrics.json").read_text())
     assert metrics["n"] == 30 and set(metrics["pearson"]) == set(EMOTIONS)
+
+
+def test_train_config_file_with_flags_on_top(demo, tmp_path):
+    out, _ = demo
+    config = tmp_path / "train.yaml"
+    config.write_text("epochs: 2\nlr: 0.001\nseed: 5\nmodalities: [audio]\n")
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "viper", "train", "-f", str(out / "store"), "-o", str(run),
+               "--config", str(config), "--seed", "7"]
+    subprocess.run(command, capture_output=True, text=True, check=True)
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert (saved["epochs"], saved["lr"], saved["seed"], saved["modalities"]) == (2, 0.001, 7, ["audio"])

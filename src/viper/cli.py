@@ -118,8 +118,6 @@ def train(
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML TrainConfig; flags given override it."),
 ) -> None:
     """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
-    from click.core import ParameterSource
-
     from .config import from_dict, load_config_file
     from .training import TrainConfig
     from .training import train as run_train
@@ -128,7 +126,8 @@ def train(
     flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
              "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device}
     for name, value in flags.items():
-        if name not in settings or context.get_parameter_source(name) != ParameterSource.DEFAULT:
+        source = context.get_parameter_source(name)  # compared by name: typer may bring its own click enum
+        if name not in settings or source is None or source.name != "DEFAULT":
             settings[name] = value
     result = run_train(features, out, from_dict(TrainConfig, settings))
     best = "n/a (no dev split: last epoch kept)"

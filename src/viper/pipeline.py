@@ -210,24 +210,31 @@ def extract(
         raise ViperError(f"--frames must be at least 1, got {frames}")
     config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device)
     table = load_inputs(Path(data), dataset)
-    store = FeatureStore.create(out, frames)
-    store.write_labels(table)
-    save_config(config, store.root / "extract.json")
-    jobs = list(zip(table["video_id"], table["path"], strict=False))
-    summary = ExtractSummary()
-    started = time.perf_counter()
-    bar = tqdm(total=len(jobs), desc="extract", unit="video", disable=not progress)
-    try:
-        for (_video_id, path), record in _records(config, str(store.root), jobs, workers):
-            _tally(summary, record, path)
-            bar.update()
-    finally:
-        bar.close()
-        summary.seconds = time.perf_counter() - started
-        for key in Extraction(config).keys():
-            if store.video_ids(key):
-                store.pack(key)
-    return summary
+    try:  # the store cannot be written (disk full, read-only, quota): one message; what was written stays
+        store = FeatureStore.create(out, frames)
+        store.write_labels(table)
+        save_config(config, store.root / "extract.json")
+        jobs = list(zip(table["video_id"], table["path"], strict=False))
+        summary = ExtractSummary()
+        started = time.perf_counter()
+        bar = tqdm(total=len(jobs), desc="extract", unit="video", disable=not progress)
+        try:
+            for (_video_id, path), record in _records(config, str(store.root), jobs, workers):
+                _tally(summary, record, path)
+                bar.update()
+        finally:
+            bar.close()
+            summary.seconds = time.perf_counter() - started
+            for key in Extraction(config).keys():
+                if store.video_ids(key):
+                    store.pack(key)
+        return summary
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise ViperError(
+            f"{out}: extraction stopped, the store cannot be written: {error.strerror or error}{where}; "
+            "clips written before are intact, free space and run the same command to resume"
+        ) from error
 
 
 def _records(config: ExtractConfig, root: str, jobs: list[tuple[str, str]], workers: int):

@@ -15,8 +15,11 @@ extractor never mix with old ones.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from .atomic import atomic_save_npy, atomic_save_npz, atomic_write_text
 from .errors import ViperError
 
 STORE_FORMAT = 1
+STALE_TMP_SECONDS = 60  # temp files older than this are leftovers of a killed writer
 ID_COLUMNS = ("video_id", "path", "split")
 
 
@@ -60,7 +64,18 @@ class FeatureStore:
 
             info = {"format": STORE_FORMAT, "n_frames": n_frames, "viper_version": __version__}
             atomic_write_text(info_path, json.dumps(info, indent=2))
+        store.remove_stale_tmp()
         return store
+
+    def remove_stale_tmp(self, older_than: float = STALE_TMP_SECONDS) -> None:
+        """Delete `.*.tmp` files a killed writer left behind (readers never see them; they only take space)."""
+        cutoff = time.time() - older_than
+        for path in self.root.rglob(".*.tmp"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                pass  # another process renamed or removed it meanwhile
 
     @classmethod
     def open(cls, root: Path | str) -> FeatureStore:
@@ -177,11 +192,19 @@ class FeatureStore:
 
     # --- packed reads ------------------------------------------------------------------------------
     def pack(self, key: str) -> None:
-        """Gather one extractor's per-video arrays into two .npy files (memory-mapped by `load`)."""
+        """Gather one extractor's per-video arrays into two .npy files (memory-mapped by `load`).
+
+        An exclusive lock on packed/.lock keeps two processes from interleaving values.npy of one pack with
+        ids.json of another."""
+        folder = self.feature_dir(key) / "packed"
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder / ".lock", fcntl.LOCK_EX):
+            self._pack_locked(key, folder)
+
+    def _pack_locked(self, key: str, folder: Path) -> None:
         ids = self.video_ids(key)
         if not ids:
             return
-        folder = self.feature_dir(key) / "packed"
         first_values, _ = self.read(key, ids[0])
         values = np.zeros((len(ids), *first_values.shape), np.float32)
         mask = np.zeros((len(ids), first_values.shape[0]), bool)
@@ -196,9 +219,12 @@ class FeatureStore:
         ids_path = folder / "ids.json"
         if not ids_path.exists():
             return None
-        ids = json.loads(ids_path.read_text())
-        values = np.load(folder / "values.npy", mmap_mode="r")
-        mask = np.load(folder / "mask.npy", mmap_mode="r")
+        with _locked(folder / ".lock", fcntl.LOCK_SH):  # never read while another process packs
+            if not ids_path.exists():
+                return None
+            ids = json.loads(ids_path.read_text())
+            values = np.load(folder / "values.npy", mmap_mode="r")
+            mask = np.load(folder / "mask.npy", mmap_mode="r")
         if len(ids) != values.shape[0] or len(ids) != mask.shape[0]:
             return None  # a pack from another moment; rebuild
         return {video_id: row for row, video_id in enumerate(ids)}, values, mask
@@ -220,3 +246,16 @@ class FeatureStore:
             )
         index = np.array([rows[video_id] for video_id in video_ids], dtype=np.int64)
         return np.asarray(values[index], dtype=np.float32), np.asarray(mask[index], dtype=bool)
+
+
+@contextlib.contextmanager
+def _locked(path: Path, operation: int):
+    """Hold an flock on `path` (created if needed); on a read-only store, go on without the lock."""
+    try:
+        handle = open(path, "a")  # noqa: SIM115 - closed below
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, operation)
+        yield

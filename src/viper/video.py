@@ -67,9 +67,11 @@ def _open(path: Path):
     if path.stat().st_size == 0:
         raise VideoReadError(f"{path}: file is empty (0 bytes)")
     try:
-        return av.open(str(path))
+        return av.open(str(path), metadata_errors="replace")  # garbled metadata text must not stop the read
     except av.FFmpegError as error:
         raise VideoReadError(f"{path}: not a readable video ({error.strerror or error})") from error
+    except (UnicodeDecodeError, ValueError) as error:
+        raise VideoReadError(f"{path}: not a readable video ({error})") from error
 
 
 def _video_timestamps(container, stream) -> np.ndarray:
@@ -134,6 +136,8 @@ def read_frames(path: Path, n: int, max_side: int = 1280, seek_gap: float = 2.0)
             duration=duration,
             fps=fps,
         )
+    except av.FFmpegError as error:  # any other damage FFmpeg reports: still this file's problem, not a crash
+        raise VideoReadError(f"{path}: the video cannot be decoded ({error})") from error
     finally:
         container.close()
 
@@ -147,9 +151,9 @@ def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: f
     position = -np.inf
     target = 0
     while target < len(wanted):
-        if wanted[target] - position > seek_gap:
-            container.seek(int(wanted[target] / base), stream=stream, backward=True)
         try:
+            if wanted[target] - position > seek_gap:
+                container.seek(int(wanted[target] / base), stream=stream, backward=True)
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue
@@ -192,8 +196,8 @@ def read_audio(path: Path, rate: int = AUDIO_RATE) -> tuple[np.ndarray, float] |
                     chunks.append(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
-        except av.FFmpegError:
-            pass  # keep what decoded before the damage
+        except (av.FFmpegError, ValueError):
+            pass  # keep what decoded before the damage (ValueError: a damaged frame changed the sample format)
         if not chunks:
             return None
         return np.concatenate(chunks).astype(np.float32), start or 0.0

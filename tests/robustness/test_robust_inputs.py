@@ -1,0 +1,60 @@
+"""Bad manifests (`viper extract`) and bad labels (`viper train`): one clear message each, exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from media import make_clip
+from synthetic import make_synthetic_store
+
+HEADER = "video_id,path,split,joy\n"
+MANIFESTS = {  # case -> (manifest body, what the message must say)
+    "missing columns": ("video_id,split,joy\na,train,0.5\n", "missing column(s) path"),
+    "duplicate ids": (HEADER + "a,a.mp4,train,0.5\na,a.mp4,dev,0.1\n", "duplicate video_id(s): a"),
+    "paths that do not exist": (HEADER + "a,a.mp4,train,0.5\nb,nowhere.mp4,dev,0.1\n",
+                                "1 path(s) do not exist: line 3:"),
+}
+
+
+def viper(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "viper", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("case", MANIFESTS)
+def test_bad_manifest_is_one_message(tmp_path, case):
+    """`viper extract manifest.csv`: missing columns, duplicate ids, or paths that do not exist each give
+    `error: <manifest path>: ...` naming the problem (and its line), exit code 2, no traceback, nothing extracted."""
+    make_clip(tmp_path / "a.mp4", frames=4)
+    body, expected = MANIFESTS[case]
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(body)
+    result = viper("extract", str(manifest), "--out", str(tmp_path / "store"), "-n", "4", "-e", "audio")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "manifest.csv" in result.stderr and expected in result.stderr
+    assert not (tmp_path / "store" / "features").exists()
+
+
+LABELS = {  # case -> (value put in row 3's "joy", what the message must say)
+    "NaN label": (np.nan, "joy is missing"),
+    "string label": ("high", "'high'"),
+}
+
+
+@pytest.mark.parametrize("case", LABELS)
+def test_bad_label_is_one_message(tmp_path, case):
+    """`viper train`: a NaN (empty) or non-numeric label gives `error: ...labels.csv...` with the line, exit 2,
+    no traceback, no run folder content."""
+    store = make_synthetic_store(tmp_path / "store", {"audio-test-bbbb": ("audio", 4)}, ("joy", "fear"),
+                                 n_clips=12, n_frames=4)
+    table = store.labels()
+    table["joy"] = table["joy"].astype(object)
+    table.loc[2, "joy"] = LABELS[case][0]
+    (store.root / "labels.csv").write_text(table.to_csv(index=False))
+    result = viper("train", "--features", str(store.root), "--out", str(tmp_path / "run"), "--epochs", "1")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "labels.csv" in result.stderr
+    assert "line 4" in result.stderr and LABELS[case][1] in result.stderr
+    assert not (tmp_path / "run" / "last.pt").exists()
