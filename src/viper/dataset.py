@@ -4,6 +4,7 @@ labels. Training, evaluation and prediction all build their tokens with `build_t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ from .errors import ViperError
 from .manifest import SPLIT_NAMES
 from .manifest import normalise_split as read_split
 from .store import FeatureStore
+
+log = logging.getLogger(__name__)
 
 
 def normalise_split(name: str) -> str:
@@ -104,6 +107,11 @@ def read_labels(store: FeatureStore, video_ids: Sequence[str]) -> tuple[np.ndarr
                 problems.append(f"line {line_of[video_id]} (clip {video_id!r}): {emotion} {what}")
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise ViperError(f"{store.root / 'labels.csv'}: bad labels: {shown}")
+    outside = [f"{emotion} in [{values[emotion].min():g}, {values[emotion].max():g}]" for emotion in emotions
+               if values[emotion].min() < 0 or values[emotion].max() > 1]
+    if outside:  # any scale trains (MSE, Pearson), but intensities are usually in [0, 1]: say so, once
+        log.warning("%s: labels outside [0, 1]: %s; training on them as they are", store.root / "labels.csv",
+                    ", ".join(outside))
     return values.to_numpy(np.float32, copy=True), emotions
 
 

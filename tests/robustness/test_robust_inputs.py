@@ -58,3 +58,17 @@ def test_bad_label_is_one_message(tmp_path, case):
     assert "Traceback" not in result.stderr and "labels.csv" in result.stderr
     assert "line 4" in result.stderr and LABELS[case][1] in result.stderr
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_out_of_range_labels_train_with_a_warning(tmp_path):
+    """Labels outside [0, 1] are legitimate regression targets on another scale: training goes on (exit 0) and
+    the log names labels.csv, the emotion and its range."""
+    store = make_synthetic_store(tmp_path / "store", {"audio-test-bbbb": ("audio", 4)}, ("joy", "fear"),
+                                 n_clips=12, n_frames=4)
+    table = store.labels()
+    table.loc[2, "joy"] = 7.5
+    (store.root / "labels.csv").write_text(table.to_csv(index=False))
+    result = viper("train", "--features", str(store.root), "--out", str(tmp_path / "run"), "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "labels outside [0, 1]" in result.stderr and "joy in [" in result.stderr and "7.5]" in result.stderr
+    assert (tmp_path / "run" / "best.pt").exists()
