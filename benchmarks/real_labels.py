@@ -220,6 +220,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help=f"default DEMO_TRAIN's {DEMO_TRAIN.epochs}")
     parser.add_argument("--lr", type=float, help=f"default DEMO_TRAIN's {DEMO_TRAIN.lr}")
     parser.add_argument("--overrides", type=json.loads, default={}, help="model_overrides as JSON")
+    parser.add_argument("--modality-dropout", type=float, default=0.0, help="TrainConfig.modality_dropout")
     parser.add_argument("--no-standardise", action="store_true")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -229,7 +230,7 @@ def main() -> None:
     seeds = list(range(2 if args.quick else args.seeds))
     config = dataclasses.replace(
         DEMO_TRAIN, epochs=args.epochs or (20 if args.quick else DEMO_TRAIN.epochs), lr=args.lr or DEMO_TRAIN.lr,
-        model_overrides=args.overrides, standardise=not args.no_standardise)
+        model_overrides=args.overrides, standardise=not args.no_standardise, modality_dropout=args.modality_dropout)
     store = build_store(args.work, args.include_full)
     print(f"training {len(SETTINGS)} settings x {len(seeds)} seeds: {config}")
     perceiver = perceiver_runs(store, args.work, config, seeds)

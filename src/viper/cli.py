@@ -115,6 +115,13 @@ def train(
     lr_step_epochs: int = typer.Option(10, "--lr-step-epochs", help="Halve the learning rate every this many."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    layout: str = typer.Option(
+        "concat", "--layout", help="Tokens: concat (one per frame, the paper's) or per_modality (one per modality "
+        "per frame, each with its own projection)."
+    ),
+    modality_dropout: float = typer.Option(
+        0.0, "--modality-dropout", help="Probability of masking a whole modality of a clip in training batches."
+    ),
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML TrainConfig; flags given override it."),
 ) -> None:
     """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
@@ -124,11 +131,15 @@ def train(
 
     settings = load_config_file(config) if config else {}
     flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
-             "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device}
+             "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device,
+             "modality_dropout": modality_dropout}
     for name, value in flags.items():
         source = context.get_parameter_source(name)  # compared by name: typer may bring its own click enum
         if name not in settings or source is None or source.name != "DEFAULT":
             settings[name] = value
+    source = context.get_parameter_source("layout")
+    if source is not None and source.name != "DEFAULT":  # a model setting: into model_overrides, given or not
+        settings["model_overrides"] = {**(settings.get("model_overrides") or {}), "layout": layout}
     result = run_train(features, out, from_dict(TrainConfig, settings))
     best = "n/a (no dev split: last epoch kept)"
     if result.best_dev_pearson is not None:
@@ -142,16 +153,24 @@ def evaluate(
     run: Path = typer.Argument(..., help="Run folder (or checkpoint file) made by `viper train`."),
     features: Path = typer.Option(..., "--features", "-f", help="Feature store with the split to score."),
     split: str = typer.Option("test", "--split", "-s"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default RUN/eval-SPLIT)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Report folder (default RUN/eval-SPLIT, RUN/eval-SPLIT-without-NAMES with --drop)."
+    ),
+    drop: str | None = typer.Option(
+        None, "--drop", help="Comma-separated modalities (names or store keys) to score as missing, e.g. audio,caption."
+    ),
 ) -> None:
     """Score a run on a split: metrics.json, predictions.csv and plots."""
     from .checkpoint import checkpoint_file
+    from .evaluation import eval_folder
     from .evaluation import evaluate as run_evaluate
     from .report import metrics_table
 
-    metrics = run_evaluate(run, features, split, out)
+    metrics = run_evaluate(run, features, split, out, drop=_split_list(drop))
     typer.echo(metrics_table(metrics))
-    typer.echo(f"report: {out or checkpoint_file(run).parent / ('eval-' + metrics['split'])}")
+    if metrics.get("dropped"):
+        typer.echo(f"scored without {', '.join(metrics['dropped'])}")
+    typer.echo(f"report: {out or eval_folder(checkpoint_file(run).parent, metrics['split'], metrics.get('dropped'))}")
 
 
 @app.command()

@@ -74,28 +74,61 @@ def top1(predictions: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return accuracy, chance
 
 
+def resolve_drop(bundle: ModelBundle, drop: Sequence[str] | None) -> tuple[list[int], list[str]]:
+    """Token positions and modality names of the modalities to mask, given as modality names or store keys."""
+    positions: list[int] = []
+    for name in drop or []:
+        found = [i for i, feature in enumerate(bundle.features) if name in (feature["key"], feature.get("modality"))]
+        if not found:
+            have = ", ".join(f"{feature.get('modality')} ({feature['key']})" for feature in bundle.features)
+            raise ViperError(f"cannot drop {name!r}: {bundle.path} was trained on {have}")
+        positions += [i for i in found if i not in positions]
+    positions.sort()
+    return positions, [bundle.features[i].get("modality") or bundle.features[i]["key"] for i in positions]
+
+
+def eval_folder(run_dir: Path, split: str, dropped: Sequence[str] | None = None) -> Path:
+    """The default report folder: RUN/eval-SPLIT, or RUN/eval-SPLIT-without-A-B with modalities dropped."""
+    return run_dir / (f"eval-{split}" + (f"-without-{'-'.join(dropped)}" if dropped else ""))
+
+
 def evaluate(
-    run: Path | str, features: Path | str, split: str = "test", out: Path | str | None = None, *, plots: bool = True
+    run: Path | str,
+    features: Path | str,
+    split: str = "test",
+    out: Path | str | None = None,
+    *,
+    plots: bool = True,
+    drop: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Score a run on a split; writes metrics.json, predictions.csv and plots to `out` (default RUN/eval-SPLIT).
 
     metrics.json is `{"pearson": {emotion: r}, "mean_pearson": r, "n": clips}` plus top-1 accuracy of the argmax
     emotion, its chance level (most frequent true class), and the emotions whose r was undefined (counted as 0).
+    `drop` (modality names or store keys) scores with those modalities masked in every frame, as if they were
+    missing; metrics.json then says which under "dropped" and the default folder is RUN/eval-SPLIT-without-NAMES.
     """
     bundle = load_checkpoint(run)
+    positions, dropped = resolve_drop(bundle, drop)
     store = FeatureStore.open(features)
     check_store(bundle, store)
     split = normalise_split(split)
     data = load_split(store, bundle.keys, split)
     if data.emotions != bundle.emotions:
         raise ViperError(f"{store.root}: emotions {data.emotions} differ from the model's {bundle.emotions}")
+    if positions:
+        data.modality_masks[..., positions] = False
+        data.mask = data.modality_masks.any(-1)
     predictions = predict_arrays(bundle, data.tokens, data.modality_masks)
-    folder = Path(out) if out is not None else bundle.path.parent / f"eval-{split}"
-    return write_evaluation(folder, predictions, data, split, plots=plots)
+    folder = Path(out) if out is not None else eval_folder(bundle.path.parent, split, dropped)
+    return write_evaluation(folder, predictions, data, split, plots=plots, dropped=dropped or None)
 
 
-def write_evaluation(folder: Path, predictions: np.ndarray, data, split: str, *, plots: bool = True) -> dict[str, Any]:
-    """metrics.json, predictions.csv (and plots) of predictions (V, E) for a split's `SplitData`."""
+def write_evaluation(
+    folder: Path, predictions: np.ndarray, data, split: str, *, plots: bool = True, dropped: list[str] | None = None
+) -> dict[str, Any]:
+    """metrics.json, predictions.csv (and plots) of predictions (V, E) for a split's `SplitData`; `dropped`: the
+    modalities that were masked, recorded in metrics.json when given."""
     import pandas as pd
 
     scores, mean_r, undefined = pearson_scores(predictions, data.labels, data.emotions)
@@ -111,6 +144,8 @@ def write_evaluation(folder: Path, predictions: np.ndarray, data, split: str, *,
         "undefined_pearson": undefined,
         "split": split,
     }
+    if dropped:
+        metrics["dropped"] = list(dropped)
     table = pd.DataFrame(predictions, columns=data.emotions)
     table.insert(0, "video_id", data.video_ids)
     atomic_write_text(folder / "predictions.csv", table.to_csv(index=False))

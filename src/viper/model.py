@@ -1,14 +1,20 @@
 """The fusion model: latents cross-attend to a clip's frame tokens, self-attend, and are pooled to one score per
 emotion (a Perceiver, written on torch's scaled_dot_product_attention in the style of lucidrains/perceiver-pytorch).
 
+Two token layouts (`PerceiverConfig.layout`): `concat` (the paper's, the default) gives one token per frame, the
+modalities side by side; `per_modality` gives one token per modality per frame (N×M tokens), each modality
+projected by its own linear layer, plus a learned modality embedding and a sinusoidal encoding of the frame index.
+
 Frames whose mask is False take no part in attention, and a modality masked in a frame reads as zeros after
-standardisation, so neither changes the prediction. The `paper` preset is transformers' PerceiverModel at its
-library defaults, as the ViPER authors used it: its encoder has exactly the same parameters.
+standardisation (concat) or is left out of attention (per_modality), so neither changes the prediction. The
+`paper` preset is transformers' PerceiverModel at its library defaults, as the ViPER authors used it: its encoder
+has exactly the same parameters.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +40,7 @@ class PerceiverConfig:
     widening_factor: int = 4
     attn_dropout: float = 0.1
     ff_dropout: float = 0.1
+    layout: str = "concat"  # concat: a token per frame (the paper's); per_modality: a token per modality per frame
 
 
 PRESETS: dict[str, PerceiverConfig] = {
@@ -53,6 +60,9 @@ PRESETS: dict[str, PerceiverConfig] = {
         ff_dropout=0.0,
     ),
 }
+
+
+LAYOUTS = ("concat", "per_modality")
 
 
 def model_config(preset: str = "compact", overrides: dict | None = None) -> PerceiverConfig:
@@ -155,13 +165,20 @@ class Perceiver(nn.Module):
         self.config = config
         self.token_dims = tuple(int(d) for d in token_dims)
         self.num_outputs = num_outputs
+        if config.layout not in LAYOUTS:
+            raise ViperError(f"unknown layout {config.layout!r}; choose one of {', '.join(LAYOUTS)}")
         token_dim = sum(self.token_dims)
         self.register_buffer("token_mean", torch.zeros(token_dim))
         self.register_buffer("token_std", torch.ones(token_dim))
         self.register_buffer("part_sizes", torch.tensor(self.token_dims), persistent=False)
 
-        context_dim = config.input_dim or token_dim
-        self.project = nn.Linear(token_dim, context_dim) if config.input_dim else nn.Identity()
+        if config.layout == "concat":
+            context_dim = config.input_dim or token_dim
+            self.project = nn.Linear(token_dim, context_dim) if config.input_dim else nn.Identity()
+        else:  # per_modality: the model width is input_dim (latent_dim when None: tokens of different widths)
+            context_dim = config.input_dim or config.latent_dim
+            self.project_parts = nn.ModuleList(nn.Linear(dim, context_dim) for dim in self.token_dims)
+            self.modality_embedding = nn.Parameter(torch.randn(len(self.token_dims), context_dim) * 0.02)
         self.latents = nn.Parameter(torch.randn(config.num_latents, config.latent_dim) * 0.02)
         if not 1 <= config.cross_layers <= config.self_layers:
             raise ViperError(
@@ -191,8 +208,16 @@ class Perceiver(nn.Module):
         any_valid = frame_mask.any(-1)  # (b,)
         part_mask = mask.repeat_interleave(self.part_sizes, dim=-1, output_size=tokens.shape[-1])
         x = ((tokens - self.token_mean) / self.token_std).masked_fill(~part_mask, 0.0)  # masked: the train mean
-        context = self.project(x)
-        attend = frame_mask | ~any_valid[:, None]  # keeps softmax finite for a clip with no valid frame
+        if self.config.layout == "concat":
+            context = self.project(x)
+            attend = frame_mask
+        else:  # (b, n, m, d) -> (b, n·m, d): frame-major, each token with its own modality's mask
+            parts = x.split(self.token_dims, dim=-1)
+            context = torch.stack([project(part) for project, part in zip(self.project_parts, parts, strict=True)], 2)
+            time = frame_encoding(tokens.shape[1], context.shape[-1], device=context.device, dtype=context.dtype)
+            context = (context + self.modality_embedding + time[:, None, :]).flatten(1, 2)
+            attend = mask.flatten(1, 2)
+        attend = attend | ~any_valid[:, None]  # keeps softmax finite for a clip with no valid frame
 
         latents = self.latents.expand(tokens.shape[0], -1, -1)
         cross = iter(self.cross)
@@ -201,6 +226,16 @@ class Perceiver(nn.Module):
                 latents = next(cross)(latents, context=context, mask=attend, any_valid=any_valid.to(latents.dtype))
             latents = layer(latents)
         return self.to_out(latents.mean(dim=1))
+
+
+def frame_encoding(n_frames: int, dim: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Sinusoidal encoding (n_frames, dim) of the frame index (Vaswani et al.): sin on even, cos on odd channels."""
+    position = torch.arange(n_frames, device=device, dtype=torch.float32)[:, None]
+    rates = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10_000.0) / dim))
+    encoding = torch.zeros(n_frames, dim, device=device, dtype=torch.float32)
+    encoding[:, 0::2] = torch.sin(position * rates)
+    encoding[:, 1::2] = torch.cos(position * rates)[:, : dim // 2]
+    return encoding.to(dtype)
 
 
 def count_parameters(module: nn.Module) -> int:

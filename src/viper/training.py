@@ -57,6 +57,7 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda when available), cpu, cuda
     precision: str = "auto"  # auto (bf16 on CUDA where supported, else fp16; fp32 on CPU), fp32, bf16, fp16
     standardise: bool = True  # standardise each token feature with train-split mean/std (stored in the model)
+    modality_dropout: float = 0.0  # training batches only: mask a whole modality of a clip with this probability
 
 
 @dataclass
@@ -96,6 +97,8 @@ def train(
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     config = config or TrainConfig()
+    if not 0.0 <= config.modality_dropout <= 1.0:
+        raise ViperError(f"modality_dropout must be in [0, 1], got {config.modality_dropout}")
     out = Path(out)
     store = FeatureStore.open(features)
     keys = resolve_keys(store, config.modalities)
@@ -169,7 +172,7 @@ def train(
             began = time.perf_counter()
             lr = optimiser.param_groups[0]["lr"]
             loader = make_loader(train_data, batch_size=config.batch_size, shuffle_seed=config.seed * 100_003 + epoch)
-            train_loss = _train_epoch(model, loader, optimiser, scaler, autocast, device)
+            train_loss = _train_epoch(model, loader, optimiser, scaler, autocast, device, config.modality_dropout)
             scheduler.step()
             row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
             if dev_data is not None:
@@ -209,11 +212,28 @@ def train(
     return TrainResult(out, out / "best.pt", best["epoch"], best["pearson"], len(history), history)
 
 
-def _train_epoch(model, loader, optimiser, scaler, autocast, device) -> float:
+def drop_modalities(masks: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Modality dropout: masks (b, n, m) with each modality of each clip masked whole with probability p.
+
+    A clip never loses all its modalities: of those it has (valid in any frame), one chosen at random is kept
+    when all would be dropped. Draws from torch's CPU RNG (or `generator`), so seeded runs stay reproducible."""
+    if p <= 0 or masks.shape[-1] < 2:
+        return masks
+    present = masks.any(1)  # (b, m)
+    drop = (torch.rand(present.shape, generator=generator) < p).to(masks.device) & present
+    noise = torch.rand(present.shape, generator=generator).to(masks.device)
+    keep_one = torch.where(present, noise, -1.0).argmax(-1)  # a random present modality per clip
+    all_gone = present.any(-1) & ~(present & ~drop).any(-1)
+    drop[all_gone, keep_one[all_gone]] = False
+    return masks & ~drop[:, None, :]
+
+
+def _train_epoch(model, loader, optimiser, scaler, autocast, device, modality_dropout: float = 0.0) -> float:
     """One pass over the train split; returns the mean loss per clip."""
     model.train()
     total, count = 0.0, 0
     for tokens, masks, labels in loader:
+        masks = drop_modalities(masks, modality_dropout)
         tokens, masks, labels = tokens.to(device), masks.to(device), labels.to(device)
         with autocast:
             predictions = model(tokens, masks)
@@ -257,7 +277,13 @@ def _fingerprint(run_info: dict[str, Any]) -> dict[str, Any]:
     """What must not change when a run is resumed: everything but the epoch count and the device (as JSON would
     hold it, so a tuple and a list of the same modalities compare equal)."""
     train = {name: value for name, value in run_info["train"].items() if name not in RESUMABLE_CHANGES}
-    return json.loads(json.dumps({**run_info, "train": train}))
+    model = dict(run_info["model"])
+    # settings added later, left out at their defaults so runs started before them still resume
+    if train.get("modality_dropout") == 0.0:
+        del train["modality_dropout"]
+    if model.get("layout") == "concat":
+        del model["layout"]
+    return json.loads(json.dumps({**run_info, "train": train, "model": model}))
 
 
 def _resume_state(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
