@@ -28,3 +28,14 @@ def ravdess_dir() -> Path:
 
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests import their media helpers
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and lose a lot when another process holds a core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

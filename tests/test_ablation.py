@@ -8,13 +8,14 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from synthetic import make_synthetic_store
 
 from viper.ablation import grid_settings, run_ablation
 from viper.significance import paired_bootstrap
 from viper.store import FeatureStore
 from viper.training import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 EMOTIONS = ("joy", "fear", "calm")
 TINY = {"num_latents": 4, "latent_dim": 8, "input_dim": 8, "self_layers": 1, "latent_heads": 2, "cross_heads": 1}
@@ -39,14 +40,6 @@ PAPER = {
 
 def make_store(root, n_clips: int = 48, n_frames: int = 6) -> FeatureStore:
     return make_synthetic_store(root, MODALITIES, EMOTIONS, n_clips=n_clips, n_frames=n_frames)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ from viper.model import Perceiver, count_parameters, model_config
 from viper.store import FeatureStore
 from viper.training import TrainConfig, train
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 EMOTIONS = ("joy", "fear", "calm")
 TINY = {"num_latents": 8, "latent_dim": 16, "input_dim": 16, "self_layers": 1, "latent_heads": 2}
 
@@ -35,15 +37,6 @@ def make_store(root: Path, *, n_clips: int = 96, n_frames: int = 8, splits=("tra
 def tiny_config(**changes) -> TrainConfig:
     base = {"epochs": 30, "lr": 1e-2, "lr_step_epochs": 100, "batch_size": 16, "model_overrides": TINY}
     return TrainConfig(**{**base, **changes})
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and lose a lot when another process holds a core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ from viper.model import Perceiver, model_config
 from viper.store import FeatureStore
 from viper.training import TrainConfig, drop_modalities, train
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 EMOTIONS = ("joy", "fear", "calm")
 TINY = {"num_latents": 8, "latent_dim": 16, "input_dim": 16, "self_layers": 1, "latent_heads": 2}
 PER_MODALITY = {**TINY, "layout": "per_modality"}
@@ -31,14 +33,6 @@ FACE, AUDIO = "face_image-test-aaaa", "audio-test-bbbb"
 def tiny_config(**changes) -> TrainConfig:
     base = {"epochs": 30, "lr": 1e-2, "lr_step_epochs": 100, "batch_size": 16, "model_overrides": PER_MODALITY}
     return TrainConfig(**{**base, **changes})
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
