@@ -157,3 +157,66 @@ def test_cli_resumes_the_same_sweep(sweep, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "0 run(s) to do" in result.output and f"best setting on dev: {first.best}" in result.output
+
+
+@pytest.fixture(scope="module")
+def fusion_sweep(tmp_path_factory):
+    """Labels that depend on face_image alone, and an audio modality of pure noise."""
+    root = tmp_path_factory.mktemp("fusion-store")
+    store = make_synthetic_store(root, {"face_image-test-aaaa": ("face_image", 5)}, EMOTIONS, n_clips=72, n_frames=6)
+    store.register_extractor("audio-test-eeee", {"modality": "audio", "backend": "test", "version": "1", "config": {}}, 3)
+    rng = np.random.default_rng(5)
+    for video_id in store.video_ids("face_image-test-aaaa"):
+        store.write("audio-test-eeee", video_id, rng.normal(size=(6, 3)).astype(np.float32), np.ones(6, bool))
+    out = tmp_path_factory.mktemp("fusion-sweep")
+    config = TrainConfig(epochs=15, lr=1e-2, batch_size=16, model_overrides=TINY)
+    kwargs = {"seeds": 2, "config": config, "baselines": (), "resamples": 100, "run_plots": False, "echo": None,
+              "fusions": ("concat", "per_modality:0.5")}
+    return store, out, kwargs, run_ablation(store.root, out, **kwargs)
+
+
+def test_fusions_train_each_multi_modality_setting_with_each_layout(fusion_sweep):
+    _, out, _, result = fusion_sweep
+    assert [s.name for s in result.settings] == ["image", "image+audio", "image+audio (per-modality, dropout 0.5)"]
+    assert not result.failed and len(result.ran) == 3 * 2
+    run = json.loads((out / "runs" / "image+audio[per-modality-dropout0.5]" / "seed0" / "config.json").read_text())
+    assert run["model"]["layout"] == "per_modality" and run["train"]["modality_dropout"] == 0.5
+
+
+def test_robustness_table_scores_each_modality_removed(fusion_sweep):
+    store, out, kwargs, result = fusion_sweep
+    table = pd.read_csv(out / "robustness.csv")
+    assert set(table["removed"]) == {"none", "face_image", "audio"}
+    assert set(table["slug"]) == {"image+audio", "image+audio[per-modality-dropout0.5]"}  # single modalities: none
+    assert (table["runs"] == 2).all()
+    metrics = json.loads((out / "runs" / "image+audio" / "seed1" / "eval-test-without-audio" / "metrics.json").read_text())
+    assert metrics["dropped"] == ["audio"]
+    test = table[table["split"] == "test"].set_index(["slug", "removed"])["mean"]
+    for slug in ("image+audio", "image+audio[per-modality-dropout0.5]"):  # the labels live in face_image alone
+        assert test[slug, "face_image"] < test[slug, "audio"] - 0.2
+    markdown = (out / "report.md").read_text()
+    assert "## Robustness to a missing modality: test" in markdown
+    assert "| setting | full | without image | without audio | worst drop |" in markdown
+    assert (out / "robustness.png").stat().st_size > 0 and "Robustness to a missing modality" in (
+        out / "report.html"
+    ).read_text()
+
+
+def test_robustness_scores_are_added_to_a_finished_sweep_without_training(fusion_sweep):
+    store, out, kwargs, _ = fusion_sweep
+    removed = out / "runs" / "image+audio" / "seed0" / "eval-dev-without-face_image"
+    shutil.rmtree(removed)
+    weights = (out / "runs" / "image+audio" / "seed0" / "best.pt").stat().st_mtime_ns
+    again = run_ablation(store.root, out, **kwargs)
+    assert again.ran == ["image+audio/seed0"] and (removed / "metrics.json").exists()
+    assert (out / "runs" / "image+audio" / "seed0" / "best.pt").stat().st_mtime_ns == weights
+
+
+def test_bad_fusion_is_one_clear_error(fusion_sweep):
+    from viper.errors import ViperError
+
+    store, out, kwargs, _ = fusion_sweep
+    with pytest.raises(ViperError, match="layout must be one of"):
+        run_ablation(store.root, out, **{**kwargs, "fusions": ("sideways",)})
+    with pytest.raises(ViperError, match="modality dropout"):
+        run_ablation(store.root, out, **{**kwargs, "fusions": ("concat:1.5",)})

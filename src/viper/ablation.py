@@ -51,10 +51,54 @@ class Setting:
     keys: list[str]  # store keys, in token order
     kind: str = "perceiver"  # perceiver | ridge | gru
     group: str = "Table 3"  # Table 3 (fusion), Table 2 (visual), baseline
+    layout: str = "concat"  # the Perceiver's token layout (viper.model.LAYOUTS)
+    modality_dropout: float = 0.0  # training only: probability of masking a whole modality of a clip
 
     @property
     def seeded(self) -> bool:
         return self.kind != "ridge"
+
+    def robustness_drops(self, store: FeatureStore) -> list[str]:
+        """The modalities to remove one at a time when scoring robustness: every one of a fusion setting."""
+        if self.kind != "perceiver" or len(self.keys) < 2:
+            return []
+        return [store.extractor_info(key)["modality"] for key in self.keys]
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """A way to train the fusion settings: a token layout and a modality-dropout probability."""
+
+    layout: str = "concat"
+    modality_dropout: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Fusion:
+        """`concat`, `per_modality`, or either with `:P` for modality dropout P (e.g. `per_modality:0.3`)."""
+        from .model import LAYOUTS
+
+        layout, _, dropout = text.strip().partition(":")
+        if layout not in LAYOUTS:
+            raise ViperError(f"unknown fusion {text!r}: the layout must be one of {', '.join(LAYOUTS)}")
+        try:
+            probability = float(dropout) if dropout else 0.0
+        except ValueError:
+            raise ViperError(f"fusion {text!r}: the modality dropout after ':' must be a number") from None
+        if not 0.0 <= probability < 1.0:
+            raise ViperError(f"fusion {text!r}: the modality dropout must be in [0, 1)")
+        return cls(layout, probability)
+
+    @property
+    def is_paper(self) -> bool:
+        return self.layout == "concat" and self.modality_dropout == 0.0
+
+    @property
+    def label(self) -> str:
+        """Suffix of a setting's name and folder; empty for the paper's fusion."""
+        if self.is_paper:
+            return ""
+        dropout = f", dropout {self.modality_dropout:g}" if self.modality_dropout else ""
+        return self.layout.replace("_", "-") + dropout
 
 
 @dataclass
@@ -68,6 +112,7 @@ class AblationResult:
     skipped: list[str] = field(default_factory=list)  # finished before this call
     failed: dict[str, str] = field(default_factory=dict)  # run -> error
     summary: list[dict[str, Any]] = field(default_factory=list)  # one row per setting and split
+    robustness: list[dict[str, Any]] = field(default_factory=list)  # per fusion setting, split and removed modality
     seconds: float = 0.0
 
 
@@ -89,8 +134,14 @@ def _label(modality: str) -> str:
     return MODALITY_LABELS.get(modality, modality)
 
 
-def grid_settings(store: FeatureStore, grid: str = "paper", baselines: Sequence[str] = BASELINES) -> list[Setting]:
-    """The settings of a grid on this store: fusion rows, then Table 2's visual rows, then baselines."""
+def grid_settings(
+    store: FeatureStore,
+    grid: str = "paper",
+    baselines: Sequence[str] = BASELINES,
+    fusions: Sequence[Fusion] = (Fusion(),),
+) -> list[Setting]:
+    """The settings of a grid on this store: fusion rows (each multi-modality one once per fusion; single modalities
+    once), then Table 2's visual rows, then baselines."""
     if grid not in GRIDS:
         raise ViperError(f"unknown --grid {grid!r}; use {' or '.join(GRIDS)}")
     unknown = set(baselines) - set(BASELINES)
@@ -116,10 +167,22 @@ def grid_settings(store: FeatureStore, grid: str = "paper", baselines: Sequence[
             m for m in primary if m not in MODALITY_LABELS
         )
         combos = [c for r in range(1, len(names) + 1) for c in itertools.combinations(names, r)]
-    settings = [
-        Setting("+".join(_label(m) for m in combo), "+".join(_label(m) for m in combo), [primary[m] for m in combo])
-        for combo in combos
-    ]
+    settings = []
+    for index, fusion in enumerate(fusions):
+        for combo in combos:
+            if len(combo) == 1 and index > 0:
+                continue  # a single modality is trained once, with the first fusion
+            name = "+".join(_label(m) for m in combo)
+            suffix = fusion.label
+            settings.append(
+                Setting(
+                    f"{name} ({suffix})" if suffix else name,
+                    f"{name}[{suffix.replace(', ', '-').replace(' ', '')}]" if suffix else name,
+                    [primary[m] for m in combo],
+                    layout=fusion.layout,
+                    modality_dropout=fusion.modality_dropout,
+                )
+            )
     for key in by_modality.get("face_image", []):
         if key != primary["face_image"]:
             variant = "no crop" if "-nocrop-" in key else key
@@ -158,8 +221,15 @@ def labelled_splits(store: FeatureStore) -> list[str]:
 
 
 # --- one run ----------------------------------------------------------------------------------------------------
-def _finished(run_dir: Path, splits: Sequence[str]) -> bool:
-    return all((run_dir / f"eval-{split}" / "metrics.json").exists() for split in splits)
+def _score_folders(run_dir: Path, split: str, drops: Sequence[str]) -> list[Path]:
+    """The run's report folders for a split: the full model, then one per removed modality (robustness)."""
+    return [run_dir / f"eval-{split}"] + [run_dir / f"eval-{split}-without-{key}" for key in drops]
+
+
+def _finished(run_dir: Path, splits: Sequence[str], drops: Sequence[str] = ()) -> bool:
+    return all(
+        (folder / "metrics.json").exists() for split in splits for folder in _score_folders(run_dir, split, drops)
+    )
 
 
 def _init_worker(threads: int) -> None:
@@ -178,10 +248,25 @@ def _run_job(job: dict[str, Any]) -> float:
         from .evaluation import evaluate
         from .training import TrainConfig, train
 
-        config = from_dict(TrainConfig, {**job["config"], "modalities": setting.keys, "seed": seed})
-        train(features, run_dir, config, progress=False)
+        if not _finished(run_dir, splits):  # a sweep resumed only for its robustness scores trains nothing
+            overrides = {**job["config"].get("model_overrides", {}), "layout": setting.layout}
+            config = from_dict(
+                TrainConfig,
+                {
+                    **job["config"],
+                    "modalities": setting.keys,
+                    "seed": seed,
+                    "model_overrides": overrides,
+                    "modality_dropout": setting.modality_dropout,
+                },
+            )
+            train(features, run_dir, config, progress=False)
+            for split in splits:
+                evaluate(run_dir, features, split, run_dir / f"eval-{split}", plots=job.get("run_plots", True))
         for split in splits:
-            evaluate(run_dir, features, split, run_dir / f"eval-{split}", plots=job.get("run_plots", True))
+            for key, folder in zip(job["drops"], _score_folders(run_dir, split, job["drops"])[1:], strict=True):
+                if not (folder / "metrics.json").exists():
+                    evaluate(run_dir, features, split, folder, plots=False, drop=[key])
     elif setting.kind == "ridge":
         _ridge(features, setting.keys, run_dir, splits)
     else:
@@ -299,11 +384,15 @@ def run_ablation(
     gru_epochs: int | None = None,
     resamples: int = 2000,
     run_plots: bool = True,
+    fusions: Sequence[str | Fusion] = ("concat",),
+    robustness: bool = True,
     echo: Callable[[str], None] | None = print,
 ) -> AblationResult:
     """Train and score every setting of the grid over `seeds` seeds (skipping finished runs), then write the
     tables, plots and significance tests to OUT. `config` is a TrainConfig (default: the paper's settings);
-    `run_plots=False` scores the Perceiver runs without `evaluate`'s per-run plots (same metrics, faster)."""
+    `run_plots=False` scores the Perceiver runs without `evaluate`'s per-run plots (same metrics, faster).
+    `fusions` trains every multi-modality setting once per fusion (`concat`, `per_modality`, `:P` adds modality
+    dropout P); `robustness` also scores every fusion run with each of its modalities removed."""
     from .training import TrainConfig
 
     began = time.perf_counter()
@@ -316,7 +405,10 @@ def run_ablation(
     store = FeatureStore.open(features)
     config = config or TrainConfig()
     train_settings = {k: v for k, v in to_dict(config).items() if k not in ("modalities", "seed")}
-    settings = grid_settings(store, grid, baselines)
+    parsed = [fusion if isinstance(fusion, Fusion) else Fusion.parse(fusion) for fusion in fusions]
+    if not parsed or len(set(parsed)) != len(parsed):
+        raise ViperError("--fusion needs one or more different fusions, e.g. concat,per_modality:0.3")
+    settings = grid_settings(store, grid, baselines, parsed)
     splits = labelled_splits(store)
     ranking = "dev" if "dev" in splits else "test"
     _check_sweep(out, train_settings, gru_epochs)
@@ -326,7 +418,8 @@ def run_ablation(
         for seed in range(seeds if setting.seeded else 1):
             run_dir = out / "runs" / setting.slug / f"seed{seed}"
             name = f"{setting.slug}/seed{seed}"
-            if _finished(run_dir, splits):
+            drops = setting.robustness_drops(store) if robustness else []
+            if _finished(run_dir, splits, drops):
                 skipped.append(name)
                 continue
             jobs.append(
@@ -340,6 +433,7 @@ def run_ablation(
                     "config": train_settings,
                     "gru_epochs": gru_epochs,
                     "run_plots": run_plots,
+                    "drops": drops,
                 }
             )
     say(
@@ -506,6 +600,9 @@ def write_report(
             test = paired_bootstrap(best_predictions, other, truth, resamples=resamples, seed=DEFAULT_SEED)
             row["p"], row["diff"] = test.p_value, test.difference
     result.summary = summary
+    result.robustness = _robustness_rows(result, store, seeds)
+    if result.robustness:
+        atomic_write_text(out / "robustness.csv", pd.DataFrame(result.robustness).to_csv(index=False))
     atomic_write_text(
         out / "summary.json",
         json.dumps({"best": result.best, "ranking_split": result.ranking_split, "rows": summary}, indent=2),
@@ -514,6 +611,59 @@ def write_report(
     markdown, page = _render(result, store, emotions, train_settings, seeds, resamples, plots)
     atomic_write_text(out / "report.md", markdown)
     atomic_write_text(out / "report.html", page)
+
+
+def _robustness_rows(result: AblationResult, store: FeatureStore, seeds: int) -> list[dict[str, Any]]:
+    """Mean ± std over seeds of every fusion setting's score, full and with each of its modalities removed."""
+    rows = []
+    for setting in result.settings:
+        drops = setting.robustness_drops(store)
+        if not drops:
+            continue
+        for split in result.splits:
+            for removed in ["none", *drops]:
+                values = []
+                for seed in range(seeds):
+                    run_dir = result.out / "runs" / setting.slug / f"seed{seed}"
+                    folder = run_dir / (f"eval-{split}" if removed == "none" else f"eval-{split}-without-{removed}")
+                    if (folder / "metrics.json").exists():
+                        values.append(json.loads((folder / "metrics.json").read_text())["mean_pearson"])
+                if values:
+                    rows.append(
+                        {
+                            "setting": setting.name,
+                            "slug": setting.slug,
+                            "layout": setting.layout,
+                            "modality_dropout": setting.modality_dropout,
+                            "split": split,
+                            "removed": removed,
+                            "runs": len(values),
+                            "mean": float(np.mean(values)),
+                            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                        }
+                    )
+    return rows
+
+
+def _robustness_table(result: AblationResult, split: str) -> tuple[list[str], list[list[str]]]:
+    """One row per fusion setting: its score with every modality, then with each one removed (— where the setting
+    does not have it)."""
+    rows = [row for row in result.robustness if row["split"] == split]
+    removable = list(dict.fromkeys(row["removed"] for row in rows if row["removed"] != "none"))
+    header = ["setting", "full", *(f"without {_label(m)}" for m in removable), "worst drop"]
+    body = []
+    for slug in dict.fromkeys(row["slug"] for row in rows):
+        mine = {row["removed"]: row for row in rows if row["slug"] == slug}
+        full = mine.get("none")
+
+        def cell(row):
+            return "—" if row is None else f"{row['mean']:.3f} ± {row['std']:.3f}"
+
+        without = [mine[m]["mean"] for m in removable if m in mine]
+        worst = f"{min(without) - full['mean']:+.3f}" if full and without else "—"
+        name = next(row["setting"] for row in rows if row["slug"] == slug)
+        body.append([name, cell(full), *(cell(mine.get(m)) for m in removable), worst])
+    return header, body
 
 
 def _notes(
@@ -541,6 +691,13 @@ def _notes(
         "p = min(1, 2·min(P(d*≤0), P(d*≥0))) over the resampled differences d*. Δ: mean r of the best setting's "
         "seed-averaged predictions minus that of the row's (so it can differ from the difference of the mean columns).",
     ]
+    fusions = sorted({(s.layout, s.modality_dropout) for s in result.settings if s.kind == "perceiver"})
+    if fusions != [("concat", 0.0)]:
+        notes.append(
+            "Fusions: "
+            + "; ".join(f"layout {layout}, modality dropout {p:g}" for layout, p in fusions)
+            + " (a setting's name says which; no suffix is the paper's concatenation without dropout)."
+        )
     if result.failed:
         notes.append(
             f"{len(result.failed)} run(s) failed and are missing from the table: "
@@ -608,6 +765,19 @@ def _render(result, store, emotions, train_settings, seeds, resamples, plots) ->
             )
         md.append("")
         page.append("</table>")
+    for split in result.splits if result.robustness else []:
+        header, body = _robustness_table(result, split)
+        intro = (
+            f"Each fusion run scored on {split} with one modality removed (masked in every frame, as a clip that "
+            "lacks it); mean r ± std over seeds. Worst drop: the lowest score without one modality minus the full one."
+        )
+        md += [f"## Robustness to a missing modality: {split}", "", intro, "", "| " + " | ".join(header) + " |",
+               "|---|" + "|".join(["---:"] * (len(header) - 1)) + "|"]
+        md += ["| " + " | ".join(cells) + " |" for cells in body] + [""]
+        page += [f"<h2>Robustness to a missing modality: {split}</h2><p>{html.escape(intro)}</p><table><tr>"
+                 + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
+        page += ["<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>" for cells in body]
+        page.append("</table>")
     md += ["## Plots", ""] + [f"![{name}]({name})" for name in plots] + [""]
     for name, data in plots.items():
         page.append(f"<h2>{name}</h2><img alt='{name}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>")
@@ -660,9 +830,36 @@ def _plots(result: AblationResult, emotions: list[str], out: Path) -> dict[str, 
     axis.set_title(f"per-emotion r on {result.ranking_split} (mean over seeds)", fontsize=8)
     figure.colorbar(image, ax=axis)
     plots["heatmap.png"] = _png(figure)
+    if result.robustness:
+        plots["robustness.png"] = _robustness_plot(result)
     for name, data in plots.items():
         atomic_write_bytes(out / name, data)
     return plots
+
+
+def _robustness_plot(result: AblationResult) -> bytes:
+    """Grouped bars on the ranking split: each fusion setting full and with each modality removed."""
+    from matplotlib.figure import Figure
+
+    rows = [row for row in result.robustness if row["split"] == result.ranking_split]
+    slugs = list(dict.fromkeys(row["slug"] for row in rows))
+    removed = list(dict.fromkeys(row["removed"] for row in rows))
+    figure = Figure(figsize=(2.5 + 0.35 * len(slugs) * len(removed), 4.8))
+    axis = figure.subplots()
+    width = 0.8 / len(removed)
+    for k, name in enumerate(removed):
+        mine = {row["slug"]: row for row in rows if row["removed"] == name}
+        xs = [i + (k - (len(removed) - 1) / 2) * width for i in range(len(slugs))]
+        means = [mine[slug]["mean"] if slug in mine else np.nan for slug in slugs]
+        stds = [mine[slug]["std"] if slug in mine else 0 for slug in slugs]
+        axis.bar(xs, means, width, yerr=stds, capsize=2, label="full" if name == "none" else f"without {_label(name)}")
+    labels = [next(row["setting"] for row in rows if row["slug"] == slug) for slug in slugs]
+    axis.set_xticks(range(len(slugs)), labels, rotation=40, ha="right", fontsize=7)
+    axis.axhline(0, color="grey", linewidth=0.8)
+    axis.set_ylabel(f"mean Pearson r on {result.ranking_split} (± std over seeds)")
+    axis.set_title("robustness to a missing modality", fontsize=9)
+    axis.legend(fontsize=7)
+    return _png(figure)
 
 
 def _png(figure) -> bytes:

@@ -276,8 +276,16 @@ def ablate(
     gru_epochs: int | None = typer.Option(None, "--gru-epochs", help="Epochs of the GRU baseline (default: epochs)."),
     resamples: int = typer.Option(2000, "--resamples", help="Paired-bootstrap resamples for the p-values."),
     run_plots: bool = typer.Option(True, "--run-plots/--no-run-plots", help="evaluate's plots in every run folder."),
+    fusion: str = typer.Option(
+        "concat", "--fusion", help="Comma-separated fusions to train each multi-modality setting with: concat (the "
+        "paper's), per_modality; ':P' adds modality dropout P, e.g. concat,per_modality:0.3."
+    ),
+    robustness: bool = typer.Option(
+        True, "--robustness/--no-robustness", help="Also score each fusion run with each modality removed."
+    ),
 ) -> None:
-    """Modality ablation (the paper's Tables 2-3): every setting x seeds, report.md/html, runs.csv, p-values."""
+    """Modality ablation (the paper's Tables 2-3): every setting x seeds, report.md/html, runs.csv, p-values, and
+    a robustness table (each fusion setting scored with each modality removed)."""
     from .ablation import run_ablation
     from .config import from_dict, load_config_file
     from .training import TrainConfig
@@ -288,7 +296,8 @@ def ablate(
     chosen = [] if baselines.strip().lower() == "none" else (_split_list(baselines) or [])
     result = run_ablation(features, out, grid=grid, seeds=seeds, workers=workers,
                           config=from_dict(TrainConfig, settings), baselines=chosen, gru_epochs=gru_epochs,
-                          resamples=resamples, run_plots=run_plots, echo=typer.echo)
+                          resamples=resamples, run_plots=run_plots, fusions=_split_list(fusion) or ["concat"],
+                          robustness=robustness, echo=typer.echo)
     typer.echo(f"best setting on {result.ranking_split}: {result.best}")
     if result.failed:
         raise typer.Exit(1)
