@@ -132,3 +132,18 @@ def test_two_workers_give_the_same_arrays(store, samples, tmp_path):
     for key in clean:  # one torch thread per worker instead of two: float sums may differ in the last bits
         np.testing.assert_allclose(parallel[key][0], clean[key][0], atol=1e-5, err_msg=str(key))
         assert np.array_equal(parallel[key][1], clean[key][1])
+
+
+def test_batches_across_videos_give_the_same_features_and_isolate_a_bad_video(store, samples, tmp_path):
+    folder = tmp_path / "with-bad"
+    shutil.copytree(samples, folder)
+    (folder / "broken.mp4").write_bytes(b"not a video at all")
+    root = tmp_path / "batched"
+    summary = extract(folder, root, frames=FRAMES, progress=False, batch_videos=4)
+    assert summary.done == len(VIDEOS) and [os.path.basename(path) for path, _ in summary.failed] == ["broken.mp4"]
+    batched = FeatureStore.open(root)
+    one_by_one = arrays(store)
+    assert arrays(batched).keys() == one_by_one.keys()
+    for name, (values, mask) in arrays(batched).items():
+        np.testing.assert_allclose(values, one_by_one[name][0], atol=1e-5, err_msg=str(name))
+        np.testing.assert_array_equal(mask, one_by_one[name][1])

@@ -57,6 +57,9 @@ def extract(
     workers: int = typer.Option(1, "--workers", "-w", help="Processes, each with its own loaded models."),
     no_face_crop: bool = typer.Option(False, "--no-face-crop", help="Use whole frames (the paper's Table 2 ablation)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (for backends that use torch)."),
+    batch_videos: int | None = typer.Option(
+        None, "--batch-videos", help="Clips whose frames each model sees in one batch (default 16 on cuda, 1 on cpu)."
+    ),
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML with per-extractor options."),
     dataset: str | None = typer.Option(
         None, "--dataset", help="Read DATA as a dataset's own layout: hume-reaction (MuSe 2022 Reaction root)."
@@ -68,7 +71,8 @@ def extract(
 
     options = load_config_file(config).get("options", {}) if config else None
     summary = run_extract(data, out, frames=frames, extractors=_split_list(extractors), workers=workers,
-                          face_crop=not no_face_crop, options=options, device=device, dataset=dataset)
+                          face_crop=not no_face_crop, options=options, device=device, dataset=dataset,
+                          batch_videos=batch_videos)
     for line in summary.lines():
         typer.echo(line, err=line.startswith("FAILED"))
     typer.echo(f"store: {out}")

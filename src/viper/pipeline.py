@@ -27,6 +27,7 @@ class ExtractConfig:
     face_detector: str = "mediapipe"
     face_margin: float = 0.2
     device: str = "cpu"
+    batch_videos: int = 1  # clips whose frames each model sees in one batch (how, not what: not in the store key)
 
 
 def configs_from_features(features: list[dict[str, Any]], frames: int) -> list[ExtractConfig]:
@@ -112,38 +113,69 @@ class Extraction:
 
     def run(self, store_root: str, video_id: str, path: str) -> dict[str, Any]:
         """Extract what the store lacks for one clip; returns a small record (never raises for a bad video)."""
-        from .errors import VideoReadError
-        from .store import FeatureStore, file_sha256
+        return self.run_batch(store_root, [(video_id, path)])[0]
+
+    def run_batch(self, store_root: str, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Extract what the store lacks for several clips, each model seeing the frames of all of them at once
+        (one batch across videos: what keeps a GPU busy). One record per job; a bad video fails alone."""
+        from .store import FeatureStore
 
         store = FeatureStore(store_root)
-        source = Path(path)
         keys = self.keys()
-        try:
-            unchanged = store.source_unchanged(video_id, source)
-        except OSError as error:
-            return {"status": "failed", "reason": f"cannot read the file ({error.strerror or error})"}
-        todo = {key: ex for key, ex in keys.items() if not (unchanged and store.has(key, video_id))}
-        if not todo:
-            meta = store.clip_meta(video_id)
-            return {"status": "skipped", "faces": sum(meta["face_mask"]), "frames": len(meta["face_mask"])}
+        records: list[dict[str, Any] | None] = [None] * len(jobs)
+        todo: dict[int, list[str]] = {}
+        for index, (video_id, path) in enumerate(jobs):
+            try:
+                unchanged = store.source_unchanged(video_id, Path(path))
+            except OSError as error:
+                records[index] = _failed(f"cannot read the file ({error.strerror or error})")
+                continue
+            todo[index] = [key for key in keys if not (unchanged and store.has(key, video_id))]
+            if not todo[index]:
+                meta = store.clip_meta(video_id)
+                faces = meta["face_mask"]
+                records[index] = {"status": "skipped", "faces": sum(faces), "frames": len(faces)}
+        pending = [index for index in todo if records[index] is None]
+        if not pending:
+            return records  # type: ignore[return-value]
         self.load()  # a missing model stops the run with one message: it is not this video's fault
-        try:
-            clip = self.clip(source, video_id)
-            computed = {key: extractor.extract(clip) for key, extractor in todo.items()}
-        except VideoReadError as error:
-            return {"status": "failed", "reason": str(error).removeprefix(f"{source}: ")}
-        except OSError as error:
-            return {"status": "failed", "reason": f"cannot read the file ({error.strerror or error})"}
-        except Exception as error:  # noqa: BLE001 - one bad clip must not stop a long run
-            if os.environ.get("VIPER_DEBUG"):
-                raise
-            return {"status": "failed", "reason": f"{type(error).__name__}: {error} (VIPER_DEBUG=1 shows where)"}
+        clips = {}
+        for index in pending:
+            video_id, path = jobs[index]
+            clips[index], failure = _guarded(Path(path), self.clip, Path(path), video_id)
+            if failure:
+                records[index] = failure
+        computed: dict[int, dict[str, Any]] = {index: {} for index in clips if records[index] is None}
+        for key, extractor in keys.items():
+            group = [index for index in computed if key in todo[index] and records[index] is None]
+            if not group:
+                continue
+            batch, failure = _guarded(Path(jobs[group[0]][1]), extractor.extract_batch, [clips[i] for i in group])
+            if failure is None:
+                for index, features in zip(group, batch, strict=True):
+                    computed[index][key] = features
+                continue
+            for index in group:  # the batch failed: find which clip it was, one by one
+                features, failure = _guarded(Path(jobs[index][1]), extractor.extract, clips[index])
+                if failure:
+                    records[index] = failure
+                else:
+                    computed[index][key] = features
+        for index, features in computed.items():
+            if records[index] is None:
+                records[index] = self._write(store, clips[index], Path(jobs[index][1]), features, keys)
+        return records  # type: ignore[return-value]
+
+    def _write(self, store, clip, source: Path, computed: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
+        """A clip's features, then its metadata (so a clip with metadata always has its features)."""
+        from .store import file_sha256
+
         for key, features in computed.items():
             store.register_extractor(key, self.identity(keys[key]), keys[key].dim)
-            store.write(key, video_id, features.values, features.mask)
+            store.write(key, clip.video_id, features.values, features.mask)
         stat = source.stat()
-        store.write_clip(video_id, {
-            "video_id": video_id,
+        store.write_clip(clip.video_id, {
+            "video_id": clip.video_id,
             "source": str(source),
             "source_size": stat.st_size,
             "source_mtime": stat.st_mtime,
@@ -164,6 +196,26 @@ class Extraction:
         return {"status": "done", "faces": int(clip.face_mask.sum()), "frames": clip.n}
 
 
+def _failed(reason: str) -> dict[str, Any]:
+    return {"status": "failed", "reason": reason}
+
+
+def _guarded(source: Path, work, *args):
+    """(work(*args), None), or (None, a failed record) when a video's own problem stops `work`."""
+    from .errors import VideoReadError
+
+    try:
+        return work(*args), None
+    except VideoReadError as error:
+        return None, _failed(str(error).removeprefix(f"{source}: "))
+    except OSError as error:
+        return None, _failed(f"cannot read the file ({error.strerror or error})")
+    except Exception as error:  # noqa: BLE001 - one bad clip must not stop a long run
+        if os.environ.get("VIPER_DEBUG"):
+            raise
+        return None, _failed(f"{type(error).__name__}: {error} (VIPER_DEBUG=1 shows where)")
+
+
 _worker: Extraction | None = None
 
 
@@ -176,9 +228,9 @@ def _init_worker(config: ExtractConfig, threads: int) -> None:
     _worker = Extraction(config)
 
 
-def _work(store_root: str, video_id: str, path: str) -> dict[str, Any]:
+def _work(store_root: str, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
     assert _worker is not None
-    return _worker.run(store_root, video_id, path)
+    return _worker.run_batch(store_root, jobs)
 
 
 def extract(
@@ -192,11 +244,13 @@ def extract(
     device: str = "cpu",
     progress: bool = True,
     dataset: str | None = None,
+    batch_videos: int | None = None,
 ) -> ExtractSummary:
     """Extract per-frame features of every video in `data` (folder, manifest CSV or one file) into store `out`.
 
     Re-running skips what exists; a video that cannot be read is reported and the run goes on. `dataset` names a
-    dataset layout to read `data` as (see `manifest.load_inputs`).
+    dataset layout to read `data` as (see `manifest.load_inputs`). `batch_videos` clips go through each model
+    together (default: 16 on CUDA, where batches across videos keep the GPU busy; 1 on CPU).
     """
     from tqdm import tqdm
 
@@ -208,7 +262,12 @@ def extract(
     options = {":".join(parse_spec(spec)): value for spec, value in (options or {}).items()}
     if frames < 1:
         raise ViperError(f"--frames must be at least 1, got {frames}")
-    config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device)
+    if batch_videos is None:
+        batch_videos = 16 if device.startswith("cuda") else 1
+    if batch_videos < 1:
+        raise ViperError(f"--batch-videos must be at least 1, got {batch_videos}")
+    config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device,
+                           batch_videos=batch_videos)
     table = load_inputs(Path(data), dataset)
     try:  # the store cannot be written (disk full, read-only, quota): one message; what was written stays
         store = FeatureStore.create(out, frames)
@@ -238,11 +297,14 @@ def extract(
 
 
 def _records(config: ExtractConfig, root: str, jobs: list[tuple[str, str]], workers: int):
-    """(job, record) pairs, in process or from a pool of workers each holding its own loaded models."""
-    if workers <= 1 or len(jobs) <= 1:
+    """(job, record) pairs, in process or from a pool of workers each holding its own loaded models; jobs go in
+    batches of `config.batch_videos` clips."""
+    size = config.batch_videos
+    batches = [jobs[start : start + size] for start in range(0, len(jobs), size)]
+    if workers <= 1 or len(batches) <= 1:
         extraction = Extraction(config)
-        for video_id, path in jobs:
-            yield (video_id, path), extraction.run(root, video_id, path)
+        for batch in batches:
+            yield from zip(batch, extraction.run_batch(root, batch), strict=True)
         return
     import multiprocessing
 
@@ -250,10 +312,10 @@ def _records(config: ExtractConfig, root: str, jobs: list[tuple[str, str]], work
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(config, threads)) as pool:
-        futures = {pool.submit(_work, root, video_id, path): (video_id, path) for video_id, path in jobs}
+        futures = {pool.submit(_work, root, batch): batch for batch in batches}
         try:
             for future in as_completed(futures):
-                yield futures[future], future.result()
+                yield from zip(futures[future], future.result(), strict=True)
         except BaseException:
             for future in futures:
                 future.cancel()
