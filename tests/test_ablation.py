@@ -164,7 +164,8 @@ def fusion_sweep(tmp_path_factory):
     """Labels that depend on face_image alone, and an audio modality of pure noise."""
     root = tmp_path_factory.mktemp("fusion-store")
     store = make_synthetic_store(root, {"face_image-test-aaaa": ("face_image", 5)}, EMOTIONS, n_clips=72, n_frames=6)
-    store.register_extractor("audio-test-eeee", {"modality": "audio", "backend": "test", "version": "1", "config": {}}, 3)
+    identity = {"modality": "audio", "backend": "test", "version": "1", "config": {}}
+    store.register_extractor("audio-test-eeee", identity, 3)
     rng = np.random.default_rng(5)
     for video_id in store.video_ids("face_image-test-aaaa"):
         store.write("audio-test-eeee", video_id, rng.normal(size=(6, 3)).astype(np.float32), np.ones(6, bool))
@@ -189,7 +190,8 @@ def test_robustness_table_scores_each_modality_removed(fusion_sweep):
     assert set(table["removed"]) == {"none", "face_image", "audio"}
     assert set(table["slug"]) == {"image+audio", "image+audio[per-modality-dropout0.5]"}  # single modalities: none
     assert (table["runs"] == 2).all()
-    metrics = json.loads((out / "runs" / "image+audio" / "seed1" / "eval-test-without-audio" / "metrics.json").read_text())
+    folder = out / "runs" / "image+audio" / "seed1" / "eval-test-without-audio"
+    metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["dropped"] == ["audio"]
     test = table[table["split"] == "test"].set_index(["slug", "removed"])["mean"]
     for slug in ("image+audio", "image+audio[per-modality-dropout0.5]"):  # the labels live in face_image alone

@@ -20,70 +20,13 @@ import pandas as pd
 import pytest
 import torch
 import transformers
+from hf_models import save_clip, save_roberta, save_vit, save_wavlm
 
 from viper.clip import load_clip
 from viper.errors import ModelNotFoundError, ViperError
 from viper.extractors import create_extractor
 from viper.extractors.audio_wavlm import MIN_FRAGMENT, min_samples
 from viper.extractors.caption_clip import templates
-
-TINY = {"num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37}
-
-
-def byte_alphabet() -> list[str]:
-    """The 256 printable stand-ins byte-level BPE uses for bytes (GPT-2's table), so every text tokenizes."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    extra = [b for b in range(256) if b not in printable]
-    return [chr(c) for c in printable] + [chr(256 + i) for i in range(len(extra))]
-
-
-def save_vit(folder: Path, classifier: bool) -> Path:
-    config = transformers.ViTConfig(hidden_size=32, image_size=32, patch_size=8, **TINY)
-    model = transformers.ViTForImageClassification(config) if classifier else transformers.ViTModel(config)
-    model.save_pretrained(folder)
-    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
-
-
-def save_roberta(folder: Path) -> Path:
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}
-    for char in byte_alphabet():
-        vocab.setdefault(char, len(vocab))
-    transformers.RobertaTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
-    config = transformers.RobertaConfig(vocab_size=len(vocab), hidden_size=24, max_position_embeddings=40, **TINY)
-    transformers.RobertaModel(config).save_pretrained(folder)
-    return folder
-
-
-def save_clip(folder: Path) -> Path:
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in byte_alphabet():
-        vocab.setdefault(char, len(vocab))
-        vocab.setdefault(f"{char}</w>", len(vocab))
-    tokenizer = transformers.CLIPTokenizer(vocab=vocab, merges=[])
-    processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    transformers.CLIPProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(folder)
-    text = dict(vocab_size=len(vocab), hidden_size=32, bos_token_id=0, eos_token_id=1, pad_token_id=1, **TINY)
-    vision = dict(hidden_size=32, image_size=32, patch_size=8, **TINY)
-    config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
-    transformers.CLIPModel(config).save_pretrained(folder)
-    return folder
-
-
-def save_wavlm(folder: Path) -> Path:
-    config = transformers.WavLMConfig(
-        hidden_size=32,
-        conv_dim=(16,) * 7,
-        tdnn_dim=(16, 16, 16, 16, 32),
-        xvector_output_dim=12,
-        num_buckets=16,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        **TINY,
-    )
-    transformers.WavLMForXVector(config).save_pretrained(folder)
-    transformers.Wav2Vec2FeatureExtractor(return_attention_mask=True, do_normalize=True).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
