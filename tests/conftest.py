@@ -39,3 +39,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo_run(tmp_path_factory) -> Path:
+    """A run trained for 2 epochs on 4 bundled demo clips at N = 8 (all four modalities): a real checkpoint in ~8 s,
+    for tests that need one but not a good one."""
+    import shutil
+
+    from viper.datasets.ravdess import write_ravdess_manifest
+    from viper.demo import demo_clips
+    from viper.pipeline import extract
+    from viper.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-demo")
+    clips = out / "clips"
+    clips.mkdir()
+    for name in ("01-01-03-02-01-01-05.mp4", "01-01-04-02-01-01-05.mp4",  # happy, sad: statement 01 (train)
+                 "01-01-03-02-02-01-05.mp4", "01-01-04-02-02-01-05.mp4"):  # statement 02 (test)
+        shutil.copy(demo_clips() / name, clips / name)
+    write_ravdess_manifest(clips, out / "manifest.csv")
+    extract(out / "manifest.csv", out / "store", frames=8, progress=False)
+    train(out / "store", out / "run", TrainConfig(epochs=2, lr=1e-3, batch_size=4, device="cpu"), progress=False)
+    return out

@@ -27,6 +27,7 @@ from viper.errors import ModelNotFoundError, ViperError
 from viper.extractors import create_extractor
 from viper.extractors.audio_wavlm import MIN_FRAGMENT, min_samples
 from viper.extractors.caption_clip import templates
+from viper.templates import chosen_sentences
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +81,15 @@ def test_caption_rows_are_roberta_vectors_of_chosen_templates(tiny_models, clips
     options, _ = backends(tiny_models)["caption:clip"]
     extractor = create_extractor("caption:clip", options)
     features = extractor.extract(clips[0])
-    sentences = extractor.captions(clips[0])
+    chosen = extractor.choose(clips[:1])[0]
+    sentences = chosen_sentences(chosen)
     known = {template["sentence"] for template in templates()}
     assert len(templates()) == 53 and len(extractor._sentence_vectors) == 53
-    for row, valid, sentence in zip(features.values, features.mask, sentences, strict=True):
+    for row, valid, index, sentence in zip(features.values, features.mask, chosen, sentences, strict=True):
         assert (sentence is not None) == valid
         if valid:
             assert sentence in known
-            np.testing.assert_array_equal(row, extractor._sentence_vectors[extractor.sentences.index(sentence)])
+            np.testing.assert_array_equal(row, extractor._sentence_vectors[index])
 
 
 def test_wavlm_pads_short_fragments_to_its_minimum(tiny_models):

@@ -12,6 +12,7 @@ _LAZY = {
     "train": "viper.training:train",
     "evaluate": "viper.evaluation:evaluate",
     "predict": "viper.prediction:predict",
+    "inspect": "viper.inspection:inspect",
     "FeatureStore": "viper.store:FeatureStore",
 }
 

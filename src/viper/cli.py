@@ -212,6 +212,28 @@ def predict(
 
 @app.command()
 @friendly
+def inspect(
+    videos: list[Path] = typer.Argument(..., help="Video files to look at."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Run folder or checkpoint file."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="page.html for one video; a folder (one <video>.html per clip) for several."
+    ),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """One self-contained HTML page per clip: frames, faces, captions, FAU traces and the predicted scores."""
+    from .inspection import inspect as run_inspect
+
+    pages, failures = run_inspect(videos, checkpoint, out, device=device)
+    for page in pages:
+        typer.echo(f"page: {page}")
+    for _, reason in failures:
+        typer.secho(f"error: {reason}", fg=typer.colors.RED, err=True)
+    if failures:
+        raise typer.Exit(2)
+
+
+@app.command()
+@friendly
 def demo(
     out: Path = typer.Option(Path("viper-demo"), "--out", "-o", help="Folder for the store, run and report."),
     workers: int = typer.Option(2, "--workers", "-w"),

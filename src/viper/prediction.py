@@ -2,52 +2,92 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ViperError
+
+if TYPE_CHECKING:
+    from .checkpoint import ModelBundle
+    from .clip import Clip
+    from .extractors.base import Extractor, Features
+
+
+@dataclass
+class ClipPrediction:
+    """One video as the model saw it: the decoded clips, every feature it read, and its scores."""
+
+    video: Path
+    clips: dict[str, Clip]  # by store key: the decoded clip its features came from (one per face-crop setting)
+    features: dict[str, Features]  # by store key, for every key of the checkpoint
+    extractors: dict[str, Extractor]  # by store key: the loaded extractor that made those features
+    scores: dict[str, float]  # emotion -> score, in the checkpoint's emotion order
+
+
+class Predictor:
+    """A checkpoint with the extractors it was trained on, loaded once; call it on a video path.
+
+    The checkpoint names its extractors (backend, version, config, frames, face-crop setting); the same ones
+    run here, so a prediction sees the features the model was trained on.
+    """
+
+    def __init__(self, checkpoint: Path | str, device: str = "cpu") -> None:
+        from .checkpoint import load_checkpoint
+        from .pipeline import Extraction, configs_from_features
+
+        self.bundle: ModelBundle = load_checkpoint(checkpoint, device=device)
+        self.extractions = []
+        for config in configs_from_features(self.bundle.features, self.bundle.n_frames):
+            config.device = device
+            extraction = Extraction(config)
+            keys = extraction.keys()
+            for feature in self.bundle.features:
+                if feature["face_crop"] == config.face_crop and feature["key"] not in keys:
+                    raise ViperError(
+                        f"{self.bundle.path}: trained on {feature['key']} (version {feature['version']}), but this "
+                        f"viper's {feature['modality']}:{feature['backend']} extractor differs; re-train or install "
+                        "that version"
+                    )
+            extraction.load()
+            self.extractions.append((extraction, keys))
+
+    def __call__(self, video: Path | str) -> ClipPrediction:
+        """Decode, extract and score one video; a file that cannot be read raises VideoReadError."""
+        from .dataset import build_tokens
+        from .evaluation import predict_arrays
+
+        video = Path(video)
+        clips, features, extractors = {}, {}, {}
+        for extraction, keys in self.extractions:
+            clip = extraction.clip(video)
+            clips |= dict.fromkeys(keys, clip)
+            features |= {key: extractor.extract(clip) for key, extractor in keys.items()}
+            extractors |= keys
+        tokens, _, modality_masks = build_tokens(features, self.bundle.keys)
+        scores = predict_arrays(self.bundle, tokens[None], modality_masks[None])[0]
+        return ClipPrediction(
+            video=video,
+            clips=clips,
+            features=features,
+            extractors=extractors,
+            scores=dict(zip(self.bundle.emotions, map(float, scores), strict=True)),
+        )
 
 
 def predict(
     videos: list[Path | str], checkpoint: Path | str, device: str = "cpu"
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Scores of each readable video, `{"video": path, "scores": {emotion: value}}`, and (path, reason) failures.
-
-    The checkpoint names its extractors (backend, version, config, frames, face-crop setting); the same ones
-    run here, so a prediction sees the features the model was trained on.
-    """
-    from .checkpoint import load_checkpoint
-    from .dataset import build_tokens
+    """Scores of each readable video, `{"video": path, "scores": {emotion: value}}`, and (path, reason) failures."""
     from .errors import VideoReadError
-    from .evaluation import predict_arrays
-    from .pipeline import Extraction, configs_from_features
 
-    bundle = load_checkpoint(checkpoint, device=device)
-    extractions = []
-    for config in configs_from_features(bundle.features, bundle.n_frames):
-        config.device = device
-        extraction = Extraction(config)
-        keys = extraction.keys()
-        for feature in bundle.features:
-            if feature["face_crop"] == config.face_crop and feature["key"] not in keys:
-                raise ViperError(
-                    f"{bundle.path}: trained on {feature['key']} (version {feature['version']}), but this viper's "
-                    f"{feature['modality']}:{feature['backend']} extractor differs; re-train or install that version"
-                )
-        extraction.load()
-        extractions.append((extraction, keys))
-
+    predictor = Predictor(checkpoint, device=device)
     results, failures = [], []
     for video in map(Path, videos):
         try:
-            features = {}
-            for extraction, keys in extractions:
-                clip = extraction.clip(video)
-                features |= {key: extractor.extract(clip) for key, extractor in keys.items()}
+            prediction = predictor(video)
         except VideoReadError as error:
             failures.append((str(video), str(error)))
             continue
-        tokens, _, modality_masks = build_tokens(features, bundle.keys)
-        scores = predict_arrays(bundle, tokens[None], modality_masks[None])[0]
-        results.append({"video": str(video), "scores": dict(zip(bundle.emotions, map(float, scores), strict=True))})
+        results.append({"video": str(video), "scores": prediction.scores})
     return results, failures

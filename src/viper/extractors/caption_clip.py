@@ -6,6 +6,7 @@ authors' list); the highest cosine similarity wins. The winning sentence's featu
 RoBERTa's last hidden state (`roberta-base`, 768-d) with the sentence padded/truncated to 16 tokens, as the
 authors did. Since there are only 53 sentences, both the CLIP text features and the 53 RoBERTa vectors are
 computed once per process; per frame only the image goes through a model. Frames without a face are masked.
+`choose(clips)` gives the chosen template index per frame (-1 where masked) for inspection, as caption:rule-minilm.
 """
 
 from __future__ import annotations
@@ -76,15 +77,25 @@ class ClipCaption(Extractor):
                 return_tensors="pt",
             ).to(self.device)
             self._sentence_vectors = text_model(**encoded).last_hidden_state[:, 0].float().cpu().numpy()
-        self.sentences = sentences
 
     def extract(self, clip: Clip) -> Features:
         return self.extract_batch([clip])[0]
 
     def extract_batch(self, clips: list[Clip]) -> list[Features]:
+        out = []
+        for indices in self.choose(clips):
+            mask = indices >= 0
+            values = np.zeros((len(indices), self.dim), np.float32)
+            values[mask] = self._sentence_vectors[indices[mask]]
+            out.append(Features(values, mask))
+        return out
+
+    def choose(self, clips: list[Clip]) -> list[np.ndarray]:
+        """The template index CLIP picks for each frame of each clip; -1 where there is no face."""
         self.ensure_loaded()
         items = [clip.face_crops for clip in clips]
-        return batched_features(items, self.embed, self.dim, self.config.batch_size)
+        picked = batched_features(items, lambda crops: self.best_templates(crops)[:, None], 1, self.config.batch_size)
+        return [np.where(found.mask, found.values[:, 0], -1).astype(np.int64) for found in picked]
 
     def best_templates(self, crops: list[np.ndarray]) -> np.ndarray:
         """Index of the best-matching template sentence for each RGB crop."""
@@ -95,13 +106,3 @@ class ClipCaption(Extractor):
             image = pooled(self._clip.get_image_features(pixel_values=pixels.to(self.device, self._clip.dtype)))
             similarity = torch.nn.functional.normalize(image.float(), dim=-1) @ self._text_features.T
         return similarity.argmax(dim=-1).cpu().numpy()
-
-    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
-        return self._sentence_vectors[self.best_templates(crops)]
-
-    def captions(self, clip: Clip) -> list[str | None]:
-        """The sentence chosen for each frame (None without a face): what the caption features encode."""
-        self.ensure_loaded()
-        present = [crop for crop in clip.face_crops if crop is not None]
-        chosen = iter(self.best_templates(present)) if present else iter(())
-        return [self.sentences[next(chosen)] if crop is not None else None for crop in clip.face_crops]

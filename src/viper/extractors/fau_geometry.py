@@ -148,6 +148,11 @@ class MeshFau(Extractor):
     def dim(self) -> int:
         return len(AU_NAMES) + (len(EMOTIONS) if self.config.emotions else 0)
 
+    @property
+    def feature_names(self) -> list[str]:
+        """The name of each value: the AUs, then the emotion probabilities (labels for `viper inspect`)."""
+        return list(AU_NAMES) + (list(EMOTIONS) if self.config.emotions else [])
+
     def load(self) -> None:
         from ..backbones.face_mesh import load_face_mesh
 

@@ -1,0 +1,153 @@
+"""`viper inspect`: the page of a real demo clip and of generated clips without face or audio, self-contained,
+with the scores `viper predict` gives; and the page rendered by headless Chromium without console errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import make_clip
+from PIL import Image
+
+from viper.datasets.ravdess import EMOTIONS
+from viper.demo import demo_clips
+from viper.inspection import inspect
+from viper.prediction import predict
+from viper.templates import caption_templates
+
+N = 8  # the tiny run's frames per clip
+DEMO_CLIP = "01-01-03-02-02-01-05.mp4"  # happy, strong
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--enable-logging=stderr", "--v=0"]
+
+
+@pytest.fixture(scope="module")
+def pages(tiny_demo_run, tmp_path_factory, one_torch_thread):
+    """The demo clip's page (--out page.html) and a folder with the pages of two generated clips."""
+    folder = tmp_path_factory.mktemp("inspect")
+    no_audio = make_clip(folder / "no_face_no_audio.mp4", frames=20, size=(160, 120))
+    short_audio = make_clip(folder / "no_face_short_audio.mp4", frames=20, size=(160, 120), audio_seconds=1.0)
+    run = tiny_demo_run / "run"
+    written, failures = inspect([demo_clips() / DEMO_CLIP], run, folder / "page.html", progress=False)
+    assert written == [folder / "page.html"] and not failures
+    written, failures = inspect([no_audio, short_audio], run, folder / "pages", progress=False)
+    assert [page.name for page in written] == ["no_face_no_audio.html", "no_face_short_audio.html"] and not failures
+    texts = {"demo": (folder / "page.html").read_text(encoding="utf-8")}
+    texts |= {page.stem: page.read_text(encoding="utf-8") for page in written}
+    return folder, texts
+
+
+def test_demo_clip_page_shows_frames_captions_and_the_scores_predict_gives(pages, tiny_demo_run):
+    _, texts = pages
+    page = texts["demo"]
+    assert page.count("<img class='thumb'") == N
+    faces = int(re.search(r"faces on (\d+)/8 frames, audio on 8/8 frames", page).group(1))
+    assert faces >= N - 1  # a talking face in every frame (BlazeFace may miss one)
+    captions = re.findall(r"<q class='caption'>(.*?)</q>", page)
+    known = {template["sentence"] for template in caption_templates()}
+    assert len(captions) == faces and set(captions) <= known
+    for needle in (DEMO_CLIP, "checkpoint", "caption:rule-minilm", "fau:mesh", "face_image:fer", "audio:resemblyzer",
+                   "AU", "<img class='traces'"):
+        assert needle in page
+    [result], _ = predict([demo_clips() / DEMO_CLIP], tiny_demo_run / "run")
+    shown = dict(re.findall(r"<td>(\w+)</td><td class=v>([+-]\d+\.\d{3})</td>", page))
+    assert list(shown) == list(EMOTIONS)
+    for emotion, value in result["scores"].items():  # the same code path as `viper predict`
+        assert float(shown[emotion]) == pytest.approx(value, abs=6e-4)
+
+
+def test_generated_clips_are_marked_without_face_and_audio(pages):
+    _, texts = pages
+    silent = texts["no_face_no_audio"]
+    assert "faces on 0/8 frames, audio on 0/8 frames" in silent
+    assert silent.count("<img class='thumb'") == N
+    assert silent.count("badge noface'>no face") == N and silent.count("badge noaudio'>no audio") == N
+    assert "<q class='caption'>" not in silent
+    partial = texts["no_face_short_audio"]  # 1 s of audio in a 2 s clip: the first frames have sound
+    heard = int(re.search(r"audio on (\d+)/8 frames", partial).group(1))
+    assert 0 < heard < N and partial.count("badge noaudio'>no audio") == N - heard
+    for emotion in EMOTIONS:
+        assert f"<td>{emotion}</td>" in silent
+
+
+def test_pages_are_self_contained(pages):
+    _, texts = pages
+    for page in texts.values():
+        assert "http://" not in page and "https://" not in page
+        assert "<script" not in page and "<link" not in page
+        sources = re.findall(r"src='([^']*)'", page)
+        assert sources and all(source.startswith("data:image/") for source in sources)
+        for source in sources:  # every embedded image decodes
+            header, data = source.split(",", 1)
+            image = Image.open(io.BytesIO(base64.b64decode(data)))
+            image.load()
+            assert image.format.lower() in header
+
+
+def test_a_checkpoint_without_fau_and_caption_says_so(tiny_demo_run, tmp_path, one_torch_thread):
+    from viper.training import TrainConfig, train
+
+    run = tmp_path / "run"
+    train(tiny_demo_run / "store", run, TrainConfig(epochs=1, lr=1e-3, batch_size=4, device="cpu",
+                                                    modalities=["face_image", "audio"]), progress=False)
+    inspect([demo_clips() / DEMO_CLIP], run, tmp_path / "page.html", progress=False)
+    page = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert "uses no fau features" in page and "<img class='traces'" not in page
+    assert "uses no caption features" in page and "<q class='caption'>" not in page
+    assert "face_image:fer" in page and "fau:mesh" not in page and page.count("<img class='thumb'") == N
+
+
+def test_cli_bad_video_and_bad_out(tiny_demo_run, tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    good = demo_clips() / DEMO_CLIP
+    command = [sys.executable, "-m", "viper", "inspect", str(good), str(bad), "-c", str(tiny_demo_run / "run")]
+    result = subprocess.run([*command, "--out", str(tmp_path / "pages")], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.search(rf"^error: {re.escape(str(bad))}: ", result.stderr, re.MULTILINE)
+    assert (tmp_path / "pages" / f"{good.stem}.html").stat().st_size > 0  # the readable one still gets its page
+    result = subprocess.run([*command, "--out", str(tmp_path / "one.html")], capture_output=True, text=True)
+    assert result.returncode == 2 and "need --out to be a folder" in result.stderr
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if found := shutil.which(name):
+            return found
+    pytest.skip("no chromium binary (apt-get install chromium); the page render test needs a browser")
+
+
+def _render(browser: str, page: Path, tmp_path: Path, size: str) -> tuple[np.ndarray, list[str]]:
+    """Screenshot pixels and the page's console lines (chromium logs them as INFO:CONSOLE)."""
+    shot = tmp_path / f"{page.stem}.png"
+    profile = tmp_path / f"profile-{page.stem}"
+    result = subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}", f"--window-size={size}",
+         page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=60,
+    )
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    assert shot.exists(), result.stderr[-2000:]
+    return np.asarray(Image.open(shot).convert("RGB")), console
+
+
+def test_page_renders_in_headless_chromium(pages, tmp_path):
+    browser = _chromium()
+    control = tmp_path / "control.html"  # the console check must see an error when there is one
+    control.write_text("<!doctype html><p>x</p><script>throw new Error('planted');</script>")
+    _, console = _render(browser, control, tmp_path, "400,300")
+    assert any("planted" in line for line in console)
+    folder, _ = pages
+    pixels, console = _render(browser, folder / "page.html", tmp_path, "1280,2000")
+    assert console == []
+    assert pixels.shape == (2000, 1280, 3)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1000  # text, bars, photos and plots: far from uniform
+    assert pixels[300:1200].std() > 20  # the frames' area holds the face thumbnails
