@@ -54,7 +54,10 @@ def extract(
     extractors: str | None = typer.Option(
         None, "--extractors", "-e", help="Comma-separated modality[:backend]; default face_image,fau,caption,audio."
     ),
-    workers: int = typer.Option(1, "--workers", "-w", help="Processes, each with its own loaded models."),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", help="Processes (Ray: actors), each with its own loaded models; default 1 locally, "
+        "as many as the Ray cluster fits with --backend ray."
+    ),
     no_face_crop: bool = typer.Option(False, "--no-face-crop", help="Use whole frames (the paper's Table 2 ablation)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (for backends that use torch)."),
     batch_videos: int | None = typer.Option(
@@ -64,6 +67,13 @@ def extract(
     dataset: str | None = typer.Option(
         None, "--dataset", help="Read DATA as a dataset's own layout: hume-reaction (MuSe 2022 Reaction root)."
     ),
+    backend: str = typer.Option("local", "--backend", help="local (this machine's processes) or ray (a Ray cluster)."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster to join: auto, HOST:6379 or ray://HOST:10001; default: start one here."
+    ),
+    gpus_per_worker: float = typer.Option(
+        1.0, "--gpus-per-worker", help="With --backend ray --device cuda: the GPU share each actor asks for (e.g. 0.5)."
+    ),
 ) -> None:
     """Extract per-frame features of every video into a feature store (resumable)."""
     from .config import load_config_file
@@ -72,7 +82,8 @@ def extract(
     options = load_config_file(config).get("options", {}) if config else None
     summary = run_extract(data, out, frames=frames, extractors=_split_list(extractors), workers=workers,
                           face_crop=not no_face_crop, options=options, device=device, dataset=dataset,
-                          batch_videos=batch_videos)
+                          batch_videos=batch_videos, backend=backend, ray_address=ray_address,
+                          gpus_per_worker=gpus_per_worker)
     for line in summary.lines():
         typer.echo(line, err=line.startswith("FAILED"))
     typer.echo(f"store: {out}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class ExtractSummary:
     frames_total: int = 0
     frames_with_face: int = 0
     seconds: float = 0.0
+    where: str = ""  # where the work ran, when not in this machine's process pool (e.g. "ray: 2 workers on ...")
 
     @property
     def face_share(self) -> float:
@@ -62,6 +64,7 @@ class ExtractSummary:
             f"videos done {self.done}, skipped (already in store) {self.skipped}, failed {len(self.failed)}",
             f"frames with a face {self.face_share:.1%}; {per_video:.2f} s per extracted video",
         ]
+        lines += [self.where] if self.where else []
         lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]
         return lines
 
@@ -111,6 +114,26 @@ class Extraction:
         return load_clip(path, self.config.frames, self.detector, self.config.face_crop, video_id,
                          self.config.face_margin)
 
+    def _pending(self, store, video_id: str, source: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """(the extractors the store lacks for this clip, None), or ({}, the record of a clip with nothing to do)."""
+        try:
+            unchanged = store.source_unchanged(video_id, source)
+        except OSError as error:
+            return {}, {"status": "failed", "reason": f"cannot read the file ({error.strerror or error})"}
+        todo = {key: ex for key, ex in self.keys().items() if not (unchanged and store.has(key, video_id))}
+        if todo:
+            return todo, None
+        meta = store.clip_meta(video_id)
+        return {}, {"status": "skipped", "faces": sum(meta["face_mask"]), "frames": len(meta["face_mask"])}
+
+    def check(self, store_root: str, video_id: str, path: str) -> dict[str, Any] | None:
+        """The record of a clip that needs no work (already in the store, or unreadable); None when it does.
+
+        Lets a run drop finished clips before it starts worker processes or hands work to other machines."""
+        from .store import FeatureStore
+
+        return self._pending(FeatureStore(store_root), video_id, Path(path))[1]
+
     def run(self, store_root: str, video_id: str, path: str) -> dict[str, Any]:
         """Extract what the store lacks for one clip; returns a small record (never raises for a bad video)."""
         return self.run_batch(store_root, [(video_id, path)])[0]
@@ -123,18 +146,9 @@ class Extraction:
         store = FeatureStore(store_root)
         keys = self.keys()
         records: list[dict[str, Any] | None] = [None] * len(jobs)
-        todo: dict[int, list[str]] = {}
+        todo: dict[int, dict[str, Any]] = {}
         for index, (video_id, path) in enumerate(jobs):
-            try:
-                unchanged = store.source_unchanged(video_id, Path(path))
-            except OSError as error:
-                records[index] = _failed(f"cannot read the file ({error.strerror or error})")
-                continue
-            todo[index] = [key for key in keys if not (unchanged and store.has(key, video_id))]
-            if not todo[index]:
-                meta = store.clip_meta(video_id)
-                faces = meta["face_mask"]
-                records[index] = {"status": "skipped", "faces": sum(faces), "frames": len(faces)}
+            todo[index], records[index] = self._pending(store, video_id, Path(path))
         pending = [index for index in todo if records[index] is None]
         if not pending:
             return records  # type: ignore[return-value]
@@ -233,24 +247,32 @@ def _work(store_root: str, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
     return _worker.run_batch(store_root, jobs)
 
 
+BACKENDS = ("local", "ray")
+
+
 def extract(
     data: Path | str,
     out: Path | str,
     frames: int = 32,
     extractors: list[str] | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     face_crop: bool = True,
     options: dict[str, dict[str, Any]] | None = None,
     device: str = "cpu",
     progress: bool = True,
     dataset: str | None = None,
     batch_videos: int | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    gpus_per_worker: float = 1.0,
 ) -> ExtractSummary:
     """Extract per-frame features of every video in `data` (folder, manifest CSV or one file) into store `out`.
 
     Re-running skips what exists; a video that cannot be read is reported and the run goes on. `dataset` names a
     dataset layout to read `data` as (see `manifest.load_inputs`). `batch_videos` clips go through each model
-    together (default: 16 on CUDA, where batches across videos keep the GPU busy; 1 on CPU).
+    together (default: 16 on CUDA, where batches across videos keep the GPU busy; 1 on CPU). `backend="ray"`
+    spreads the clips over Ray actors (a local instance, or the cluster at `ray_address`); `workers` defaults to 1
+    locally and to as many as the Ray cluster fits.
     """
     from tqdm import tqdm
 
@@ -266,6 +288,16 @@ def extract(
         batch_videos = 16 if device.startswith("cuda") else 1
     if batch_videos < 1:
         raise ViperError(f"--batch-videos must be at least 1, got {batch_videos}")
+    if workers is not None and workers < 1:
+        raise ViperError(f"--workers must be at least 1, got {workers}")
+    if backend not in BACKENDS:
+        raise ViperError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "ray":
+        from .ray_backend import check_settings
+
+        check_settings(gpus_per_worker)
+    elif ray_address:
+        raise ViperError("--ray-address is for --backend ray")
     config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device,
                            batch_videos=batch_videos)
     table = load_inputs(Path(data), dataset)
@@ -273,18 +305,39 @@ def extract(
         store = FeatureStore.create(out, frames)
         store.write_labels(table)
         save_config(config, store.root / "extract.json")
-        jobs = list(zip(table["video_id"], table["path"], strict=False))
+        root = str(store.root.resolve())  # the same path for workers in other folders or on other machines
+        extraction = Extraction(config)
         summary = ExtractSummary()
         started = time.perf_counter()
-        bar = tqdm(total=len(jobs), desc="extract", unit="video", disable=not progress)
+        bar = tqdm(total=len(table), desc="extract", unit="video", disable=not progress)
+
+        def announce(text: str) -> None:
+            summary.where = text
+            if progress:
+                bar.write(text, file=sys.stderr)
+
         try:
-            for (_video_id, path), record in _records(config, str(store.root), jobs, workers):
+            todo = []
+            for video_id, path in zip(table["video_id"], table["path"], strict=False):
+                record = extraction.check(root, video_id, path)  # finished clips never reach a worker
+                if record is None:
+                    todo.append((video_id, path))
+                else:
+                    _tally(summary, record, path)
+                    bar.update()
+            if backend == "ray":
+                from .ray_backend import ray_records
+
+                records = ray_records(config, root, todo, workers, ray_address, gpus_per_worker, announce)
+            else:
+                records = _records(config, root, todo, workers or 1)
+            for (_video_id, path), record in records:
                 _tally(summary, record, path)
                 bar.update()
         finally:
             bar.close()
             summary.seconds = time.perf_counter() - started
-            for key in Extraction(config).keys():
+            for key in extraction.keys():
                 if store.video_ids(key):
                     store.pack(key)
         return summary
