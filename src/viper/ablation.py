@@ -838,27 +838,30 @@ def _plots(result: AblationResult, emotions: list[str], out: Path) -> dict[str, 
 
 
 def _robustness_plot(result: AblationResult) -> bytes:
-    """Grouped bars on the ranking split: each fusion setting full and with each modality removed."""
+    """A matrix on the ranking split: fusion settings x (full, without each modality), mean r over seeds."""
     from matplotlib.figure import Figure
 
     rows = [row for row in result.robustness if row["split"] == result.ranking_split]
     slugs = list(dict.fromkeys(row["slug"] for row in rows))
     removed = list(dict.fromkeys(row["removed"] for row in rows))
-    figure = Figure(figsize=(2.5 + 0.35 * len(slugs) * len(removed), 4.8))
+    cells = {(row["slug"], row["removed"]): row for row in rows}
+    matrix = np.array([[cells[s, r]["mean"] if (s, r) in cells else np.nan for r in removed] for s in slugs])
+    figure = Figure(figsize=(3.5 + 1.1 * len(removed), 1.0 + 0.32 * len(slugs)))
     axis = figure.subplots()
-    width = 0.8 / len(removed)
-    for k, name in enumerate(removed):
-        mine = {row["slug"]: row for row in rows if row["removed"] == name}
-        xs = [i + (k - (len(removed) - 1) / 2) * width for i in range(len(slugs))]
-        means = [mine[slug]["mean"] if slug in mine else np.nan for slug in slugs]
-        stds = [mine[slug]["std"] if slug in mine else 0 for slug in slugs]
-        axis.bar(xs, means, width, yerr=stds, capsize=2, label="full" if name == "none" else f"without {_label(name)}")
-    labels = [next(row["setting"] for row in rows if row["slug"] == slug) for slug in slugs]
-    axis.set_xticks(range(len(slugs)), labels, rotation=40, ha="right", fontsize=7)
-    axis.axhline(0, color="grey", linewidth=0.8)
-    axis.set_ylabel(f"mean Pearson r on {result.ranking_split} (± std over seeds)")
-    axis.set_title("robustness to a missing modality", fontsize=9)
-    axis.legend(fontsize=7)
+    image = axis.imshow(matrix, cmap="viridis", aspect="auto")
+    low, high = np.nanmin(matrix), np.nanmax(matrix)
+    for (i, j), value in np.ndenumerate(matrix):
+        if np.isfinite(value):
+            row = cells[slugs[i], removed[j]]
+            light = high > low and (value - low) / (high - low) > 0.6  # viridis turns yellow: dark text
+            axis.text(j, i, f"{value:.2f}±{row['std']:.2f}", ha="center", va="center", fontsize=6.5,
+                      color="black" if light else "white")
+    names = [next(row["setting"] for row in rows if row["slug"] == slug) for slug in slugs]
+    axis.set_xticks(range(len(removed)), ["full" if r == "none" else f"without {_label(r)}" for r in removed],
+                    fontsize=8)
+    axis.set_yticks(range(len(slugs)), names, fontsize=7)
+    axis.set_title(f"mean Pearson r on {result.ranking_split} with a modality removed (± std over seeds)", fontsize=8)
+    figure.colorbar(image, ax=axis)
     return _png(figure)
 
 
