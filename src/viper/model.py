@@ -181,11 +181,12 @@ class CrossAttentionBlock(nn.Module):
         return latents + self.ff(self.norm_ff(latents))
 
     def read(self, latents: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Attention of the (normed) latents over the context. The context norm's scale and shift are folded into
-        the key/value projection (W (x̂·γ + β) + b = (W·γ) x̂ + (W β + b)), so when the context needs no gradient
-        (the tokens as they are) backward skips the input gradient of the widest matmul."""
+        """Attention of the (normed) latents over the context, absorbed (see `Attention.attend_absorbed`) when
+        the queries are shared and that is cheaper. For training on the tokens as they are (no gradient into the
+        context), the context norm's scale and shift are folded into the key/value projection, W (x̂·γ + β) + b =
+        (W·γ) x̂ + (W β + b), so backward skips the input gradient of the widest matmul."""
         attn, norm = self.attn, self.norm_context
-        normed = F.layer_norm(context, context.shape[-1:], eps=norm.eps)
+        normed = F.layer_norm(context, context.shape[-1:], eps=norm.eps)  # x̂: no scale and shift yet
         q = attn.to_q(latents)
         if q.dim() == 2:  # shared by the batch: projected once
             batch, frames, width = context.shape
@@ -193,9 +194,12 @@ class CrossAttentionBlock(nn.Module):
             if absorbed_is_cheaper(batch=batch, frames=frames, width=width, **sizes):
                 return attn.attend_absorbed(q, normed, norm, mask)
             q = q.expand(batch, -1, -1)
-        kv_weight = attn.to_kv.weight * norm.weight
-        kv_bias = attn.to_kv.bias + attn.to_kv.weight @ norm.bias
-        k, v = F.linear(normed, kv_weight, kv_bias).chunk(2, dim=-1)
+        if torch.is_grad_enabled() and not context.requires_grad:
+            kv_weight, kv_bias = attn.to_kv.weight * norm.weight, attn.to_kv.bias + attn.to_kv.weight @ norm.bias
+            kv = F.linear(normed, kv_weight, kv_bias)
+        else:  # inference, or a projected context: folding would only add work
+            kv = attn.to_kv(normed * norm.weight + norm.bias)
+        k, v = kv.chunk(2, dim=-1)
         return attn.to_out(attn.attend(q, k, v, mask))
 
 
