@@ -1,32 +1,48 @@
-"""Training and inference speed of viper's Perceiver vs transformers' PerceiverModel at the same sizes.
+"""Training and inference speed of viper's Perceiver vs transformers' PerceiverModel at the same sizes, in one run.
 
-Both models get the same tokens (batch 16 × N frames × token width) and frame mask, the same pooled linear head,
-MSE loss and AdamW; their parameter counts are printed so the sizes can be seen to match. viper's model is built
-without its input projection here (transformers' Perceiver has none); the `compact` preset row shows the preset
-as it trains by default.
+Both models get the same tokens (batch 16 × 32 frames × 2080, the paper's full token), the same frame mask, a
+mean-pooled linear head, MSE loss and the same AdamW (`viper.training.make_optimiser`, as `viper train` uses it);
+their parameter counts are printed so the sizes can be seen to match. viper's model is built without its input
+projection (transformers' Perceiver has none) and without feed-forward dropout (transformers' MLP has none);
+attention dropout is 0.1 in both. The `compact preset` row shows viper's default model as it trains (with its
+2080 -> 128 input projection), for which transformers has no equal.
 
-    python benchmarks/train.py                    # CPU, compact and mid sizes
-    python benchmarks/train.py --device cuda --sizes compact,mid,paper --compile
+The two models are timed alternately, `--repeats` times per setting, each timing at least `--seconds` long; the
+figures are medians and the ratio is the median of the paired ratios, so background load on a shared machine
+weighs on both alike. `bf16` rows run both under bf16 autocast (mixed precision); `fp32` rows are like for like.
+
+    python benchmarks/train.py                    # CPU: compact and mid, fp32 and bf16, 1 and 2 threads
+    python benchmarks/train.py --compile          # adds torch.compile rows; compile time printed
+    python benchmarks/train.py --device cuda --sizes compact,mid,paper --precisions fp32,bf16 --threads 0
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import math
+import os
+import platform
+import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from viper.model import Perceiver, count_parameters, model_config
+from viper.training import make_optimiser
 
+EQUAL = {"input_dim": None, "ff_dropout": 0.0}  # the shape of transformers' Perceiver
 SIZES = {
-    "compact": model_config("compact", {"input_dim": None}),
+    "compact": model_config("compact", EQUAL),
     "mid": model_config(
         "compact",
         {
-            "input_dim": None,
+            **EQUAL,
             "num_latents": 128,
             "latent_dim": 512,
             "cross_heads": 8,
@@ -67,92 +83,158 @@ class HFPerceiver(nn.Module):
         return self.to_out(hidden.mean(dim=1))
 
 
+@dataclasses.dataclass
+class Batch:
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    labels: torch.Tensor
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def speed(model: nn.Module, tokens, mask, labels, *, steps: int, warmup: int, amp: bool) -> tuple[float, float]:
-    """(training samples/s, inference clips/s) over `steps` batches after `warmup` batches."""
-    device = tokens.device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-5)
+def train_step(model: nn.Module, optimiser, batch: Batch, autocast) -> None:
     model.train()
-    for step in range(warmup + steps):
-        if step == warmup:
-            sync(device)
-            began = time.perf_counter()
-        with autocast:
-            loss = F.mse_loss(model(tokens, mask).float(), labels)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-    sync(device)
-    train_rate = steps * len(tokens) / (time.perf_counter() - began)
+    with autocast:
+        loss = F.mse_loss(model(batch.tokens, batch.mask).float(), batch.labels)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
 
+
+def infer_step(model: nn.Module, batch: Batch, autocast) -> None:
     model.eval()
     with torch.no_grad(), autocast:
-        for step in range(warmup + steps):
-            if step == warmup:
-                sync(device)
-                began = time.perf_counter()
-            model(tokens, mask)
+        model(batch.tokens, batch.mask)
+
+
+def timed(step: Callable[[], None], count: int, device: torch.device) -> float:
     sync(device)
-    return train_rate, steps * len(tokens) / (time.perf_counter() - began)
+    began = time.perf_counter()
+    for _ in range(count):
+        step()
+    sync(device)
+    return time.perf_counter() - began
+
+
+def compare(steps: dict[str, Callable[[], None]], *, batch: int, repeats: int, seconds: float, device) -> dict:
+    """Samples/s of each step (medians) and the median ratio ours/transformers over alternating repeats."""
+    counts = {}
+    for name, step in steps.items():
+        step()  # warm-up
+        counts[name] = max(1, math.ceil(seconds / timed(step, 1, device)))
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for repeat in range(repeats):
+        for name in list(steps)[:: 1 if repeat % 2 == 0 else -1]:  # alternate who goes first
+            rates[name].append(counts[name] * batch / timed(steps[name], counts[name], device))
+    ratios = [ours / theirs for ours, theirs in zip(rates["ours"], rates["transformers"], strict=True)]
+    return {name: statistics.median(values) for name, values in rates.items()} | {
+        "ratio": statistics.median(ratios)
+    }
+
+
+class Table:
+    """Rows of (setting, ours, transformers, ratio), printed as they come and again at the end."""
+
+    def __init__(self) -> None:
+        header = f"{'setting':<48}{'ours':>10}{'transformers':>14}{'ratio':>8}"
+        self.lines = [header, "-" * len(header)]
+        print("\n".join(self.lines), flush=True)
+
+    def add(self, setting: str, ours: float, theirs: float | None = None, ratio: float | None = None) -> None:
+        theirs_text = "—" if theirs is None else f"{theirs:.1f}"
+        ratio_text = "" if ratio is None else f"{ratio:.2f}x"
+        self.lines.append(f"{setting:<48}{ours:>10.1f}{theirs_text:>14}{ratio_text:>8}")
+        print(self.lines[-1], flush=True)
+
+
+def measure_size(size: str, args, batch: Batch, table: Table, notes: list[str]) -> None:
+    """Every thread count × precision (× compiled) row of one size, ours against transformers."""
+    device, config = batch.tokens.device, SIZES[size]
+    torch.manual_seed(0)
+    models = {
+        "ours": Perceiver(token_dims=[args.token_dim], num_outputs=args.emotions, config=config).to(device),
+        "transformers": HFPerceiver(token_dim=args.token_dim, num_outputs=args.emotions, config=config).to(device),
+    }
+    params = {name: count_parameters(model) for name, model in models.items()}
+    print(f"{size}: parameters ours {params['ours']:,}, transformers {params['transformers']:,}", flush=True)
+    optimisers = {name: make_optimiser(model.parameters(), lr=1e-5) for name, model in models.items()}
+    variants = {"": models}
+    if args.compile:
+        variants["compiled "] = {name: torch.compile(model) for name, model in models.items()}
+        for name, compiled in variants["compiled "].items():
+            fp32 = contextlib.nullcontext()
+            seconds = timed(partial(train_step, compiled, optimisers[name], batch, fp32), 1, device)
+            seconds += timed(partial(infer_step, compiled, batch, fp32), 1, device)
+            notes.append(f"{size} {name}: torch.compile, first train + inference step {seconds:.1f} s")
+    for threads in (int(t) for t in args.threads.split(",")):
+        if threads:
+            torch.set_num_threads(threads)
+        for precision in args.precisions.split(","):
+            amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+            label = f"{precision} autocast" if precision == "bf16" else precision
+            for prefix, chosen in variants.items():
+                steps = {
+                    "train": {name: partial(train_step, m, optimisers[name], batch, amp) for name, m in chosen.items()},
+                    "infer": {name: partial(infer_step, m, batch, amp) for name, m in chosen.items()},
+                }
+                for kind, pair in steps.items():
+                    result = compare(pair, batch=args.batch, repeats=args.repeats, seconds=args.seconds, device=device)
+                    setting = f"{size} {prefix}{label} {torch.get_num_threads()}T {kind}"
+                    table.add(setting, result["ours"], result["transformers"], result["ratio"])
+        if size == "compact":
+            measure_preset(args, batch, table)
+
+
+def measure_preset(args, batch: Batch, table: Table) -> None:
+    """viper's default model as it trains (2080 -> 128 projection first); transformers has no equal."""
+    device = batch.tokens.device
+    preset = Perceiver(token_dims=[args.token_dim], num_outputs=args.emotions, config=model_config("compact"))
+    preset.to(device)
+    optimiser, fp32 = make_optimiser(preset.parameters(), lr=1e-5), contextlib.nullcontext()
+    for kind, step in (
+        ("train", partial(train_step, preset, optimiser, batch, fp32)),
+        ("infer", partial(infer_step, preset, batch, fp32)),
+    ):
+        step()
+        count = max(1, math.ceil(args.seconds / timed(step, 1, device)))
+        rate = statistics.median(args.batch * count / timed(step, count, device) for _ in range(args.repeats))
+        table.add(f"compact preset (128-d projection) fp32 {torch.get_num_threads()}T {kind}", rate)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sizes", default="compact,mid", help=f"comma-separated, of {', '.join(SIZES)}")
+    parser.add_argument("--precisions", default="fp32,bf16", help="fp32 (like for like) and/or bf16 (autocast)")
+    parser.add_argument("--threads", default="1,2", help="torch CPU threads to measure at (0: torch's default)")
     parser.add_argument("--token-dim", type=int, default=2080, help="token width (2080 = the paper's full token)")
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--emotions", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=10, help="timed batches per measurement")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating timings per setting and model")
+    parser.add_argument("--seconds", type=float, default=0.5, help="least length of one timing")
+    parser.add_argument("--compile", action="store_true", help="also time both models under torch.compile")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     device = torch.device(args.device)
     torch.manual_seed(0)
-    tokens = torch.randn(args.batch, args.frames, args.token_dim, device=device)
-    mask = torch.rand(args.batch, args.frames, device=device) > 0.1
-    labels = torch.rand(args.batch, args.emotions, device=device)
-    print(
-        f"device {device}, threads {torch.get_num_threads()}, tokens {tuple(tokens.shape)}, "
-        f"compile {args.compile}, amp {args.amp}"
+    batch = Batch(
+        torch.randn(args.batch, args.frames, args.token_dim, device=device),
+        torch.rand(args.batch, args.frames, device=device) > 0.1,
+        torch.rand(args.batch, args.emotions, device=device),
     )
-    header = f"{'size':<10}{'model':<24}{'params':>12}{'train samples/s':>18}{'infer clips/s':>16}"
-    print(header)
-    print("-" * len(header))
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}, torch {torch.__version__}, device {device}; tokens {tuple(batch.tokens.shape)}"
+    )
+    table, notes = Table(), []
     for size in args.sizes.split(","):
-        config = SIZES[size]
-        rows = {}
-        builders = {
-            "viper": lambda c=config: Perceiver(token_dims=[args.token_dim], num_outputs=args.emotions, config=c),
-            "transformers": lambda c=config: HFPerceiver(token_dim=args.token_dim, num_outputs=args.emotions, config=c),
-        }
-        if size == "compact":
-            preset = model_config("compact")
-            builders["viper (preset, proj)"] = lambda c=preset: Perceiver(
-                token_dims=[args.token_dim], num_outputs=args.emotions, config=c
-            )
-        for name, build in builders.items():
-            model = build().to(device)
-            params = count_parameters(model)
-            if args.compile:
-                model = torch.compile(model)
-            rows[name] = speed(model, tokens, mask, labels, steps=args.steps, warmup=args.warmup, amp=args.amp)
-            print(f"{size:<10}{name:<24}{params:>12,}{rows[name][0]:>18.1f}{rows[name][1]:>16.1f}")
-            del model
-        train_ratio = rows["viper"][0] / rows["transformers"][0]
-        infer_ratio = rows["viper"][1] / rows["transformers"][1]
-        print(f"{size:<10}{'viper / transformers':<24}{'':>12}{train_ratio:>17.2f}x{infer_ratio:>15.2f}x")
+        measure_size(size, args, batch, table, notes)
+    print("\n" + "\n".join(table.lines + notes))
+    print(f"load average at the end {os.getloadavg()[0]:.1f}; samples/s (clips/s when infer); ratio: ours / theirs")
     print("sizes:", {name: dataclasses.asdict(SIZES[name]) for name in args.sizes.split(",")})
 
 

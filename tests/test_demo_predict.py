@@ -80,7 +80,8 @@ def test_train_config_file_with_flags_on_top(demo, tmp_path):
     config.write_text("epochs: 2\nlr: 0.001\nseed: 5\nmodalities: [audio]\n")
     run = tmp_path / "run"
     command = [sys.executable, "-m", "viper", "train", "-f", str(out / "store"), "-o", str(run),
-               "--config", str(config), "--seed", "7"]
+               "--config", str(config), "--seed", "7", "--precision", "bf16"]
     subprocess.run(command, capture_output=True, text=True, check=True)
     saved = json.loads((run / "config.json").read_text())["train"]
     assert (saved["epochs"], saved["lr"], saved["seed"], saved["modalities"]) == (2, 0.001, 7, ["audio"])
+    assert (saved["precision"], saved["compile"]) == ("bf16", False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.stats import pearsonr
 from synthetic import make_synthetic_store
 
@@ -19,7 +21,7 @@ from viper.dataset import build_tokens, load_split, normalise_split
 from viper.errors import ViperError
 from viper.evaluation import evaluate, predict_arrays
 from viper.extractors.base import Features
-from viper.model import Perceiver, count_parameters, model_config
+from viper.model import Perceiver, absorbed_is_cheaper, count_parameters, model_config
 from viper.store import FeatureStore
 from viper.training import TrainConfig, train
 
@@ -98,6 +100,73 @@ def test_paper_preset_matches_the_authors_size():
         model = Perceiver(token_dims=(768, 512, 768, 32), num_outputs=7, config=model_config("paper"))
     encoder = count_parameters(model) - count_parameters(model.to_out)
     assert encoder == 273_524_640  # transformers.PerceiverModel(PerceiverConfig(d_model=2080)), no decoder
+
+
+def textbook_forward(model: Perceiver, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The Perceiver written the plain way with the model's own parameters (every clip's latents, every frame
+    projected to keys and values, LayerNorm then Linear): what the model's folded and absorbed attention equals."""
+    any_valid = mask.any(-1)
+    context = model.project(((tokens - model.token_mean) / model.token_std).masked_fill(~mask[..., None], 0.0))
+
+    def attention(attn, x, context, mask=None):
+        q, (k, v) = attn.to_q(x), attn.to_kv(context).chunk(2, dim=-1)
+        q, k, v = (t.unflatten(-1, (attn.heads, -1)).transpose(1, 2) for t in (q, k, v))
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=attn.dropout * model.training)
+        return attn.to_out(out.transpose(1, 2).flatten(2))
+
+    latents, cross = model.latents.expand(len(tokens), -1, -1), iter(model.cross)
+    for index, layer in enumerate(model.layers):
+        if index in model.cross_at:
+            block = next(cross)
+            read = attention(block.attn, block.norm(latents), block.norm_context(context), mask | ~any_valid[:, None])
+            latents = latents + read * any_valid[:, None, None]
+            latents = latents + block.ff(block.norm_ff(latents))
+        normed = layer.norm(latents)
+        latents = latents + attention(layer.attn, normed, normed)
+        latents = latents + layer.ff(layer.norm_ff(latents))
+    return model.to_out(latents.mean(dim=1))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "batch", "absorbed"),
+    [
+        ({"input_dim": None}, 16, True),  # the compact preset on full tokens: the context is never projected
+        ({"input_dim": None}, 1, False),  # one clip: projecting it is cheaper
+        ({**TINY, "input_dim": None, "cross_heads": 4, "self_layers": 4, "cross_layers": 2}, 16, True),
+        ({"input_dim": 16}, 16, False),  # projected tokens: the context needs a gradient
+    ],
+)
+def test_attention_shortcuts_compute_the_textbook_perceiver(overrides, batch, absorbed):
+    """Folded context norm, absorbed cross-attention, fused q/k/v: the same outputs and gradients as the plain
+    computation, in float64 to 1e-10, with attention dropout (the same draws) and a clip without valid frames."""
+    torch.manual_seed(0)
+    config = model_config("compact", {**overrides, "attn_dropout": 0.3, "ff_dropout": 0.0})
+    model = Perceiver(token_dims=(60, 40), num_outputs=3, config=config).double()
+    model.set_standardisation(torch.randn(100), torch.rand(100) + 0.5)
+    with torch.no_grad():
+        for parameter in model.parameters():  # norms away from scale 1 and shift 0, so their folding shows
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    attn, width = model.cross[0].attn, model.cross[0].norm_context.normalized_shape[0]
+    sizes = {"inner": width, "heads": attn.heads, "out": config.latent_dim, "width": width}
+    assert absorbed_is_cheaper(batch=batch, latents=config.num_latents, frames=8, **sizes) == absorbed
+    tokens, mask = torch.randn(batch, 8, 100, dtype=torch.float64), torch.rand(batch, 8) > 0.3
+    mask[0] = False
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    for train_mode in (False, True):
+        model.train(train_mode)
+        torch.manual_seed(1)
+        ours = model(tokens, mask)
+        ours_grads = torch.autograd.grad(ours.square().sum(), parameters)
+        torch.manual_seed(1)
+        plain = textbook_forward(model, tokens, mask)
+        plain_grads = torch.autograd.grad(plain.square().sum(), parameters)
+        torch.testing.assert_close(ours, plain, rtol=1e-10, atol=1e-10)
+        for ours_grad, plain_grad in zip(ours_grads, plain_grads, strict=True):
+            torch.testing.assert_close(ours_grad, plain_grad, rtol=1e-9, atol=1e-10)
+    with torch.no_grad():  # inference takes the unfolded projection
+        model.eval()
+        torch.testing.assert_close(model(tokens, mask), textbook_forward(model, tokens, mask), rtol=1e-10, atol=1e-12)
 
 
 # --- dataset -------------------------------------------------------------------------------------------
@@ -180,6 +249,30 @@ def test_without_dev_split_keeps_the_last_epoch(tmp_path, caplog):
         result = train(only_train.root, tmp_path / "run", tiny_config(epochs=2), progress=False)
     assert result.best_epoch == 2 and result.best_dev_pearson is None
     assert "no dev split" in caplog.text
+
+
+def test_bf16_autocast_on_cpu_learns_as_well_and_fp16_is_refused(store, run, tmp_path):
+    overrides = {**TINY, "attn_dropout": 0.0, "ff_dropout": 0.0}  # as the fp32 `run`
+    train(store.root, tmp_path / "bf16", tiny_config(model_overrides=overrides, precision="bf16"), progress=False)
+    fp32, bf16 = (pd.read_csv(folder / "history.csv") for folder in (run, tmp_path / "bf16"))
+    assert not np.allclose(fp32["train_loss"], bf16["train_loss"], rtol=1e-5)  # autocast did run in bf16
+    assert bf16["dev_mean_pearson"].max() > 0.9
+    with pytest.raises(ViperError, match="fp16 needs CUDA"):
+        train(store.root, tmp_path / "fp16", tiny_config(precision="fp16"), progress=False)
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_and_resumes_either_way(store, tmp_path):
+    """torch.compile (inductor; about 40 s to compile on 2 busy cores) trains the same model to float tolerance;
+    a compiled run may be continued without it."""
+    config = tiny_config(epochs=1, model_overrides={**TINY, "attn_dropout": 0.0, "ff_dropout": 0.0})
+    train(store.root, tmp_path / "eager", config, progress=False)
+    train(store.root, tmp_path / "compiled", dataclasses.replace(config, compile=True), progress=False)
+    eager, compiled = (pd.read_csv(tmp_path / name / "history.csv").iloc[0] for name in ("eager", "compiled"))
+    assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-4)
+    assert compiled["dev_mean_pearson"] == pytest.approx(eager["dev_mean_pearson"], abs=1e-3)
+    result = train(store.root, tmp_path / "compiled", dataclasses.replace(config, epochs=2), progress=False)
+    assert result.epochs_done == 2  # continued without compiling
 
 
 # --- checkpoints and evaluation -------------------------------------------------------------------------

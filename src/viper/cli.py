@@ -130,6 +130,10 @@ def train(
     lr_step_epochs: int = typer.Option(10, "--lr-step-epochs", help="Halve the learning rate every this many."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto (mixed on CUDA, fp32 on CPU), fp32, bf16 (autocast, CPU too) or fp16 (CUDA)."
+    ),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model for training (long runs)."),
     layout: str = typer.Option(
         "concat", "--layout", help="Tokens: concat (one per frame, the paper's) or per_modality (one per modality "
         "per frame, each with its own projection)."
@@ -147,7 +151,7 @@ def train(
     settings = load_config_file(config) if config else {}
     flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
              "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device,
-             "modality_dropout": modality_dropout}
+             "modality_dropout": modality_dropout, "precision": precision, "compile": compile}
     for name, value in flags.items():
         source = context.get_parameter_source(name)  # compared by name: typer may bring its own click enum
         if name not in settings or source is None or source.name != "DEFAULT":

