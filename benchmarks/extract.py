@@ -113,36 +113,48 @@ def main() -> None:
 
 
 def scaling(copies: int, frames: int, extractors: list[str]) -> None:
-    """Throughput of whole `viper.extract` runs (model loading included) on copies of the 12-second clip."""
+    """Throughput of whole `viper.extract` runs (process start and model loading included) on copies of the
+    12-second clip, and the steady state without start-up: the extra seconds per extra clip between a run of a
+    third as many copies and the full run."""
+    clip = make_12s_clip()
+    small = max(1, copies // 3)
+    print(f"\n{copies} copies of {clip.name}, whole `viper.extract` runs (model loading included):")
+    print(f"{'workers':>7s} {'batch':>5s} {'seconds':>8s} {'clips/s':>8s} {'speed-up':>8s} {'peak RSS/worker':>16s} "
+          f"{'steady s/clip':>14s}")
+    base = None
+    for workers, batch in ((1, 1), (2, 1), (1, 8)):
+        seconds, peak = whole_run(clip, copies, frames, extractors, workers, batch)
+        fewer, _ = whole_run(clip, small, frames, extractors, workers, batch)
+        base = base or seconds
+        steady = (seconds - fewer) / (copies - small) if copies > small else float("nan")
+        print(f"{workers:7d} {batch:5d} {seconds:8.1f} {copies / seconds:8.2f} {base / seconds:8.2f} {peak:13.0f} MB "
+              f"{steady:14.2f}")
+
+
+def whole_run(clip: Path, copies: int, frames: int, extractors: list[str], workers: int, batch: int):
+    """Seconds and peak RSS (MB, the largest process) of one `viper.extract` of `copies` copies, in a fresh process
+    (its own VmHWM: ru_maxrss would carry this benchmark's peak across fork + exec; workers: ru_maxrss of children)."""
     import shutil
     import subprocess
     import sys
     import tempfile
 
-    clip = make_12s_clip()
-    print(f"\n{copies} copies of {clip.name}, whole `viper.extract` runs (model loading included):")
-    print(f"{'workers':>7s} {'batch':>5s} {'seconds':>8s} {'clips/s':>8s} {'speed-up':>8s} {'peak RSS/worker':>16s}")
-    base = None
-    for workers, batch in ((1, 1), (2, 1), (1, 8)):
-        with tempfile.TemporaryDirectory() as folder:
-            data = Path(folder) / "clips"
-            data.mkdir()
-            for index in range(copies):
-                shutil.copy(clip, data / f"copy{index:03d}.mp4")
-            code = (
-                "import resource, sys, time; from viper.pipeline import extract; t = time.perf_counter(); "
-                f"extract(sys.argv[1], sys.argv[2], frames={frames}, extractors={extractors!r}, workers={workers}, "
-                f"batch_videos={batch}, progress=False); "
-                "own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-                "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
-                "print(time.perf_counter() - t, max(own, kids) / 1024)"
-            )
-            output = subprocess.run([sys.executable, "-c", code, str(data), str(Path(folder) / "store")],
-                                    check=True, capture_output=True, text=True).stdout.split()
-        seconds, peak = float(output[-2]), float(output[-1])
-        base = base or seconds
-        print(f"{workers:7d} {batch:5d} {seconds:8.1f} {copies / seconds:8.2f} {base / seconds:8.2f} {peak:13.0f} MB")
-
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "clips"
+        data.mkdir()
+        for index in range(copies):
+            shutil.copy(clip, data / f"copy{index:03d}.mp4")
+        code = (
+            "import resource, sys, time; from viper.pipeline import extract; t = time.perf_counter(); "
+            f"extract(sys.argv[1], sys.argv[2], frames={frames}, extractors={extractors!r}, workers={workers}, "
+            f"batch_videos={batch}, progress=False); "
+            "own = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')); "
+            "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
+            "print(time.perf_counter() - t, max(own, kids) / 1024)"
+        )
+        output = subprocess.run([sys.executable, "-c", code, str(data), str(Path(folder) / "store")],
+                                check=True, capture_output=True, text=True).stdout.split()
+    return float(output[-2]), float(output[-1])
 
 if __name__ == "__main__":
     main()

@@ -69,6 +69,18 @@ class ExtractSummary:
         return lines
 
 
+@dataclass
+class Prepared:
+    """A batch of clips between decoding and computing: per job its record (set once it is skipped or failed),
+    the store keys it lacks, and its decoded clip."""
+
+    store: Any
+    jobs: list[tuple[str, str]]
+    records: list[dict[str, Any] | None]
+    todo: dict[int, dict[str, Any]] = field(default_factory=dict)
+    clips: dict[int, Any] = field(default_factory=dict)
+
+
 class Extraction:
     """The models of one run, loaded once per process, and the work on one clip."""
 
@@ -141,32 +153,37 @@ class Extraction:
     def run_batch(self, store_root: str, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """Extract what the store lacks for several clips, each model seeing the frames of all of them at once
         (one batch across videos: what keeps a GPU busy). One record per job; a bad video fails alone."""
+        return self.finish(self.prepare(store_root, jobs))
+
+    def prepare(self, store_root: str, jobs: list[tuple[str, str]]) -> Prepared:
+        """The decoding half of `run_batch`: what each clip lacks, and the clips decoded with their faces. It can
+        run in a second thread while `finish` computes the previous batch (PyAV decodes without the GIL)."""
         from .store import FeatureStore
 
-        store = FeatureStore(store_root)
-        keys = self.keys()
-        records: list[dict[str, Any] | None] = [None] * len(jobs)
-        todo: dict[int, dict[str, Any]] = {}
+        batch = Prepared(FeatureStore(store_root), jobs, [None] * len(jobs))
         for index, (video_id, path) in enumerate(jobs):
-            todo[index], records[index] = self._pending(store, video_id, Path(path))
-        pending = [index for index in todo if records[index] is None]
-        if not pending:
-            return records  # type: ignore[return-value]
-        self.load()  # a missing model stops the run with one message: it is not this video's fault
-        clips = {}
+            batch.todo[index], batch.records[index] = self._pending(batch.store, video_id, Path(path))
+        pending = [index for index in batch.todo if batch.records[index] is None]
+        if pending:
+            self.load()  # a missing model stops the run with one message: it is not this video's fault
         for index in pending:
             video_id, path = jobs[index]
-            clips[index], failure = _guarded(Path(path), self.clip, Path(path), video_id)
+            batch.clips[index], failure = _guarded(Path(path), self.clip, Path(path), video_id)
             if failure:
-                records[index] = failure
+                batch.records[index] = failure
+        return batch
+
+    def finish(self, batch: Prepared) -> list[dict[str, Any]]:
+        """The computing half of `run_batch`: every extractor over the prepared clips at once, then the writes."""
+        keys, jobs, records, clips = self.keys(), batch.jobs, batch.records, batch.clips
         computed: dict[int, dict[str, Any]] = {index: {} for index in clips if records[index] is None}
         for key, extractor in keys.items():
-            group = [index for index in computed if key in todo[index] and records[index] is None]
+            group = [index for index in computed if key in batch.todo[index] and records[index] is None]
             if not group:
                 continue
-            batch, failure = _guarded(Path(jobs[group[0]][1]), extractor.extract_batch, [clips[i] for i in group])
+            rows, failure = _guarded(Path(jobs[group[0]][1]), extractor.extract_batch, [clips[i] for i in group])
             if failure is None:
-                for index, features in zip(group, batch, strict=True):
+                for index, features in zip(group, rows, strict=True):
                     computed[index][key] = features
                 continue
             for index in group:  # the batch failed: find which clip it was, one by one
@@ -177,7 +194,7 @@ class Extraction:
                     computed[index][key] = features
         for index, features in computed.items():
             if records[index] is None:
-                records[index] = self._write(store, clips[index], Path(jobs[index][1]), features, keys)
+                records[index] = self._write(batch.store, clips[index], Path(jobs[index][1]), features, keys)
         return records  # type: ignore[return-value]
 
     def _write(self, store, clip, source: Path, computed: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
@@ -355,9 +372,7 @@ def _records(config: ExtractConfig, root: str, jobs: list[tuple[str, str]], work
     size = config.batch_videos
     batches = [jobs[start : start + size] for start in range(0, len(jobs), size)]
     if workers <= 1 or len(batches) <= 1:
-        extraction = Extraction(config)
-        for batch in batches:
-            yield from zip(batch, extraction.run_batch(root, batch), strict=True)
+        yield from _pipelined(Extraction(config), root, batches)
         return
     import multiprocessing
 
@@ -373,6 +388,22 @@ def _records(config: ExtractConfig, root: str, jobs: list[tuple[str, str]], work
             for future in futures:
                 future.cancel()
             raise
+
+
+def _pipelined(extraction: Extraction, root: str, batches: list[list[tuple[str, str]]]):
+    """(job, record) pairs of the batches in this process, the next batch decoding in a second thread while the
+    models work on the current one: the decoder and the models overlap instead of taking turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not batches:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="viper-decode") as reader:
+        upcoming = reader.submit(extraction.prepare, root, batches[0])
+        for index, batch in enumerate(batches):
+            prepared = upcoming.result()
+            if index + 1 < len(batches):
+                upcoming = reader.submit(extraction.prepare, root, batches[index + 1])
+            yield from zip(batch, extraction.finish(prepared), strict=True)
 
 
 def _tally(summary: ExtractSummary, record: dict[str, Any], path: str) -> None:

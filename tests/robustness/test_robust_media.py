@@ -149,7 +149,7 @@ def test_folder_scan_is_fast_and_takes_only_videos(tmp_path):
 
 
 PROBE = """
-import json, resource, sys
+import json, sys
 import viper.video as video
 from viper.video import read_frames
 seeks = []
@@ -166,7 +166,8 @@ for name in sys.argv[1:]:
     frames = read_frames(name, 32)
     out[name] = {"shape": list(frames.frames[0].shape), "seeks": len(seeks), "duration": frames.duration,
                  "distinct": len(set(frames.frame_times.tolist()))}
-out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM: this process's own peak (ru_maxrss would keep the pytest parent's peak across fork + exec)
+out["maxrss_mb"] = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 print(json.dumps(out))
 """
 
