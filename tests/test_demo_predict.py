@@ -85,3 +85,22 @@ def test_train_config_file_with_flags_on_top(demo, tmp_path):
     saved = json.loads((run / "config.json").read_text())["train"]
     assert (saved["epochs"], saved["lr"], saved["seed"], saved["modalities"]) == (2, 0.001, 7, ["audio"])
     assert (saved["precision"], saved["compile"]) == ("bf16", False)
+
+
+def test_predict_many_videos_keeps_order_and_the_store_scores(demo, tmp_path):
+    """Several videos (the next decoding while the current is scored), a bad one first: every readable video gets
+    the score `evaluate` gave it from the store, in the order asked."""
+    import pandas as pd
+
+    from viper.prediction import predict
+
+    out, _ = demo
+    bad = tmp_path / "first.mp4"
+    bad.write_text("not a video")
+    stored = pd.read_csv(out / "report" / "predictions.csv", dtype={"video_id": str}).set_index("video_id")
+    ids = list(stored.index[:3])
+    results, failures = predict([bad, *(demo_clips() / f"{i}.mp4" for i in ids)], out / "run")
+    assert [path for path, _ in failures] == [str(bad)]
+    assert [result["video"] for result in results] == [str(demo_clips() / f"{i}.mp4") for i in ids]
+    for video_id, result in zip(ids, results, strict=True):
+        assert list(result["scores"].values()) == pytest.approx(stored.loc[video_id].tolist(), abs=1e-4)

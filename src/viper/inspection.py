@@ -84,12 +84,11 @@ def inspect(
     targets = page_paths(videos, Path(out))
     predictor = Predictor(checkpoint, device=device)
     pages, failures = [], []
-    for video, target in tqdm(list(zip(videos, targets, strict=True)), desc="inspect", unit="video",
-                              disable=not progress or len(videos) < 2):
-        try:
-            prediction = predictor(video)
-        except VideoReadError as error:
-            failures.append((str(video), str(error)))
+    predictions = predictor.many(videos)
+    for (video, prediction), target in tqdm(zip(predictions, targets, strict=True), total=len(videos),
+                                            desc="inspect", unit="video", disable=not progress or len(videos) < 2):
+        if isinstance(prediction, VideoReadError):
+            failures.append((str(video), str(prediction)))
             continue
         try:
             atomic_write_text(target, render_page(prediction, predictor.bundle))

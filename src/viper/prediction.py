@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ViperError
+from .errors import VideoReadError, ViperError
 
 if TYPE_CHECKING:
     from .checkpoint import ModelBundle
@@ -54,13 +55,21 @@ class Predictor:
 
     def __call__(self, video: Path | str) -> ClipPrediction:
         """Decode, extract and score one video; a file that cannot be read raises VideoReadError."""
+        return self.score(video, self.decode(video))
+
+    def decode(self, video: Path | str) -> list[Clip]:
+        """The video decoded with its faces, once per face-crop setting of the checkpoint (the part of a prediction
+        that can run in another thread while the models score the previous video)."""
+        return [extraction.clip(Path(video)) for extraction, _ in self.extractions]
+
+    def score(self, video: Path | str, decoded: list[Clip]) -> ClipPrediction:
+        """Extract the checkpoint's features from the decoded clips and run the model."""
         from .dataset import build_tokens
         from .evaluation import predict_arrays
 
         video = Path(video)
         clips, features, extractors = {}, {}, {}
-        for extraction, keys in self.extractions:
-            clip = extraction.clip(video)
+        for (_, keys), clip in zip(self.extractions, decoded, strict=True):
             clips |= dict.fromkeys(keys, clip)
             features |= {key: extractor.extract(clip) for key, extractor in keys.items()}
             extractors |= keys
@@ -75,19 +84,36 @@ class Predictor:
         )
 
 
+    def many(self, videos: Iterable[Path]) -> Iterator[tuple[Path, ClipPrediction | VideoReadError]]:
+        """(video, prediction or its read error) in order, the next video decoding in a second thread while the
+        models score the current one."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def decoded(video: Path) -> list[Clip] | VideoReadError:
+            try:
+                return self.decode(video)
+            except VideoReadError as error:
+                return error
+
+        videos = list(videos)
+        with ThreadPoolExecutor(1, thread_name_prefix="viper-decode") as reader:
+            upcoming = reader.submit(decoded, videos[0]) if videos else None
+            for index, video in enumerate(videos):
+                clips = upcoming.result()
+                if index + 1 < len(videos):
+                    upcoming = reader.submit(decoded, videos[index + 1])
+                yield video, clips if isinstance(clips, VideoReadError) else self.score(video, clips)
+
+
 def predict(
     videos: list[Path | str], checkpoint: Path | str, device: str = "cpu"
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Scores of each readable video, `{"video": path, "scores": {emotion: value}}`, and (path, reason) failures."""
-    from .errors import VideoReadError
-
     predictor = Predictor(checkpoint, device=device)
     results, failures = [], []
-    for video in map(Path, videos):
-        try:
-            prediction = predictor(video)
-        except VideoReadError as error:
-            failures.append((str(video), str(error)))
-            continue
-        results.append({"video": str(video), "scores": prediction.scores})
+    for video, prediction in predictor.many(map(Path, videos)):
+        if isinstance(prediction, VideoReadError):
+            failures.append((str(video), str(prediction)))
+        else:
+            results.append({"video": str(video), "scores": prediction.scores})
     return results, failures
