@@ -55,6 +55,18 @@ def batched_features(
     return [Features(clip_values, mask) for clip_values, mask in zip(values, masks, strict=True)]
 
 
+def chosen_rows(choices: Sequence[np.ndarray], table: np.ndarray) -> list[Features]:
+    """Features per clip whose row at each frame is `table[i]` for the index i chosen there (a template's sentence
+    vector); -1 marks a frame where nothing was chosen, masked."""
+    out = []
+    for indices in choices:
+        mask = indices >= 0
+        values = np.zeros((len(indices), table.shape[1]), np.float32)
+        values[mask] = table[indices[mask]]
+        out.append(Features(values, mask))
+    return out
+
+
 def chunks(where: list, size: int, keys: list | None) -> list[list]:
     """Consecutive runs of at most `size`, cut also wherever the key changes (when keys are given)."""
     out: list[list] = []

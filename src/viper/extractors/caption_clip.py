@@ -20,7 +20,7 @@ import numpy as np
 from ..hf import load_config, load_model, load_preprocessor, prepare
 from ..templates import caption_templates as templates
 from .base import Extractor, Features, register_extractor
-from .batching import NOT_IN_IDENTITY, batched_features
+from .batching import NOT_IN_IDENTITY, batched_features, chosen_rows
 
 if TYPE_CHECKING:
     from ..clip import Clip
@@ -82,13 +82,7 @@ class ClipCaption(Extractor):
         return self.extract_batch([clip])[0]
 
     def extract_batch(self, clips: list[Clip]) -> list[Features]:
-        out = []
-        for indices in self.choose(clips):
-            mask = indices >= 0
-            values = np.zeros((len(indices), self.dim), np.float32)
-            values[mask] = self._sentence_vectors[indices[mask]]
-            out.append(Features(values, mask))
-        return out
+        return chosen_rows(self.choose(clips), self._sentence_vectors)
 
     def choose(self, clips: list[Clip]) -> list[np.ndarray]:
         """The template index CLIP picks for each frame of each clip; -1 where there is no face."""

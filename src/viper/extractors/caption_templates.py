@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import ModelNotFoundError
 from ..templates import caption_templates as templates
 from .base import Extractor, Features, register_default
+from .batching import chosen_rows
 
 if TYPE_CHECKING:
     from ..clip import Clip
@@ -192,10 +193,4 @@ class RuleCaption(Extractor):
         return self.extract_batch([clip])[0]
 
     def extract_batch(self, clips: list[Clip]) -> list[Features]:
-        out = []
-        for indices in self.choose(clips):
-            mask = indices >= 0
-            values = np.zeros((len(indices), DIM), np.float32)
-            values[mask] = self._vectors[indices[mask]]
-            out.append(Features(values, mask))
-        return out
+        return chosen_rows(self.choose(clips), self._vectors)
