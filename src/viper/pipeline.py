@@ -146,10 +146,6 @@ class Extraction:
 
         return self._pending(FeatureStore(store_root), video_id, Path(path))[1]
 
-    def run(self, store_root: str, video_id: str, path: str) -> dict[str, Any]:
-        """Extract what the store lacks for one clip; returns a small record (never raises for a bad video)."""
-        return self.run_batch(store_root, [(video_id, path)])[0]
-
     def run_batch(self, store_root: str, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """Extract what the store lacks for several clips, each model seeing the frames of all of them at once
         (one batch across videos: what keeps a GPU busy). One record per job; a bad video fails alone."""
@@ -347,7 +343,7 @@ def extract(
 
                 records = ray_records(config, root, todo, workers, ray_address, gpus_per_worker, announce)
             else:
-                records = _records(config, root, todo, workers or 1)
+                records = _records(extraction, root, todo, workers or 1)
             for (_video_id, path), record in records:
                 _tally(summary, record, path)
                 bar.update()
@@ -366,13 +362,14 @@ def extract(
         ) from error
 
 
-def _records(config: ExtractConfig, root: str, jobs: list[tuple[str, str]], workers: int):
-    """(job, record) pairs, in process or from a pool of workers each holding its own loaded models; jobs go in
-    batches of `config.batch_videos` clips."""
+def _records(extraction: Extraction, root: str, jobs: list[tuple[str, str]], workers: int):
+    """(job, record) pairs, in this process (with `extraction`'s models) or from a pool of workers each holding
+    its own loaded models; jobs go in batches of `batch_videos` clips."""
+    config = extraction.config
     size = config.batch_videos
     batches = [jobs[start : start + size] for start in range(0, len(jobs), size)]
     if workers <= 1 or len(batches) <= 1:
-        yield from _pipelined(Extraction(config), root, batches)
+        yield from _pipelined(extraction, root, batches)
         return
     import multiprocessing
 

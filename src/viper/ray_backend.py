@@ -1,4 +1,4 @@
-"""`viper extract --backend ray`: the local path's per-clip work (`Extraction.run`) in Ray actors over a cluster.
+"""`viper extract --backend ray`: the local path's work (`Extraction.run_batch`) in Ray actors over a cluster.
 
 Each actor holds one `Extraction` (its models load once, on its first clip) and writes straight into the store,
 so the store must be on a filesystem every node mounts; per-clip files are renamed into place and packing takes a
