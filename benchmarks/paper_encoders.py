@@ -2,12 +2,15 @@
 viper's extractors, batched across videos, on CPU or GPU (half precision on CUDA).
 
     python benchmarks/paper_encoders.py [--device cuda] [--clips 64] [--batch-videos 1,4,16] [--models DIR]
+                                        [--video FILE] [--no-face-crop]
 
 Throughput does not depend on the weights, so by default the encoders are the real architectures with random
 weights, built offline (tests/hf_models.py) into a temp folder; `--models DIR` takes folders named vit, clip,
 roberta, wavlm with real checkpoints instead. The clips (copies of the 12-second 30 fps 640x360 reference clip of
 benchmarks/extract.py) are decoded and their faces cropped once, before timing: the figures are the encoders'
-own clips/s, which is what a GPU adds; decoding stays on the CPU workers (see benchmarks/extract.py).
+own clips/s, which is what a GPU adds; decoding stays on the CPU workers (see benchmarks/extract.py). `--video`
+takes another clip; `--no-face-crop` feeds whole frames (same shapes, so the same cost) where no face detector is
+installed.
 """
 
 from __future__ import annotations
@@ -64,15 +67,17 @@ def main() -> None:
     parser.add_argument("--batch-videos", default=None, help="comma-separated; default 1,4,16 on CUDA, 1,2 on CPU")
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--models", type=Path, default=None)
+    parser.add_argument("--video", type=Path, default=None, help="default: the 12-second reference clip")
+    parser.add_argument("--no-face-crop", action="store_true", help="whole frames: no face detector needed")
     args = parser.parse_args()
     cuda = args.device.startswith("cuda")
     count = args.clips or (64 if cuda else 4)
     sizes = [int(b) for b in (args.batch_videos or ("1,4,16" if cuda else "1,2")).split(",")]
 
     started = time.perf_counter()
-    extraction = Extraction(ExtractConfig(frames=args.frames, extractors=[]))
+    extraction = Extraction(ExtractConfig(frames=args.frames, extractors=[], face_crop=not args.no_face_crop))
     extraction.load()
-    clip = extraction.clip(make_12s_clip())
+    clip = extraction.clip(args.video or make_12s_clip())
     clips = [clip] * count
     print(f"{count} clips of {clip.duration:.1f} s, N={args.frames}, faces {int(clip.face_mask.sum())}/{clip.n}; "
           f"device {args.device}{' (fp16)' if cuda else ' (fp32)'}; decode+faces {time.perf_counter() - started:.1f} s")
