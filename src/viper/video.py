@@ -67,7 +67,10 @@ def _open(path: Path):
     if path.stat().st_size == 0:
         raise VideoReadError(f"{path}: file is empty (0 bytes)")
     try:
-        return av.open(str(path), metadata_errors="replace")  # garbled metadata text must not stop the read
+        try:
+            return av.open(str(path), metadata_errors="replace")  # garbled metadata text must not stop the read
+        except TypeError:  # PyAV 19 dropped the option (and no longer fails on such text)
+            return av.open(str(path))
     except av.FFmpegError as error:
         raise VideoReadError(f"{path}: not a readable video ({error.strerror or error})") from error
     except (UnicodeDecodeError, ValueError) as error:
