@@ -127,11 +127,12 @@ class Attention(nn.Module):
         tokens = torch.cat([context, ones], -1)[:, None].expand(-1, heads, -1, -1)  # (b, h, n, width + 1)
         # in float32 even under autocast: logits over width + 1 channels in fp16/bf16 moved the outputs 4 % on an
         # H200 (the plain path: 0.07 % / 0.6 %); these matrices are small, the cost is negligible
+        full = torch.promote_types(torch.promote_types(queries.dtype, tokens.dtype), torch.float32)
         with torch.autocast(context.device.type, enabled=False):
             read = F.scaled_dot_product_attention(
-                queries.float().expand(len(context), -1, -1, -1),
-                tokens.float(),
-                tokens.float(),
+                queries.to(full).expand(len(context), -1, -1, -1),
+                tokens.to(full),
+                tokens.to(full),
                 attn_mask=mask[:, None, None, :],
                 dropout_p=self.dropout if self.training else 0.0,
                 scale=(inner // heads) ** -0.5,
