@@ -77,6 +77,21 @@ def test_vit_pooling_before_and_after_final_norm(tiny_models, clips):
     assert before.identity() != after.identity()  # different features never share a store folder
 
 
+@pytest.mark.parametrize(("processor", "tensor_ops"), [
+    (transformers.ViTImageProcessor(size={"height": 224, "width": 224}), True),  # ViT-B/16's
+    (transformers.CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}), True),
+    (transformers.ViTImageProcessor(size={"height": 32, "width": 32}), False),  # resamples: the processor's path
+], ids=["vit-224", "clip-224", "vit-32"])
+def test_pixel_values_on_the_device_equal_the_processors(processor, tensor_ops, clips):
+    """224-px face crops skip the processor's per-image PIL round trip (see hf.pixel_values): same pixels."""
+    from viper.hf import _keeps_size, pixel_values
+
+    crops = [crop for clip in clips for crop in clip.face_crops if crop is not None][:6]
+    assert _keeps_size(processor, 224) == tensor_ops
+    expected = processor(images=crops, return_tensors="pt")["pixel_values"]
+    np.testing.assert_allclose(pixel_values(processor, crops, "cpu", torch.float32), expected, atol=1e-6)
+
+
 def test_caption_rows_are_roberta_vectors_of_chosen_templates(tiny_models, clips):
     options, _ = backends(tiny_models)["caption:clip"]
     extractor = create_extractor("caption:clip", options)

@@ -137,3 +137,45 @@ def prepare(model: Any, device: str) -> Any:
 
     dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
     return model.to(device=device, dtype=dtype).eval()
+
+
+def pixel_values(processor: Any, crops: list, device: str, dtype: Any) -> Any:
+    """`processor(images=crops)["pixel_values"]` on `device`, in `dtype`. When the crops already have the model's
+    input size (viper's 224-px face crops for ViT-B/16 and CLIP ViT-B/32), resizing and centre-cropping change no
+    pixel, so the rest (rescale, normalise) runs as tensor ops on the device: the same values without a PIL round
+    trip per image on the CPU, which left a GPU mostly idle. Anything else goes through the processor."""
+    import numpy as np
+    import torch
+
+    side = crops[0].shape[0] if crops else 0
+    if not _keeps_size(processor, side) or any(crop.shape != (side, side, 3) for crop in crops):
+        pixels = processor(images=list(crops), return_tensors="pt")["pixel_values"]
+        return pixels.to(device, dtype)
+    pixels = torch.from_numpy(np.stack(crops)).to(device).permute(0, 3, 1, 2).float()
+    if processor.do_rescale:
+        pixels = pixels * processor.rescale_factor
+    if processor.do_normalize:
+        mean = torch.tensor(processor.image_mean, device=device)[:, None, None]
+        std = torch.tensor(processor.image_std, device=device)[:, None, None]
+        pixels = (pixels - mean) / std
+    return pixels.to(dtype)
+
+
+def _keeps_size(processor: Any, side: int) -> bool:
+    """Whether the processor only rescales and normalises `side`-px square RGB images (ViT's and CLIP's)."""
+    if type(processor).__name__.removesuffix("Fast").removesuffix("Pil") not in ("ViTImageProcessor",
+                                                                                  "CLIPImageProcessor"):
+        return False
+    size, crop = getattr(processor, "size", None), getattr(processor, "crop_size", None)
+    resized = side if not processor.do_resize else _field(size, "shortest_edge") or (
+        _field(size, "height") if _field(size, "height") == _field(size, "width") else None)
+    cropped = resized if not getattr(processor, "do_center_crop", False) else (
+        _field(crop, "height") if _field(crop, "height") == _field(crop, "width") else None)
+    return side > 0 and resized == side and cropped == side
+
+
+def _field(size: Any, name: str) -> Any:
+    """A field of a processor's size: a dict in transformers 4, a SizeDict in 5."""
+    if size is None:
+        return None
+    return size.get(name) if isinstance(size, dict) else getattr(size, name, None)

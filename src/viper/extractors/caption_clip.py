@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..hf import load_config, load_model, load_preprocessor, prepare
+from ..hf import load_config, load_model, load_preprocessor, pixel_values, prepare
 from ..templates import caption_templates as templates
 from .base import Extractor, Features, register_extractor
 from .batching import NOT_IN_IDENTITY, batched_features, chosen_rows
@@ -95,8 +95,8 @@ class ClipCaption(Extractor):
         """Index of the best-matching template sentence for each RGB crop."""
         import torch
 
-        pixels = self._processor.image_processor(images=list(crops), return_tensors="pt")["pixel_values"]
+        pixels = pixel_values(self._processor.image_processor, crops, self.device, self._clip.dtype)
         with torch.inference_mode():
-            image = pooled(self._clip.get_image_features(pixel_values=pixels.to(self.device, self._clip.dtype)))
+            image = pooled(self._clip.get_image_features(pixel_values=pixels))
             similarity = torch.nn.functional.normalize(image.float(), dim=-1) @ self._text_features.T
         return similarity.argmax(dim=-1).cpu().numpy()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..hf import load_config, load_model, load_preprocessor, prepare
+from ..hf import load_config, load_model, load_preprocessor, pixel_values, prepare
 from .base import Extractor, Features, register_extractor
 from .batching import NOT_IN_IDENTITY, batched_features
 
@@ -69,8 +69,7 @@ class VitImage(Extractor):
         """(B, hidden) CLS vectors of RGB uint8 crops."""
         import torch
 
-        pixels = self._processor(images=list(crops), return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(self.device, self._model.dtype)
+        pixels = pixel_values(self._processor, crops, self.device, self._model.dtype)
         with torch.inference_mode():
             outputs = self._model(pixel_values=pixels, output_hidden_states=not self.config.final_norm)
         tokens = outputs.last_hidden_state if self.config.final_norm else outputs.hidden_states[-1]
