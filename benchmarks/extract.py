@@ -17,8 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
-from viper.clip import load_clip
-from viper.pipeline import DEFAULT_EXTRACTORS, ExtractConfig, Extraction
+from viper.extraction import DEFAULT_EXTRACTORS, ExtractConfig, Extraction
+from viper.sampled_video import sample_video
 from viper.video import VIDEO_SUFFIXES, read_audio, read_frames
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pyfeat-samples"
@@ -98,8 +98,8 @@ def main() -> None:
         for _ in range(args.repeats):
             _, decode = timed(decode_only, path, args.frames)
             runs["decode"].append(decode)
-            clip, whole = timed(load_clip, path, args.frames, extraction.detector)
-            runs["face"].append(max(0.0, whole - decode))  # load_clip = decode + detection + cropping
+            clip, whole = timed(sample_video, path, args.frames, extraction.detector)
+            runs["face"].append(max(0.0, whole - decode))  # sample_video = decode + detection + cropping
             for extractor in extraction.extractors:
                 _, seconds = timed(extractor.extract, clip)
                 runs[extractor.name].append(seconds)
@@ -145,7 +145,7 @@ def whole_run(clip: Path, copies: int, frames: int, extractors: list[str], worke
         for index in range(copies):
             shutil.copy(clip, data / f"copy{index:03d}.mp4")
         code = (
-            "import resource, sys, time; from viper.pipeline import extract; t = time.perf_counter(); "
+            "import resource, sys, time; from viper.jobs.extract import extract; t = time.perf_counter(); "
             f"extract(sys.argv[1], sys.argv[2], frames={frames}, extractors={extractors!r}, workers={workers}, "
             f"batch_videos={batch}, progress=False); "
             "own = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')); "

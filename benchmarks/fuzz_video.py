@@ -1,5 +1,5 @@
 """Bounded-time fuzz of the video readers: random byte mutations of a real clip fed to read_frames, read_audio
-and load_clip (no face crop). Any exception other than viper.errors.VideoReadError is a finding.
+and sample_video (no face crop). Any exception other than viper.errors.VideoReadError is a finding.
 
     python benchmarks/fuzz_video.py [--clip PATH] [--seconds 60] [--seed 0]
 """
@@ -14,8 +14,8 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-from viper.clip import load_clip
 from viper.errors import VideoReadError
+from viper.sampled_video import sample_video
 from viper.video import read_audio, read_frames
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "pyfeat-samples" / "single_face.mp4"
@@ -63,7 +63,7 @@ def main() -> int:
             path.write_bytes(data)
             cases += 1
             for name, call in (("read_frames", lambda: read_frames(path, 8)), ("read_audio", lambda: read_audio(path)),
-                               ("load_clip", lambda: load_clip(path, 8, None, face_crop=False))):
+                               ("sample_video", lambda: sample_video(path, 8, None, face_crop=False))):
                 try:
                     call()
                     outcomes[f"{name}: ok"] += 1

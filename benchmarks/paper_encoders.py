@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from extract import make_12s_clip  # noqa: E402  (benchmarks/extract.py)
 from hf_models import save_clip, save_roberta, save_vit, save_wavlm  # noqa: E402
 
+from viper.extraction import ExtractConfig, Extraction  # noqa: E402
 from viper.extractors.base import create_extractor  # noqa: E402
-from viper.pipeline import ExtractConfig, Extraction  # noqa: E402
 
 
 def build_models(folder: Path) -> dict[str, Path]:

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from viper.pipeline import extract
+from viper.jobs.extract import extract
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "viper" / "demo_data" / "ravdess-actor05"
 

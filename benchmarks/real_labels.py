@@ -6,7 +6,7 @@ face-crop takes in clips/, with --include-full also the 14 full-frame takes in f
 test on statement 02. Features are extracted once (32 frames, 2 workers) into WORK/store-* and reused.
 
 Settings: each single modality, face_image+fau, and the full fusion of all four. ViPER (the Perceiver) is
-trained with viper.demo.DEMO_TRAIN per seed and scored on test: mean Pearson over the 8 emotions, and top-1
+trained with viper.jobs.demo.DEMO_TRAIN per seed and scored on test: mean Pearson over the 8 emotions, and top-1
 accuracy of the argmax emotion. Baselines on the same features averaged over each clip's valid frames
 (standardised with train statistics): ridge regression (alpha by grouped CV on train) and logistic regression
 on the argmax class (C by grouped CV on train). Chance: uniform 1/8 and the test split's majority class.
@@ -46,7 +46,7 @@ Baselines = dict[str, dict[str, Any]]  # setting -> ridge / logistic / chance
 def build_store(work: Path, include_full: bool) -> Path:
     """Manifest of the clips (and full-frame takes) and their features, extracted once."""
     from viper.datasets.ravdess import write_ravdess_manifest
-    from viper.pipeline import extract
+    from viper.jobs.extract import extract
 
     name = "clips+full" if include_full else "clips"
     manifest, store = work / f"manifest-{name}.csv", work / f"store-{name}"
@@ -63,8 +63,8 @@ def _one_run(store: Path, run_dir: Path, config: Any) -> dict[str, Any]:
 
     import torch
 
-    from viper.evaluation import evaluate
-    from viper.training import train
+    from viper.jobs.evaluate import evaluate
+    from viper.jobs.train import train
 
     logging.disable(logging.WARNING)  # "no dev split: best.pt is the last epoch" is expected here
     torch.set_num_threads(1)  # measured: a 2nd thread speeds a run up ~5 %, a 2nd run in parallel ~70 %
@@ -92,8 +92,8 @@ def perceiver_runs(store: Path, work: Path, base: Any, seeds: list[int]) -> Runs
 
 def clip_means(store: Path, modalities: list[str], split: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Per clip: each modality's mean over its valid frames, concatenated; labels; ids; emotions."""
-    from viper.dataset import load_split
     from viper.store import FeatureStore
+    from viper.tokens import load_split
 
     data = load_split(FeatureStore.open(store), modalities, split)
     parts, start = [], 0
@@ -114,7 +114,7 @@ def baselines(store: Path, modalities: list[str]) -> dict[str, dict[str, Any]]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from viper.evaluation import pearson_scores, top1
+    from viper.metrics import pearson_scores, top1
 
     x_train, y_train, train_ids, emotions = clip_means(store, modalities, "train")
     x_test, y_test, _, _ = clip_means(store, modalities, "test")
@@ -210,7 +210,7 @@ def plot(perceiver: Runs, base: Baselines, path: Path) -> None:
 
 
 def main() -> None:
-    from viper.demo import DEMO_TRAIN
+    from viper.jobs.demo import DEMO_TRAIN
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks/out/real_labels")

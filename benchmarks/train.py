@@ -1,7 +1,7 @@
 """Training and inference speed of viper's Perceiver vs transformers' PerceiverModel at the same sizes, in one run.
 
 Both models get the same tokens (batch 16 × 32 frames × 2080, the paper's full token), the same frame mask, a
-mean-pooled linear head, MSE loss and the same AdamW (`viper.training.make_optimiser`, as `viper train` uses it);
+mean-pooled linear head, MSE loss and the same AdamW (`viper.jobs.train.make_optimiser`, as `viper train` uses it);
 their parameter counts are printed so the sizes can be seen to match. viper's model is built without its input
 projection (transformers' Perceiver has none) and without feed-forward dropout (transformers' MLP has none);
 attention dropout is 0.1 in both. The `compact preset` row shows viper's default model as it trains (with its
@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from viper.jobs.train import make_optimiser
 from viper.model import Perceiver, count_parameters, model_config
-from viper.training import make_optimiser
 
 EQUAL = {"input_dim": None, "ff_dropout": 0.0}  # the shape of transformers' Perceiver
 SIZES = {

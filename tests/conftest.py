@@ -48,9 +48,9 @@ def tiny_demo_run(tmp_path_factory) -> Path:
     import shutil
 
     from viper.datasets.ravdess import write_ravdess_manifest
-    from viper.demo import demo_clips
-    from viper.pipeline import extract
-    from viper.training import TrainConfig, train
+    from viper.jobs.demo import demo_clips
+    from viper.jobs.extract import extract
+    from viper.jobs.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny-demo")
     clips = out / "clips"

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from synthetic import make_synthetic_store
 
-from viper.ablation import grid_settings, run_ablation
-from viper.significance import paired_bootstrap
+from viper.jobs.ablate import grid_settings, run_ablation
+from viper.jobs.train import TrainConfig
+from viper.metrics import paired_bootstrap
 from viper.store import FeatureStore
-from viper.training import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

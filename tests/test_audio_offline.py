@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from media import make_clip
 
-from viper.clip import load_clip
 from viper.extractors import create_extractor, parse_spec
 from viper.extractors.audio_resemblyzer import WINDOW, volume_gain
 from viper.extractors.batching import batched_features, chunks
+from viper.sampled_video import sample_video
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def resemblyzer():
 
 @pytest.fixture(scope="module")
 def speech(ravdess_dir):
-    return load_clip(ravdess_dir / "clips" / "01-01-03-01-01-01-05.mp4", 32, detector=None, face_crop=False)
+    return sample_video(ravdess_dir / "clips" / "01-01-03-01-01-01-05.mp4", 32, detector=None, face_crop=False)
 
 
 def test_resemblyzer_is_the_offline_audio_default():
@@ -31,7 +31,7 @@ def test_resemblyzer_is_the_offline_audio_default():
 
 
 def test_resemblyzer_unit_norm_deterministic_and_batch_independent(resemblyzer, speech, pyfeat_samples):
-    late_audio = load_clip(pyfeat_samples / "face_noface.mov", 16, detector=None, face_crop=False)
+    late_audio = sample_video(pyfeat_samples / "face_noface.mov", 16, detector=None, face_crop=False)
     batch = resemblyzer.extract_batch([speech, late_audio])
     for clip, features in zip([speech, late_audio], batch, strict=True):
         assert features.values.shape == (clip.n, 256) and features.values.dtype == np.float32
@@ -46,7 +46,7 @@ def test_resemblyzer_unit_norm_deterministic_and_batch_independent(resemblyzer, 
 
 
 def test_resemblyzer_masks_a_clip_without_audio(resemblyzer, tmp_path):
-    clip = load_clip(make_clip(tmp_path / "silent.mp4", frames=12), 8, detector=None, face_crop=False)
+    clip = sample_video(make_clip(tmp_path / "silent.mp4", frames=12), 8, detector=None, face_crop=False)
     assert clip.audio is None
     features = resemblyzer.extract(clip)
     assert features.values.shape == (8, 256) and not features.mask.any() and not features.values.any()

@@ -81,7 +81,7 @@ def test_forward_and_gradients_match_cpu_float64(overrides, dtype):
 
 def test_paper_preset_trains_a_step_in_bf16_and_fp16():
     """The paper preset at full size: one optimiser step under each mixed precision changes the weights."""
-    from viper.training import make_optimiser
+    from viper.jobs.train import make_optimiser
 
     torch.manual_seed(0)
     model = Perceiver(token_dims=[2080], num_outputs=7, config=model_config("paper")).cuda()
@@ -103,8 +103,8 @@ def test_paper_preset_trains_a_step_in_bf16_and_fp16():
 
 @pytest.mark.parametrize("precision", ["auto", "fp16", "fp32"])
 def test_train_on_cuda_resumes_and_its_checkpoint_runs_on_cpu(tmp_path, precision):
-    from viper.evaluation import evaluate
-    from viper.training import TrainConfig, train
+    from viper.jobs.evaluate import evaluate
+    from viper.jobs.train import TrainConfig, train
 
     store = make_synthetic_store(tmp_path / "store", {"a": ("face_image", 24), "b": ("audio", 12)}, EMOTIONS,
                                  n_clips=48, n_frames=8)
@@ -132,8 +132,8 @@ def tiny_paper_models(tmp_path_factory) -> dict[str, Path]:
 
 def extract_demo(tmp_path: Path, out: str, models: dict[str, Path], device: str, batch_videos: int | None):
     """Three bundled demo clips through fer and the three paper backends, whole frames (no face detector)."""
-    from viper.demo import demo_clips
-    from viper.pipeline import extract
+    from viper.jobs.demo import demo_clips
+    from viper.jobs.extract import extract
     from viper.store import FeatureStore
 
     clips = tmp_path / "clips"

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from viper.datasets.ravdess import EMOTIONS
-from viper.demo import demo_clips, run_demo
+from viper.jobs.demo import demo_clips, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_predict_many_videos_keeps_order_and_the_store_scores(demo, tmp_path):
     the score `evaluate` gave it from the store, in the order asked."""
     import pandas as pd
 
-    from viper.prediction import predict
+    from viper.jobs.predict import predict
 
     out, _ = demo
     bad = tmp_path / "first.mp4"

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from viper.pipeline import extract
+from viper.jobs.extract import extract
 from viper.store import FeatureStore
 
 FRAMES = 8

@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 from test_hf_backends import backends, tiny_models  # noqa: F401 - tiny_models is a fixture
 
-from viper.clip import load_clip
 from viper.errors import ViperError
 from viper.extractors import available, create_extractor
 from viper.faces import create_face_detector
+from viper.sampled_video import sample_video
 
 
 @pytest.fixture(scope="module")
 def clips(pyfeat_samples):
     """A talking face, and a face that leaves the frame in a clip whose audio starts late (both masks vary)."""
     detector = create_face_detector()
-    return [load_clip(pyfeat_samples / name, 8, detector) for name in ("single_face.mp4", "face_noface.mov")]
+    return [sample_video(pyfeat_samples / name, 8, detector) for name in ("single_face.mp4", "face_noface.mov")]
 
 
 @pytest.mark.parametrize("spec", available())

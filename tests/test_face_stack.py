@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from viper.clip import load_clip
+from viper.sampled_video import sample_video
 
 N = 16
 SPECS = ("face_image:fer", "fau:mesh", "caption:rule-minilm")
@@ -27,7 +27,7 @@ def detector():
 @pytest.fixture(scope="module")
 def clips(pyfeat_samples, detector):
     names = ("single_face.mp4", "no_face.mp4", "face_noface.mov", "noface_face.mov")
-    return {name: load_clip(pyfeat_samples / name, N, detector) for name in names}
+    return {name: sample_video(pyfeat_samples / name, N, detector) for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +70,10 @@ def test_face_then_no_face_and_the_reverse(clips, extractors):
 
 
 def test_faces_that_fill_the_frame_are_found(ravdess_dir, detector):
-    clip = load_clip(ravdess_dir / "clips" / "01-01-03-02-01-01-05.mp4", N, detector)  # 224x224 face crops
+    clip = sample_video(ravdess_dir / "clips" / "01-01-03-02-01-01-05.mp4", N, detector)  # 224x224 face crops
     lit = np.array([frame.mean() > 3 for frame in clip.frames])  # the takes end on black padding frames
     assert clip.face_mask[lit].all() and lit.sum() >= N // 2
-    full = load_clip(ravdess_dir / "full" / "01-01-03-01-01-02-05.mp4", 8, detector)  # 1280x720
+    full = sample_video(ravdess_dir / "full" / "01-01-03-01-01-02-05.mp4", 8, detector)  # 1280x720
     assert full.face_mask.all()
 
 
@@ -104,7 +104,7 @@ def test_extractor_outputs_follow_the_contract(clips, extractors):
 
 
 def test_fau_values_are_bounded_aus_then_emotions(clips, extractors):
-    from viper.extractors.fau_geometry import AU_NAMES
+    from viper.extractors.fau_mesh import AU_NAMES
 
     features = extractors["fau:mesh"].extract(clips["single_face.mp4"])
     aus, emotions = features.values[:, : len(AU_NAMES)], features.values[:, len(AU_NAMES) :]
@@ -115,8 +115,8 @@ def test_fau_values_are_bounded_aus_then_emotions(clips, extractors):
 
 
 def test_same_clip_twice_gives_identical_features(pyfeat_samples, detector, extractors):
-    first = load_clip(pyfeat_samples / "face_noface.mov", N, detector)
-    second = load_clip(pyfeat_samples / "face_noface.mov", N, detector)  # a new object: nothing is reused
+    first = sample_video(pyfeat_samples / "face_noface.mov", N, detector)
+    second = sample_video(pyfeat_samples / "face_noface.mov", N, detector)  # a new object: nothing is reused
     np.testing.assert_array_equal(first.face_boxes, second.face_boxes)
     for spec, extractor in extractors.items():
         a, b = extractor.extract(first), extractor.extract(second)
@@ -125,7 +125,7 @@ def test_same_clip_twice_gives_identical_features(pyfeat_samples, detector, extr
 
 
 def test_caption_picks_a_template_and_embeds_it_unit_norm(clips, extractors):
-    from viper.extractors.caption_templates import template_embeddings, templates
+    from viper.extractors.caption_rule_minilm import template_embeddings, templates
 
     caption = extractors["caption:rule-minilm"]
     clip = clips["noface_face.mov"]
@@ -140,7 +140,7 @@ def test_caption_picks_a_template_and_embeds_it_unit_norm(clips, extractors):
 
 
 def test_caption_rule():
-    from viper.extractors.caption_templates import choose_templates, templates
+    from viper.extractors.caption_rule_minilm import choose_templates, templates
 
     table = templates()
     sure_happy = np.eye(7)[3]
@@ -153,8 +153,8 @@ def test_caption_rule():
 
 def test_importing_the_face_stack_stays_light():
     code = (
-        "import sys, viper.extractors.face_image_fer, viper.extractors.fau_geometry;"
-        "import viper.extractors.caption_templates, viper.face_detectors.mediapipe_blazeface, viper.backbones;"
+        "import sys, viper.extractors.face_image_fer, viper.extractors.fau_mesh;"
+        "import viper.extractors.caption_rule_minilm, viper.face_detectors.mediapipe_blazeface, viper.backbones;"
         "print(sorted(m for m in ('torch', 'mediapipe', 'cv2', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -16,14 +16,14 @@ import torch.nn.functional as F
 from scipy.stats import pearsonr
 from synthetic import make_synthetic_store
 
-from viper.checkpoint import load_checkpoint
-from viper.dataset import build_tokens, load_split, normalise_split
+from viper.checkpoint import load_checkpoint, predict_arrays
 from viper.errors import ViperError
-from viper.evaluation import evaluate, predict_arrays
 from viper.extractors.base import Features
+from viper.jobs.evaluate import evaluate
+from viper.jobs.train import TrainConfig, train
 from viper.model import Perceiver, absorbed_is_cheaper, count_parameters, model_config
 from viper.store import FeatureStore
-from viper.training import TrainConfig, train
+from viper.tokens import build_tokens, load_split, normalise_split
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,14 +13,15 @@ import torch
 from synthetic import make_synthetic_store
 from typer.testing import CliRunner
 
-from viper.checkpoint import load_checkpoint
+from viper.checkpoint import load_checkpoint, predict_arrays
 from viper.cli import app
-from viper.dataset import load_split
 from viper.errors import ViperError
-from viper.evaluation import evaluate, pearson_scores, predict_arrays
+from viper.jobs.evaluate import evaluate
+from viper.jobs.train import TrainConfig, drop_modalities, train
+from viper.metrics import pearson_scores
 from viper.model import Perceiver, model_config
 from viper.store import FeatureStore
-from viper.training import TrainConfig, drop_modalities, train
+from viper.tokens import load_split
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

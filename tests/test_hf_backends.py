@@ -22,11 +22,11 @@ import torch
 import transformers
 from hf_models import save_clip, save_roberta, save_vit, save_wavlm
 
-from viper.clip import load_clip
 from viper.errors import ModelNotFoundError, ViperError
 from viper.extractors import create_extractor
 from viper.extractors.audio_wavlm import MIN_FRAGMENT, min_samples
 from viper.extractors.caption_clip import templates
+from viper.sampled_video import sample_video
 from viper.templates import chosen_sentences
 
 
@@ -47,7 +47,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 def clips(pyfeat_samples):
     """A talking face and a clip whose audio starts late (masked fragments), as whole frames (no detector)."""
     return [
-        load_clip(pyfeat_samples / name, 8, detector=None, face_crop=False)
+        sample_video(pyfeat_samples / name, 8, detector=None, face_crop=False)
         for name in ("single_face.mp4", "face_noface.mov")
     ]
 

@@ -12,14 +12,14 @@ import pytest
 from media import make_clip
 from typer.testing import CliRunner
 
-from viper.challenge_features import align, import_challenge_features, modality_name
 from viper.cli import app
 from viper.datasets.hume_reaction import EMOTIONS, hume_reaction_manifest
 from viper.errors import ViperError
+from viper.jobs.import_features import align, import_challenge_features, modality_name
+from viper.jobs.submit import write_submission
+from viper.jobs.train import TrainConfig, train
 from viper.manifest import load_inputs
 from viper.store import FeatureStore
-from viper.submission import write_submission
-from viper.training import TrainConfig, train
 
 PARTITION = {f"{i:05d}": "train" for i in range(1, 9)} | {"00009": "devel", "00010": "devel"}
 PARTITION |= {"00011": "test", "00012": "test"}

@@ -17,9 +17,9 @@ from media import make_clip
 from PIL import Image
 
 from viper.datasets.ravdess import EMOTIONS
-from viper.demo import demo_clips
-from viper.inspection import inspect
-from viper.prediction import predict
+from viper.jobs.demo import demo_clips
+from viper.jobs.inspect import inspect
+from viper.jobs.predict import predict
 from viper.templates import caption_templates
 
 N = 8  # the tiny run's frames per clip
@@ -93,7 +93,7 @@ def test_pages_are_self_contained(pages):
 
 
 def test_a_checkpoint_without_fau_and_caption_says_so(tiny_demo_run, tmp_path, one_torch_thread):
-    from viper.training import TrainConfig, train
+    from viper.jobs.train import TrainConfig, train
 
     run = tmp_path / "run"
     train(tiny_demo_run / "store", run, TrainConfig(epochs=1, lr=1e-3, batch_size=4, device="cpu",

@@ -13,7 +13,7 @@ import pytest
 from media import make_clip
 
 from viper.errors import ViperError
-from viper.pipeline import extract
+from viper.jobs.extract import extract
 from viper.store import FeatureStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def cluster():
     pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
-    from viper.ray_backend import require_ray
+    from viper.jobs.extract_ray import require_ray
 
     require_ray()  # no usage reports from the nodes started below
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
@@ -119,6 +119,6 @@ def test_without_ray_one_message_says_how_to_install(clips, tmp_path, monkeypatc
 
 
 def test_importing_viper_and_the_local_path_never_import_ray():
-    code = "import sys, viper, viper.cli, viper.pipeline; assert 'ray' not in sys.modules, 'ray imported'"
+    code = "import sys, viper, viper.cli, viper.jobs.extract; assert 'ray' not in sys.modules, 'ray imported'"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)

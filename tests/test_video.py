@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from media import make_audio_only, make_clip
 
-from viper.clip import load_clip
 from viper.errors import VideoReadError
+from viper.sampled_video import sample_video
 from viper.video import audio_windows, read_audio, read_frames, sample_frame_times
 
 
@@ -71,13 +71,13 @@ def test_other_containers_and_codecs(tmp_path, suffix, codec):
 
 
 def test_clip_without_audio_masks_audio(tmp_path):
-    clip = load_clip(make_clip(tmp_path / "silent.mp4"), 8, detector=None, face_crop=False)
+    clip = sample_video(make_clip(tmp_path / "silent.mp4"), 8, detector=None, face_crop=False)
     assert clip.audio is None and not clip.audio_mask.any()
     assert clip.face_mask.all()  # no face cropping: the whole frame stands in
 
 
 def test_audio_fragments_cover_the_clip(tmp_path):
-    clip = load_clip(make_clip(tmp_path / "tone.mp4", frames=30, audio_seconds=3.0), 8, None, face_crop=False)
+    clip = sample_video(make_clip(tmp_path / "tone.mp4", frames=30, audio_seconds=3.0), 8, None, face_crop=False)
     lengths = [len(fragment) for fragment in clip.audio_fragments()]
     assert clip.audio_mask.all()
     assert abs(lengths[0] - lengths[1] / 2) <= 1 and abs(lengths[-1] - lengths[1] / 2) <= 1
@@ -85,7 +85,7 @@ def test_audio_fragments_cover_the_clip(tmp_path):
 
 
 def test_audio_only_file_gives_masked_faces(tmp_path):
-    clip = load_clip(make_audio_only(tmp_path / "voice.m4a"), 8, None)
+    clip = sample_video(make_audio_only(tmp_path / "voice.m4a"), 8, None)
     assert clip.frames is None and not clip.face_mask.any() and clip.audio_mask.all()
 
 

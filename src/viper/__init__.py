@@ -8,11 +8,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "extract": "viper.pipeline:extract",
-    "train": "viper.training:train",
-    "evaluate": "viper.evaluation:evaluate",
-    "predict": "viper.prediction:predict",
-    "inspect": "viper.inspection:inspect",
+    "extract": "viper.jobs.extract:extract",
+    "train": "viper.jobs.train:train",
+    "evaluate": "viper.jobs.evaluate:evaluate",
+    "predict": "viper.jobs.predict:predict",
+    "inspect": "viper.jobs.inspect:inspect",
     "FeatureStore": "viper.store:FeatureStore",
 }
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .atomic import atomic_write_bytes
@@ -142,3 +143,25 @@ def check_store(bundle: ModelBundle, store: FeatureStore) -> None:
             f"{_describe(feature)}; the store has {have}. Extract with the same extractor and options, or train "
             "a model on these features"
         )
+
+
+@torch.no_grad()
+def predict_model(model: torch.nn.Module, tokens: np.ndarray, mask: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+    """Scores (V, E) of a model in eval mode for tokens (V, N, Σdim) and masks (V, N) or (V, N, M)."""
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    for start in range(0, len(tokens), batch_size):
+        batch = torch.as_tensor(np.asarray(tokens[start : start + batch_size], np.float32), device=device)
+        batch_mask = torch.as_tensor(np.asarray(mask[start : start + batch_size], bool), device=device)
+        outputs.append(model(batch, batch_mask).float().cpu().numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.num_outputs), np.float32)
+
+
+def predict_arrays(bundle: ModelBundle, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Scores (V, E), columns in `bundle.emotions` order, for tokens from `tokens.build_tokens` in
+    `bundle.keys` order. Pass the per-modality masks (V, N, M) so a missing modality reads as its train mean."""
+    expected = sum(bundle.model.token_dims)
+    if tokens.ndim != 3 or tokens.shape[-1] != expected:
+        raise ValueError(f"tokens must be (V, N, {expected}) for {bundle.path}, got {tokens.shape}")
+    return predict_model(bundle.model, tokens, mask)

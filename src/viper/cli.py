@@ -77,7 +77,7 @@ def extract(
 ) -> None:
     """Extract per-frame features of every video into a feature store (resumable)."""
     from .config import load_config_file
-    from .pipeline import extract as run_extract
+    from .jobs.extract import extract as run_extract
 
     options = load_config_file(config).get("options", {}) if config else None
     summary = run_extract(data, out, frames=frames, extractors=_split_list(extractors), workers=workers,
@@ -145,8 +145,8 @@ def train(
 ) -> None:
     """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
     from .config import from_dict, load_config_file
-    from .training import TrainConfig
-    from .training import train as run_train
+    from .jobs.train import TrainConfig
+    from .jobs.train import train as run_train
 
     settings = load_config_file(config) if config else {}
     flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
@@ -181,9 +181,9 @@ def evaluate(
 ) -> None:
     """Score a run on a split: metrics.json, predictions.csv and plots."""
     from .checkpoint import checkpoint_file
-    from .evaluation import eval_folder
-    from .evaluation import evaluate as run_evaluate
-    from .report import metrics_table
+    from .jobs.evaluate import eval_folder
+    from .jobs.evaluate import evaluate as run_evaluate
+    from .metrics import metrics_table
 
     metrics = run_evaluate(run, features, split, out, drop=_split_list(drop))
     typer.echo(metrics_table(metrics))
@@ -205,7 +205,7 @@ def predict(
     import json
     import sys
 
-    from .prediction import predict as run_predict
+    from .jobs.predict import predict as run_predict
 
     if output_format not in ("json", "csv"):
         raise ViperError(f"--format must be json or csv, not {output_format!r}")
@@ -236,7 +236,7 @@ def inspect(
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """One self-contained HTML page per clip: frames, faces, captions, FAU traces and the predicted scores."""
-    from .inspection import inspect as run_inspect
+    from .jobs.inspect import inspect as run_inspect
 
     pages, failures = run_inspect(videos, checkpoint, out, device=device)
     for page in pages:
@@ -254,7 +254,7 @@ def demo(
     workers: int = typer.Option(2, "--workers", "-w"),
 ) -> None:
     """Extract, train and evaluate on the bundled real RAVDESS clips; prints per-emotion Pearson and accuracy."""
-    from .demo import run_demo
+    from .jobs.demo import run_demo
 
     run_demo(out, workers=workers)
 
@@ -274,7 +274,7 @@ def import_features(
     time_unit: str = typer.Option("auto", "--time-unit", help="Feature timestamps in s, ms, or auto."),
 ) -> None:
     """Import the challenge's feats/<feature>/<id>.csv as modalities (backend `challenge`) aligned to N frames."""
-    from .challenge_features import import_challenge_features
+    from .jobs.import_features import import_challenge_features
     from .store import FeatureStore
 
     keys = import_challenge_features(root, out, _split_list(features), frames=frames, tolerance=tolerance,
@@ -294,7 +294,7 @@ def submission(
     split: str = typer.Option("test", "--split", "-s"),
 ) -> None:
     """Write a MuSe 2022 Reaction submission: File_ID ([id]) and the 7 emotion scores of every clip of a split."""
-    from .submission import write_submission
+    from .jobs.submit import write_submission
 
     rows = write_submission(run, features, out, split)
     typer.echo(f"{rows} clips -> {out}")
@@ -327,9 +327,9 @@ def ablate(
 ) -> None:
     """Modality ablation (the paper's Tables 2-3): every setting x seeds, report.md/html, runs.csv, p-values, and
     a robustness table (each fusion setting scored with each modality removed)."""
-    from .ablation import run_ablation
     from .config import from_dict, load_config_file
-    from .training import TrainConfig
+    from .jobs.ablate import run_ablation
+    from .jobs.train import TrainConfig
 
     settings = load_config_file(config) if config else {}
     if epochs is not None:

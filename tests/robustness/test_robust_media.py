@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from media import make_audio_only, make_clip
 
-from viper.clip import load_clip
 from viper.errors import VideoReadError
 from viper.manifest import load_inputs
+from viper.sampled_video import sample_video
 from viper.store import FeatureStore
 from viper.video import read_frames
 
@@ -206,7 +206,7 @@ def test_4k_and_long_clips_keep_memory_bounded_and_seek(tmp_path):
 def test_4k_face_boxes_are_in_downscaled_frame_pixels(tmp_path):
     """Face boxes are stored in the pixels of the decoded (downscaled) frame: without face cropping, a 4K
     clip's box is the whole 1280x720 frame."""
-    clip = load_clip(make_clip(tmp_path / "4k.mp4", frames=2, size=(3840, 2160)), 4, None, face_crop=False)
+    clip = sample_video(make_clip(tmp_path / "4k.mp4", frames=2, size=(3840, 2160)), 4, None, face_crop=False)
     assert np.array_equal(clip.face_boxes, np.tile([0, 0, 1280, 720], (4, 1)))
     assert clip.face_mask.all() and all(crop.shape == (224, 224, 3) for crop in clip.face_crops)
 
@@ -215,4 +215,4 @@ def test_reader_errors_are_video_read_errors(odd_folder):
     """The readers raise VideoReadError (a ViperError naming the file) for each unreadable file."""
     for name in BROKEN:
         with pytest.raises(VideoReadError, match=name):
-            load_clip(odd_folder / name, 4, None, face_crop=False)
+            sample_video(odd_folder / name, 4, None, face_crop=False)

@@ -16,7 +16,7 @@ from media import make_clip
 
 import viper.atomic
 from viper.errors import ViperError
-from viper.pipeline import extract
+from viper.jobs.extract import extract
 from viper.store import FeatureStore
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..native_logs import native_stderr_silenced
-from .clip_cache import ClipCache
+from .video_cache import VideoCache
 
 MESH_MARGIN = 0.2
 MESH_SIZE = 256
@@ -23,7 +23,7 @@ POINTS = 478
 _mesh: Any = None
 _warm = False
 _lock = threading.Lock()
-_cache = ClipCache()
+_cache = VideoCache()
 
 
 def load_face_mesh() -> Any:

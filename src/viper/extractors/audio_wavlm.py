@@ -27,7 +27,7 @@ from .base import Extractor, Features, register_extractor
 from .batching import NOT_IN_IDENTITY, batched_features
 
 if TYPE_CHECKING:
-    from ..clip import Clip
+    from ..sampled_video import SampledVideo
 
 MIN_FRAGMENT = 400  # samples: one 25 ms window, the shortest fragment worth embedding
 
@@ -73,10 +73,10 @@ class WavlmAudio(Extractor):
         self._model = prepare(load_model(AutoModelForAudioXVector, self.config.model, self.name), self.device)
         self._min_samples = min_samples(self._model.config)
 
-    def extract(self, clip: Clip) -> Features:
+    def extract(self, clip: SampledVideo) -> Features:
         return self.extract_batch([clip])[0]
 
-    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         self.ensure_loaded()
         items = [[f if len(f) >= MIN_FRAGMENT else None for f in clip.audio_fragments()] for clip in clips]
         length = functools.partial(padded_length, minimum=self._min_samples)

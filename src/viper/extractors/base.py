@@ -15,7 +15,7 @@ from ..config import from_dict, to_dict
 from ..errors import ViperError
 
 if TYPE_CHECKING:
-    from ..clip import Clip
+    from ..sampled_video import SampledVideo
 
 
 @dataclass
@@ -81,10 +81,10 @@ class Extractor(ABC):
         """Load weights (once per process)."""
 
     @abstractmethod
-    def extract(self, clip: Clip) -> Features:
+    def extract(self, clip: SampledVideo) -> Features:
         """Per-frame features of one clip."""
 
-    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         """Several clips at once; backends with a model override this to batch their forward passes."""
         return [self.extract(clip) for clip in clips]
 

@@ -23,7 +23,7 @@ from .base import Extractor, Features, register_extractor
 from .batching import NOT_IN_IDENTITY, batched_features, chosen_rows
 
 if TYPE_CHECKING:
-    from ..clip import Clip
+    from ..sampled_video import SampledVideo
 
 
 @dataclass
@@ -78,13 +78,13 @@ class ClipCaption(Extractor):
             ).to(self.device)
             self._sentence_vectors = text_model(**encoded).last_hidden_state[:, 0].float().cpu().numpy()
 
-    def extract(self, clip: Clip) -> Features:
+    def extract(self, clip: SampledVideo) -> Features:
         return self.extract_batch([clip])[0]
 
-    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         return chosen_rows(self.choose(clips), self._sentence_vectors)
 
-    def choose(self, clips: list[Clip]) -> list[np.ndarray]:
+    def choose(self, clips: list[SampledVideo]) -> list[np.ndarray]:
         """The template index CLIP picks for each frame of each clip; -1 where there is no face."""
         self.ensure_loaded()
         items = [clip.face_crops for clip in clips]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from .base import Extractor, Features, register_default
 
 if TYPE_CHECKING:
-    from ..clip import Clip
+    from ..sampled_video import SampledVideo
 
 DIM = 128
 
@@ -46,10 +46,10 @@ class FerFaceImage(Extractor):
 
         load_mini_xception(self.device)
 
-    def extract(self, clip: Clip) -> Features:
+    def extract(self, clip: SampledVideo) -> Features:
         return self.extract_batch([clip])[0]
 
-    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         from ..backbones.mini_xception import clip_expressions
 
         self.ensure_loaded()

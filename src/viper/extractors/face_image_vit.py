@@ -23,7 +23,7 @@ from .base import Extractor, Features, register_extractor
 from .batching import NOT_IN_IDENTITY, batched_features
 
 if TYPE_CHECKING:
-    from ..clip import Clip
+    from ..sampled_video import SampledVideo
 
 
 @dataclass
@@ -57,10 +57,10 @@ class VitImage(Extractor):
         self._processor = load_preprocessor(AutoImageProcessor, self.config.model, self.name)
         self._model = prepare(load_model(AutoModel, self.config.model, self.name), self.device)
 
-    def extract(self, clip: Clip) -> Features:
+    def extract(self, clip: SampledVideo) -> Features:
         return self.extract_batch([clip])[0]
 
-    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         self.ensure_loaded()
         items = [clip.face_crops for clip in clips]
         return batched_features(items, self.embed, self.dim, self.config.batch_size)

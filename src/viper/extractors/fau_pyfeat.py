@@ -25,7 +25,7 @@ from .base import Extractor, Features, register_extractor
 from .batching import NOT_IN_IDENTITY, batched_features
 
 if TYPE_CHECKING:
-    from ..clip import Clip
+    from ..sampled_video import SampledVideo
 
 DIM = 27  # 20 action units + 7 emotions
 INSTALL = "pip install 'py-feat>=0.6'"
@@ -83,10 +83,10 @@ class PyfeatFau(Extractor):
                 'print(get_resource_path())"`) to the same place here.'
             ) from None
 
-    def extract(self, clip: Clip) -> Features:
+    def extract(self, clip: SampledVideo) -> Features:
         return self.extract_batch([clip])[0]
 
-    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         self.ensure_loaded()
         items = [clip.face_crops for clip in clips]
         return batched_features(items, self.embed, DIM, self.config.batch_size)

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ViperError
+from ..errors import ViperError
 
 if TYPE_CHECKING:
-    from .checkpoint import ModelBundle
-    from .clip import Clip
-    from .prediction import ClipPrediction
+    from ..checkpoint import ModelBundle
+    from ..sampled_video import SampledVideo
+    from .predict import ClipPrediction
 
 HTML_SUFFIXES = (".html", ".htm")
 THUMB_WIDTH = 200
@@ -76,9 +76,9 @@ def inspect(
     """Write one page per readable video; returns the pages and (path, reason) for videos that could not be read."""
     from tqdm import tqdm
 
-    from .atomic import atomic_write_text
-    from .errors import VideoReadError
-    from .prediction import Predictor
+    from ..atomic import atomic_write_text
+    from ..errors import VideoReadError
+    from .predict import Predictor
 
     videos = [Path(video) for video in videos]
     targets = page_paths(videos, Path(out))
@@ -125,7 +125,7 @@ def _spec(feature: dict) -> str:
     return f"{feature['modality']}:{feature['backend']}"
 
 
-def _header(prediction: ClipPrediction, bundle: ModelBundle, clip: Clip) -> str:
+def _header(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo) -> str:
     size = f"{clip.frames[0].shape[1]}×{clip.frames[0].shape[0]} px" if clip.frames is not None else "no video stream"
     repeated = f" ({clip.repeated} repeated: the clip has fewer frames)" if clip.repeated else ""
     epoch, pearson = bundle.info.get("epoch"), bundle.info.get("dev_mean_pearson")
@@ -147,7 +147,7 @@ def _header(prediction: ClipPrediction, bundle: ModelBundle, clip: Clip) -> str:
     return f"<table class='meta'>{cells}</table>"
 
 
-def _summary(prediction: ClipPrediction, bundle: ModelBundle, clip: Clip) -> str:
+def _summary(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo) -> str:
     n = clip.n
     line = f"faces on {int(clip.face_mask.sum())}/{n} frames, audio on {int(clip.audio_mask.sum())}/{n} frames"
     seen = "; ".join(
@@ -171,8 +171,8 @@ def _scores(scores: dict[str, float]) -> str:
     return f"<table class='scores'>{''.join(rows)}</table>"
 
 
-def _frames(prediction: ClipPrediction, bundle: ModelBundle, clip: Clip, boxes: bool) -> str:
-    from .templates import chosen_sentences
+def _frames(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo, boxes: bool) -> str:
+    from ..templates import chosen_sentences
 
     captions: list[str | None] | None = None
     for feature in bundle.features:
@@ -247,7 +247,7 @@ def _panels(names: list[str]) -> list[tuple[str, list[int]]]:
     return [(title, indices) for title, indices in groups if indices]
 
 
-def _trace_figure(clip: Clip, features, names: list[str] | None, spec: str) -> str:
+def _trace_figure(clip: SampledVideo, features, names: list[str] | None, spec: str) -> str:
     """Base64 PNG: one panel per group of values, lines over frame time, gaps and grey bands where masked."""
     from matplotlib.figure import Figure
 

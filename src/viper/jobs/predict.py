@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import VideoReadError, ViperError
+from ..errors import VideoReadError, ViperError
 
 if TYPE_CHECKING:
-    from .checkpoint import ModelBundle
-    from .clip import Clip
-    from .extractors.base import Extractor, Features
+    from ..checkpoint import ModelBundle
+    from ..extractors.base import Extractor, Features
+    from ..sampled_video import SampledVideo
 
 
 @dataclass
@@ -20,7 +20,7 @@ class ClipPrediction:
     """One video as the model saw it: the decoded clips, every feature it read, and its scores."""
 
     video: Path
-    clips: dict[str, Clip]  # by store key: the decoded clip its features came from (one per face-crop setting)
+    clips: dict[str, SampledVideo]  # by store key: the decoded clip its features came from (one per face-crop setting)
     features: dict[str, Features]  # by store key, for every key of the checkpoint
     extractors: dict[str, Extractor]  # by store key: the loaded extractor that made those features
     scores: dict[str, float]  # emotion -> score, in the checkpoint's emotion order
@@ -34,8 +34,8 @@ class Predictor:
     """
 
     def __init__(self, checkpoint: Path | str, device: str = "cpu") -> None:
-        from .checkpoint import load_checkpoint
-        from .pipeline import Extraction, configs_from_features
+        from ..checkpoint import load_checkpoint
+        from ..extraction import Extraction, configs_from_features
 
         self.bundle: ModelBundle = load_checkpoint(checkpoint, device=device)
         self.extractions = []
@@ -57,15 +57,15 @@ class Predictor:
         """Decode, extract and score one video; a file that cannot be read raises VideoReadError."""
         return self.score(video, self.decode(video))
 
-    def decode(self, video: Path | str) -> list[Clip]:
+    def decode(self, video: Path | str) -> list[SampledVideo]:
         """The video decoded with its faces, once per face-crop setting of the checkpoint (the part of a prediction
         that can run in another thread while the models score the previous video)."""
         return [extraction.clip(Path(video)) for extraction, _ in self.extractions]
 
-    def score(self, video: Path | str, decoded: list[Clip]) -> ClipPrediction:
+    def score(self, video: Path | str, decoded: list[SampledVideo]) -> ClipPrediction:
         """Extract the checkpoint's features from the decoded clips and run the model."""
-        from .dataset import build_tokens
-        from .evaluation import predict_arrays
+        from ..checkpoint import predict_arrays
+        from ..tokens import build_tokens
 
         video = Path(video)
         clips, features, extractors = {}, {}, {}
@@ -89,7 +89,7 @@ class Predictor:
         models score the current one."""
         from concurrent.futures import ThreadPoolExecutor
 
-        def decoded(video: Path) -> list[Clip] | VideoReadError:
+        def decoded(video: Path) -> list[SampledVideo] | VideoReadError:
             try:
                 return self.decode(video)
             except VideoReadError as error:

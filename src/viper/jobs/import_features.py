@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import config_hash
-from .errors import ViperError
-from .store import FeatureStore
-from .video import nearest_indices, sample_frame_times
+from ..config import config_hash
+from ..errors import ViperError
+from ..store import FeatureStore
+from ..video import nearest_indices, sample_frame_times
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def import_challenge_features(
 
     `tolerance` is in seconds; `time_unit` is auto, s or ms.
     """
-    from .datasets.hume_reaction import dataset_root, hume_reaction_manifest
+    from ..datasets.hume_reaction import dataset_root, hume_reaction_manifest
 
     if time_unit not in ("auto", "s", "ms"):
         raise ViperError(f"time unit must be auto, s or ms, not {time_unit!r}")
@@ -96,7 +96,7 @@ def feature_folders(feats: Path, names: list[str] | None) -> list[Path]:
 
 def modality_name(folder_name: str) -> str:
     """The folder name lowercased, with `_challenge` appended where a viper extractor already uses that name."""
-    from .extractors.base import EXTRACTORS, discover
+    from ..extractors.base import EXTRACTORS, discover
 
     discover()
     name = folder_name.lower()
@@ -171,7 +171,7 @@ def _import_folder(
     """One feature folder into the store; returns its key."""
     from tqdm import tqdm
 
-    from .datasets.hume_reaction import bare_id
+    from ..datasets.hume_reaction import bare_id
 
     files = {bare_id(p.stem): p for p in folder.glob("*.csv")}
     missing = [video_id for video_id in video_ids if video_id not in files]

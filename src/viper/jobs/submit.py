@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .atomic import atomic_write_text
-from .checkpoint import check_store, load_checkpoint
-from .dataset import load_split
-from .datasets.hume_reaction import EMOTIONS
-from .errors import ViperError
-from .evaluation import predict_arrays
-from .store import FeatureStore
+from ..atomic import atomic_write_text
+from ..checkpoint import check_store, load_checkpoint, predict_arrays
+from ..datasets.hume_reaction import EMOTIONS
+from ..errors import ViperError
+from ..store import FeatureStore
+from ..tokens import load_split
 
 
 def write_submission(run: Path | str, features: Path | str, out: Path | str, split: str = "test") -> int:

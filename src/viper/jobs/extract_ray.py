@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import ViperError
-from .pipeline import ExtractConfig, Extraction
+from ..errors import ViperError
+from ..extraction import ExtractConfig, Extraction
 
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2  # the actors pass only small records around
 QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": "0"}  # no usage reports or prompts

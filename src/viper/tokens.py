@@ -148,7 +148,7 @@ def standardisation_stats(data: SplitData) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(means), np.concatenate(stds)
 
 
-class ClipDataset(Dataset):
+class TokenDataset(Dataset):
     """(tokens (N, Σdim), modality masks (N, M), labels (E,)) per clip, as tensors over the split's arrays."""
 
     def __init__(self, data: SplitData) -> None:
@@ -168,4 +168,4 @@ class ClipDataset(Dataset):
 def make_loader(data: SplitData, *, batch_size: int, shuffle_seed: int | None = None) -> DataLoader:
     """Batches of a split; with `shuffle_seed` the order is a function of that seed alone (resumable)."""
     generator = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
-    return DataLoader(ClipDataset(data), batch_size=batch_size, shuffle=shuffle_seed is not None, generator=generator)
+    return DataLoader(TokenDataset(data), batch_size=batch_size, shuffle=shuffle_seed is not None, generator=generator)

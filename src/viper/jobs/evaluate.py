@@ -4,74 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from .atomic import atomic_write_bytes, atomic_write_text
-from .checkpoint import ModelBundle, check_store, load_checkpoint
-from .dataset import load_split, normalise_split
-from .errors import ViperError
-from .store import FeatureStore
+from ..atomic import atomic_write_bytes, atomic_write_text
+from ..checkpoint import ModelBundle, check_store, load_checkpoint, predict_arrays
+from ..errors import ViperError
+from ..metrics import pearson_scores, top1
+from ..store import FeatureStore
+from ..tokens import load_split, normalise_split
 
 log = logging.getLogger(__name__)
-
-
-def pearson_scores(predictions: np.ndarray, truth: np.ndarray, emotions: Sequence[str]):
-    """Per-emotion Pearson r (scipy.stats.pearsonr) and their mean.
-
-    r is undefined for a constant column (or fewer than two clips); it counts as 0, and those emotions are
-    returned so the caller can say so. Returns ({emotion: r}, mean r, [undefined emotions]).
-    """
-    from scipy.stats import pearsonr
-
-    scores, undefined = {}, []
-    for column, emotion in enumerate(emotions):
-        pred, true = predictions[:, column].astype(np.float64), truth[:, column].astype(np.float64)
-        r = np.nan
-        if len(pred) >= 2 and np.ptp(pred) > 0 and np.ptp(true) > 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                r = float(pearsonr(pred, true).statistic)
-        if not np.isfinite(r):
-            undefined.append(emotion)
-            r = 0.0
-        scores[emotion] = r
-    return scores, float(np.mean(list(scores.values()))), undefined
-
-
-@torch.no_grad()
-def predict_model(model: torch.nn.Module, tokens: np.ndarray, mask: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-    """Scores (V, E) of a model in eval mode for tokens (V, N, Σdim) and masks (V, N) or (V, N, M)."""
-    model.eval()
-    device = next(model.parameters()).device
-    outputs = []
-    for start in range(0, len(tokens), batch_size):
-        batch = torch.as_tensor(np.asarray(tokens[start : start + batch_size], np.float32), device=device)
-        batch_mask = torch.as_tensor(np.asarray(mask[start : start + batch_size], bool), device=device)
-        outputs.append(model(batch, batch_mask).float().cpu().numpy())
-    return np.concatenate(outputs) if outputs else np.zeros((0, model.num_outputs), np.float32)
-
-
-def predict_arrays(bundle: ModelBundle, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Scores (V, E), columns in `bundle.emotions` order, for tokens from `dataset.build_tokens` in
-    `bundle.keys` order. Pass the per-modality masks (V, N, M) so a missing modality reads as its train mean."""
-    expected = sum(bundle.model.token_dims)
-    if tokens.ndim != 3 or tokens.shape[-1] != expected:
-        raise ValueError(f"tokens must be (V, N, {expected}) for {bundle.path}, got {tokens.shape}")
-    return predict_model(bundle.model, tokens, mask)
-
-
-def top1(predictions: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """Accuracy of argmax(predicted) vs argmax(true), and the rate of the most frequent true class (chance)."""
-    true_class = truth.argmax(1)
-    accuracy = float((predictions.argmax(1) == true_class).mean())
-    chance = float(np.bincount(true_class).max() / len(true_class))
-    return accuracy, chance
 
 
 def resolve_drop(bundle: ModelBundle, drop: Sequence[str] | None) -> tuple[list[int], list[str]]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 
-class ClipCache:
+class VideoCache:
     """Results keyed by clip object identity (checked through a weak reference) and settings; keeps the last few."""
 
     def __init__(self, size: int = 64) -> None:

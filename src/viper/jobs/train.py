@@ -20,14 +20,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .atomic import atomic_write_text
-from .checkpoint import save_checkpoint, torch_save_atomic
-from .config import save_config, to_dict
-from .dataset import load_split, make_loader, resolve_keys, split_ids, standardisation_stats
-from .errors import ViperError
-from .evaluation import pearson_scores, predict_model
-from .model import Perceiver, count_parameters, model_config
-from .store import FeatureStore
+from ..atomic import atomic_write_text
+from ..checkpoint import predict_model, save_checkpoint, torch_save_atomic
+from ..config import save_config, to_dict
+from ..errors import ViperError
+from ..metrics import pearson_scores
+from ..model import Perceiver, count_parameters, model_config
+from ..store import FeatureStore
+from ..tokens import load_split, make_loader, resolve_keys, split_ids, standardisation_stats
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from .video import AUDIO_RATE, audio_windows, cut_fragments, read_audio, read_fr
 
 
 @dataclass
-class Clip:
+class SampledVideo:
     """The N sampled frames of a video with their face crops and audio fragments (the paper's per-frame units)."""
 
     video_id: str
@@ -47,14 +47,14 @@ class Clip:
         return np.array([len(fragment) > 0 for fragment in self.audio_fragments()], dtype=bool)
 
 
-def load_clip(
+def sample_video(
     path: Path,
     n: int,
     detector: FaceDetector | None,
     face_crop: bool = True,
     video_id: str | None = None,
     margin: float = 0.2,
-) -> Clip:
+) -> SampledVideo:
     """Decode a clip's N sampled frames and its audio, and crop the largest face in each frame."""
     path = Path(path)
     audio = read_audio(path)
@@ -86,7 +86,7 @@ def load_clip(
             for i, frame in enumerate(frames):
                 boxes[i] = (0, 0, frame.shape[1], frame.shape[0])
                 crops[i] = whole_frame(frame)
-    return Clip(
+    return SampledVideo(
         video_id=video_id or path.stem,
         path=path,
         times=times,

@@ -53,7 +53,7 @@ import numpy as np
 from .base import Extractor, Features, register_default
 
 if TYPE_CHECKING:
-    from ..clip import Clip
+    from ..sampled_video import SampledVideo
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -162,10 +162,10 @@ class MeshFau(Extractor):
 
             load_mini_xception(self.device)
 
-    def extract(self, clip: Clip) -> Features:
+    def extract(self, clip: SampledVideo) -> Features:
         return self.extract_batch([clip])[0]
 
-    def extract_batch(self, clips: list[Clip]) -> list[Features]:
+    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         from ..backbones.face_mesh import clip_landmarks
 
         self.ensure_loaded()
