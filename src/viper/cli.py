@@ -11,8 +11,6 @@ import typer
 from .errors import ViperError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-dataset_app = typer.Typer(no_args_is_help=True, help="Convert a dataset's own layout into a viper manifest CSV.")
-app.add_typer(dataset_app, name="dataset")
 
 
 def friendly(command):
@@ -65,7 +63,7 @@ def extract(
     ),
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML with per-extractor options."),
     dataset: str | None = typer.Option(
-        None, "--dataset", help="Read DATA as a dataset's own layout: hume-reaction (MuSe 2022 Reaction root)."
+        None, "--dataset", help="Read DATA as a dataset's own layout (see `viper dataset`): ravdess or hume-reaction."
     ),
     backend: str = typer.Option("local", "--backend", help="local (this machine's processes) or ray (a Ray cluster)."),
     ray_address: str | None = typer.Option(
@@ -99,20 +97,21 @@ def list_extractors() -> None:
     for name in available():
         modality, backend = name.split(":")
         marker = " (default)" if DEFAULT_BACKENDS.get(modality) == backend else ""
-        typer.echo(f"{name}{marker}  {EXTRACTORS[(modality, backend)].__doc__.splitlines()[0]}")
+        typer.echo(f"{name}{marker}  {EXTRACTORS.get(name).__doc__.splitlines()[0]}")
 
 
-@dataset_app.command("ravdess")
+@app.command("dataset")
 @friendly
-def dataset_ravdess(
-    folder: Path = typer.Argument(..., help="A folder with RAVDESS files (names like 01-01-06-02-01-02-05.mp4)."),
+def dataset(
+    name: str = typer.Argument(..., help="The dataset layout: ravdess (file names carry the labels; statement 02 is "
+                               "the test split) or hume-reaction (MuSe 2022 Reaction root)."),
+    root: Path = typer.Argument(..., help="The dataset's folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Manifest CSV to write."),
-    test_statement: str = typer.Option("02", help="Statement code that goes to the test split (01 or 02)."),
 ) -> None:
-    """RAVDESS file names to a manifest: one column per emotion (strong 1.0, normal 0.5), split by statement."""
-    from .datasets.ravdess import write_ravdess_manifest
+    """Convert a dataset's own layout into a viper manifest CSV (video_id, path, split, one column per emotion)."""
+    from .datasets import DATASET_LAYOUTS, write_manifest
 
-    rows = write_ravdess_manifest(folder, out, test_statement)
+    rows = write_manifest(DATASET_LAYOUTS.get(name)(root), out)
     typer.echo(f"{rows} clips -> {out}")
 
 

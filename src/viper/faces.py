@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
-from typing import ClassVar
 
 import numpy as np
 
-from .errors import ViperError
+from .registry import Registry
 
 CROP_SIZE = 224
 
 
 class FaceDetector(ABC):
     """Finds the largest face per frame: a box (x0, y0, x1, y1) in pixels, or None."""
-
-    name: ClassVar[str]
 
     def load(self) -> None:
         """Load the model (once per process)."""
@@ -26,17 +22,11 @@ class FaceDetector(ABC):
         """The largest face of each RGB frame, or None where there is none."""
 
 
-FACE_DETECTORS: dict[str, str] = {
-    # name -> "module:Class"; modules import their libraries only when a detector is created
-    "mediapipe": "viper.face_detectors.mediapipe_blazeface:BlazeFaceDetector",
-}
+FACE_DETECTORS: Registry[type[FaceDetector]] = Registry("face detector", "viper.face_detectors")
 
 
 def create_face_detector(name: str = "mediapipe") -> FaceDetector:
-    if name not in FACE_DETECTORS:
-        raise ViperError(f"unknown face detector {name!r}; available: {', '.join(FACE_DETECTORS)}")
-    module, _, cls = FACE_DETECTORS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)()
+    return FACE_DETECTORS.get(name)()
 
 
 def square_box(box, width: int, height: int, margin: float) -> tuple[int, int, int, int]:

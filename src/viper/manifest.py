@@ -74,15 +74,13 @@ def _lines(numbers: list[int]) -> str:
 
 def load_inputs(data: Path, dataset: str | None = None):
     """A folder, a manifest CSV, or a single video file, as a manifest table; `dataset` reads a dataset's own
-    layout instead (hume-reaction)."""
+    layout instead (a name of viper.datasets.DATASET_LAYOUTS)."""
     import pandas as pd
 
-    if dataset == "hume-reaction":
-        from .datasets.hume_reaction import hume_reaction_manifest
-
-        return hume_reaction_manifest(data)
     if dataset is not None:
-        raise ViperError(f"unknown dataset layout {dataset!r}; known: hume-reaction")
+        from .datasets import DATASET_LAYOUTS
+
+        return DATASET_LAYOUTS.get(dataset)(Path(data))
     data = Path(data)
     if not data.exists():
         raise ViperError(f"{data}: does not exist")

@@ -38,5 +38,3 @@ class VideoCache:
                 self._entries.popitem(last=False)
         return [found[id(clip)] for clip in clips]
 
-    def clear(self) -> None:
-        self._entries.clear()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..errors import ViperError
 from ..video import VIDEO_SUFFIXES
+from . import DATASET_LAYOUTS
 
 EMOTIONS = ("Adoration", "Amusement", "Anxiety", "Disgust", "Empathic-Pain", "Fear", "Surprise")
 FOLDER = "c2_muse_reaction"
@@ -155,3 +156,6 @@ def _media_files(folder: Path, problems: list[str]) -> dict[str, Path]:
         listing = "; ".join(" and ".join(p.name for p in paths) for paths in duplicated.values())
         problems.append(f"{len(duplicated)} clip(s) with more than one video in {folder}: {listing}")
     return {i: paths[0] for i, paths in found.items()}
+
+
+DATASET_LAYOUTS.register("hume-reaction", hume_reaction_manifest)

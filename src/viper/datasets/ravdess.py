@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ..errors import ViperError
+from . import DATASET_LAYOUTS, write_manifest
 
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 INTENSITY_TARGET = {"01": 0.5, "02": 1.0}
@@ -65,12 +66,7 @@ def ravdess_manifest(folder: Path, test_statement: str = "02"):
 
 def write_ravdess_manifest(folder: Path, out: Path, test_statement: str = "02") -> int:
     """Write the manifest CSV with paths relative to it; returns the number of rows."""
-    import os
+    return write_manifest(ravdess_manifest(folder, test_statement), out)
 
-    from ..atomic import atomic_write_text
 
-    table = ravdess_manifest(folder, test_statement)
-    out = Path(out).resolve()
-    table["path"] = [os.path.relpath(path, out.parent) for path in table["path"]]
-    atomic_write_text(out, table.to_csv(index=False))
-    return len(table)
+DATASET_LAYOUTS.register("ravdess", ravdess_manifest)

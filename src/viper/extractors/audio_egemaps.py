@@ -45,9 +45,6 @@ class EgemapsAudio(Extractor):
             feature_level=opensmile.FeatureLevel.Functionals,
         )
 
-    def extract(self, clip: SampledVideo) -> Features:
-        return self.extract_batch([clip])[0]
-
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         self.ensure_loaded()
         items = [[f if len(f) else None for f in clip.audio_fragments()] for clip in clips]

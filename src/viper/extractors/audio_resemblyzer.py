@@ -97,9 +97,6 @@ class ResemblyzerAudio(Extractor):
         self._filterbank = torch.from_numpy(filterbank).to(self.device)
         self._window = torch.hann_window(WINDOW, periodic=True, device=self.device)
 
-    def extract(self, clip: SampledVideo) -> Features:
-        return self.extract_batch([clip])[0]
-
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         self.ensure_loaded()
         items = []

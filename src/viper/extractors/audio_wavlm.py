@@ -73,9 +73,6 @@ class WavlmAudio(Extractor):
         self._model = prepare(load_model(AutoModelForAudioXVector, self.config.model, self.name), self.device)
         self._min_samples = min_samples(self._model.config)
 
-    def extract(self, clip: SampledVideo) -> Features:
-        return self.extract_batch([clip])[0]
-
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         self.ensure_loaded()
         items = [[f if len(f) >= MIN_FRAGMENT else None for f in clip.audio_fragments()] for clip in clips]

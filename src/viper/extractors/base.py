@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -13,6 +11,7 @@ import numpy as np
 
 from ..config import from_dict, to_dict
 from ..errors import ViperError
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..sampled_video import SampledVideo
@@ -80,23 +79,22 @@ class Extractor(ABC):
     def load(self) -> None:
         """Load weights (once per process)."""
 
-    @abstractmethod
     def extract(self, clip: SampledVideo) -> Features:
         """Per-frame features of one clip."""
+        return self.extract_batch([clip])[0]
 
+    @abstractmethod
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
-        """Several clips at once; backends with a model override this to batch their forward passes."""
-        return [self.extract(clip) for clip in clips]
+        """Per-frame features of several clips; backends with a model batch their forward passes across them."""
 
 
-EXTRACTORS: dict[tuple[str, str], type[Extractor]] = {}
+EXTRACTORS: Registry[type[Extractor]] = Registry("extractor", "viper.extractors")  # by "modality:backend"
 DEFAULT_BACKENDS: dict[str, str] = {}
-MODALITIES = ("face_image", "fau", "caption", "audio")
 
 
 def register_extractor(cls: type[Extractor], default: bool = False):
     """Class decorator: `@register_extractor` (or `register_extractor(default=True)` for the offline default)."""
-    EXTRACTORS[(cls.modality, cls.backend)] = cls
+    EXTRACTORS.register(f"{cls.modality}:{cls.backend}", cls)
     if default:
         DEFAULT_BACKENDS[cls.modality] = cls.backend
     return cls
@@ -106,43 +104,28 @@ def register_default(cls: type[Extractor]) -> type[Extractor]:
     return register_extractor(cls, default=True)
 
 
-_discovered = False
-
-
-def discover() -> None:
-    """Import every module of viper.extractors once so their decorators run."""
-    global _discovered
-    if _discovered:
-        return
-    package = importlib.import_module("viper.extractors")
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "base":
-            importlib.import_module(f"viper.extractors.{module.name}")
-    _discovered = True
-
-
 def available() -> list[str]:
     """Every registered `modality:backend`, defaults first."""
-    discover()
-    names = sorted(EXTRACTORS, key=lambda item: (item[0], DEFAULT_BACKENDS.get(item[0]) != item[1], item[1]))
-    return [f"{modality}:{backend}" for modality, backend in names]
+    pairs = [tuple(name.split(":")) for name in EXTRACTORS.names()]
+    pairs.sort(key=lambda item: (item[0], DEFAULT_BACKENDS.get(item[0]) != item[1], item[1]))
+    return [f"{modality}:{backend}" for modality, backend in pairs]
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
     """`face_image` -> its default backend; `face_image:vit` -> that backend."""
-    discover()
+    EXTRACTORS.discover()
     modality, _, backend = spec.strip().partition(":")
     if not backend:
         if modality not in DEFAULT_BACKENDS:
             raise ViperError(f"unknown extractor {spec!r}; available: {', '.join(available())}")
         backend = DEFAULT_BACKENDS[modality]
-    if (modality, backend) not in EXTRACTORS:
+    if f"{modality}:{backend}" not in EXTRACTORS:
         raise ViperError(f"unknown extractor {spec!r}; available: {', '.join(available())}")
     return modality, backend
 
 
 def create_extractor(spec: str, options: dict[str, Any] | None = None, device: str = "cpu") -> Extractor:
     """Build an extractor from `modality[:backend]` and its options (the fields of its Config)."""
-    cls = EXTRACTORS[parse_spec(spec)]
+    cls = EXTRACTORS.get(":".join(parse_spec(spec)))
     config = from_dict(cls.Config, options or {}) if dataclasses.is_dataclass(cls.Config) else None
     return cls(config=config, device=device)

@@ -78,9 +78,6 @@ class ClipCaption(Extractor):
             ).to(self.device)
             self._sentence_vectors = text_model(**encoded).last_hidden_state[:, 0].float().cpu().numpy()
 
-    def extract(self, clip: SampledVideo) -> Features:
-        return self.extract_batch([clip])[0]
-
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         return chosen_rows(self.choose(clips), self._sentence_vectors)
 

@@ -189,8 +189,5 @@ class RuleCaption(Extractor):
             for points in clip_landmarks(clips)
         ]
 
-    def extract(self, clip: SampledVideo) -> Features:
-        return self.extract_batch([clip])[0]
-
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         return chosen_rows(self.choose(clips), self._vectors)

@@ -46,9 +46,6 @@ class FerFaceImage(Extractor):
 
         load_mini_xception(self.device)
 
-    def extract(self, clip: SampledVideo) -> Features:
-        return self.extract_batch([clip])[0]
-
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         from ..backbones.mini_xception import clip_expressions
 

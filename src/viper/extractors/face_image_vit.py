@@ -57,9 +57,6 @@ class VitImage(Extractor):
         self._processor = load_preprocessor(AutoImageProcessor, self.config.model, self.name)
         self._model = prepare(load_model(AutoModel, self.config.model, self.name), self.device)
 
-    def extract(self, clip: SampledVideo) -> Features:
-        return self.extract_batch([clip])[0]
-
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         self.ensure_loaded()
         items = [clip.face_crops for clip in clips]

@@ -83,9 +83,6 @@ class PyfeatFau(Extractor):
                 'print(get_resource_path())"`) to the same place here.'
             ) from None
 
-    def extract(self, clip: SampledVideo) -> Features:
-        return self.extract_batch([clip])[0]
-
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         self.ensure_loaded()
         items = [clip.face_crops for clip in clips]

@@ -1,1 +1,1 @@
-"""Face detector backends; each module is listed in viper.faces.FACE_DETECTORS."""
+"""Face detector backends: each module registers its detector in viper.faces.FACE_DETECTORS."""

@@ -12,16 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from ..faces import FaceDetector
+from ..faces import FACE_DETECTORS, FaceDetector
 from ..native_logs import native_stderr_silenced
 
 Box = tuple[float, float, float, float]
 
 
+@FACE_DETECTORS.add("mediapipe")
 class BlazeFaceDetector(FaceDetector):
     """Largest face per frame from `mp.solutions.face_detection`; frames are handled independently (no tracking)."""
-
-    name = "mediapipe"
 
     def __init__(self, model: str = "short", min_confidence: float = 0.6) -> None:
         if model not in ("short", "full"):

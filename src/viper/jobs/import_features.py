@@ -96,11 +96,10 @@ def feature_folders(feats: Path, names: list[str] | None) -> list[Path]:
 
 def modality_name(folder_name: str) -> str:
     """The folder name lowercased, with `_challenge` appended where a viper extractor already uses that name."""
-    from ..extractors.base import EXTRACTORS, discover
+    from ..extractors.base import EXTRACTORS
 
-    discover()
     name = folder_name.lower()
-    return f"{name}_{BACKEND}" if name in {modality for modality, _ in EXTRACTORS} else name
+    return f"{name}_{BACKEND}" if name in {spec.partition(":")[0] for spec in EXTRACTORS.names()} else name
 
 
 def read_feature_file(path: Path) -> tuple[np.ndarray, np.ndarray, int]:

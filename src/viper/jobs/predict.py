@@ -53,10 +53,6 @@ class Predictor:
             extraction.load()
             self.extractions.append((extraction, keys))
 
-    def __call__(self, video: Path | str) -> ClipPrediction:
-        """Decode, extract and score one video; a file that cannot be read raises VideoReadError."""
-        return self.score(video, self.decode(video))
-
     def decode(self, video: Path | str) -> list[SampledVideo]:
         """The video decoded with its faces, once per face-crop setting of the checkpoint (the part of a prediction
         that can run in another thread while the models score the previous video)."""
