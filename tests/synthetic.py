@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from viper.feature_spec import FeatureSpec
 from viper.store import FeatureStore
 
 
@@ -26,7 +27,7 @@ def make_synthetic_store(
     rng = np.random.default_rng(0)
     store = FeatureStore.create(root, n_frames)
     for key, (modality, dim) in modalities.items():
-        store.register_extractor(key, {"modality": modality, "backend": "test", "version": "1", "config": {}}, dim)
+        store.register_feature(FeatureSpec(modality, "test", "1", dim=dim, key=key))
     weights = rng.normal(size=(sum(dim for _, dim in modalities.values()), len(emotions)))
     rows = []
     for index in range(n_clips):

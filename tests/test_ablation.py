@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from synthetic import make_synthetic_store
 
+from viper.feature_spec import FeatureSpec
 from viper.jobs.ablate import grid_settings, run_ablation
 from viper.jobs.train import TrainConfig
 from viper.metrics import paired_bootstrap
@@ -164,8 +165,7 @@ def fusion_sweep(tmp_path_factory):
     """Labels that depend on face_image alone, and an audio modality of pure noise."""
     root = tmp_path_factory.mktemp("fusion-store")
     store = make_synthetic_store(root, {"face_image-test-aaaa": ("face_image", 5)}, EMOTIONS, n_clips=72, n_frames=6)
-    identity = {"modality": "audio", "backend": "test", "version": "1", "config": {}}
-    store.register_extractor("audio-test-eeee", identity, 3)
+    store.register_feature(FeatureSpec("audio", "test", "1", dim=3, key="audio-test-eeee"))
     rng = np.random.default_rng(5)
     for video_id in store.video_ids("face_image-test-aaaa"):
         store.write("audio-test-eeee", video_id, rng.normal(size=(6, 3)).astype(np.float32), np.ones(6, bool))

@@ -40,13 +40,13 @@ def arrays(store: FeatureStore) -> dict[tuple[str, str], tuple[np.ndarray, np.nd
 
 
 def test_store_holds_every_modality_for_every_clip(store):
-    modalities = sorted(store.extractor_info(key)["modality"] for key in store.extractor_keys())
+    modalities = sorted(store.feature_spec(key).modality for key in store.extractor_keys())
     assert modalities == ["audio", "caption", "face_image", "fau"]
     for key in store.extractor_keys():
-        info = store.extractor_info(key)
+        info = store.feature_spec(key)
         values, mask = store.load(key, ["single_face", "no_face"])
-        assert values.shape == (2, FRAMES, info["dim"]) and values.dtype == np.float32
-        assert info["frames"] == FRAMES and info["face_crop"] is True
+        assert values.shape == (2, FRAMES, info.dim) and values.dtype == np.float32
+        assert info.frames == FRAMES and info.face_crop is True
     meta = store.clip_meta("single_face")
     assert len(meta["times"]) == FRAMES and len(meta["source_sha256"]) == 64
 
@@ -61,7 +61,7 @@ def test_masks_follow_faces_and_audio(store):
     assert not noface_face[0] and any(noface_face[FRAMES // 2 :])  # its very last frame is black
     for key in store.extractor_keys():
         values, mask = store.read(key, "no_face")
-        if store.extractor_info(key)["modality"] == "audio":
+        if store.feature_spec(key).modality == "audio":
             assert mask.all()
         else:
             assert not mask.any() and not values.any()  # masked, never invented

@@ -168,7 +168,7 @@ def test_evaluate_drop_equals_data_without_that_modality(run, store, tmp_path):
                                   pd.read_csv(tmp_path / "silent-eval" / "predictions.csv"))
 
     by_key = evaluate(run, store.root, "test", tmp_path / "by-key", drop=[AUDIO, "face_image"], plots=False)
-    assert by_key["dropped"] == [feature["modality"] for feature in load_checkpoint(run).features]  # token order
+    assert by_key["dropped"] == [feature.modality for feature in load_checkpoint(run).features]  # token order
     with pytest.raises(ViperError, match="cannot drop 'video'.*audio.*face_image"):
         evaluate(run, store.root, "test", tmp_path / "bad", drop=["video"])
 

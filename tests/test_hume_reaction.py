@@ -144,15 +144,15 @@ def test_features_align_to_extracted_frame_times(layout, tmp_path):
     for video_id in PARTITION:
         store.write_clip(video_id, {"video_id": video_id, "times": times})  # as `viper extract` records them
     keys = import_challenge_features(layout, store.root, ["faus", "VGGFace2"])  # names match case-insensitively
-    assert [store.extractor_info(keys[f])["modality"] for f in ("FAUs", "VGGFace2")] == ["faus", "vggface2"]
+    assert [store.feature_spec(keys[f]).modality for f in ("FAUs", "VGGFace2")] == ["faus", "vggface2"]
     faus, mask = store.read(keys["FAUs"], "00002")
     assert mask.all() and faus[:, 0].tolist() == [0.0, 0.5, 1.5, 2.0]  # nearest row (seconds)
     vgg, mask = store.read(keys["VGGFace2"], "00002")
     assert mask.all() and vgg[:, 0] == pytest.approx([0.0, 0.6, 1.4, 1.8])  # milliseconds detected
     vgg, mask = store.read(keys["VGGFace2"], GAP_CLIP)
     assert mask.tolist() == [True, False, False, True] and not vgg[~mask].any()  # the gap is masked, not filled
-    info = store.extractor_info(keys["VGGFace2"])
-    assert info["backend"] == "challenge" and info["dim"] == 5 and len(info["config"]["listing"]) == 16
+    info = store.feature_spec(keys["VGGFace2"])
+    assert info.backend == "challenge" and info.dim == 5 and len(info.config["listing"]) == 16
 
 
 def test_features_without_videos_span_the_feature_rows(layout, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 
 from viper.datasets.ravdess import EMOTIONS, parse_name, ravdess_manifest
 from viper.errors import ViperError
+from viper.feature_spec import FeatureSpec
 from viper.manifest import load_inputs, read_manifest
 from viper.store import FeatureStore
 
@@ -59,7 +60,7 @@ def test_ravdess_names_become_intensity_targets_and_statement_splits(ravdess_dir
 
 def test_store_writes_atomically_and_packs(tmp_path):
     store = FeatureStore.create(tmp_path / "s", 4)
-    store.register_extractor("k", {"modality": "m"}, 3)
+    store.register_feature(FeatureSpec("m", dim=3, key="k"))
     for i in range(3):
         store.write("k", f"v{i}", np.full((4, 3), i, np.float32), np.array([1, 1, 0, 1], bool))
     values, mask = store.load("k", ["v2", "v0"])

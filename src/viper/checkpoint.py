@@ -19,6 +19,7 @@ import torch
 from .atomic import atomic_write_bytes
 from .config import from_dict
 from .errors import ViperError
+from .feature_spec import FeatureSpec
 from .model import Perceiver, PerceiverConfig
 from .store import FeatureStore
 
@@ -31,7 +32,7 @@ class ModelBundle:
 
     model: Perceiver
     emotions: list[str]
-    features: list[dict[str, Any]]  # store.extractor_info(key) of each modality, in token order
+    features: list[FeatureSpec]  # of each modality, in token order
     n_frames: int
     train_config: dict[str, Any]
     info: dict[str, Any]  # epoch, dev_mean_pearson, ...
@@ -39,7 +40,7 @@ class ModelBundle:
 
     @property
     def keys(self) -> list[str]:
-        return [feature["key"] for feature in self.features]
+        return [feature.key for feature in self.features]
 
 
 def torch_save_atomic(payload: dict[str, Any], path: Path) -> None:
@@ -54,7 +55,7 @@ def save_checkpoint(
     *,
     model: Perceiver,
     emotions: list[str],
-    features: list[dict[str, Any]],
+    features: list[FeatureSpec],
     n_frames: int,
     train_config: dict[str, Any],
     info: dict[str, Any] | None = None,
@@ -69,7 +70,7 @@ def save_checkpoint(
             "model_config": dataclasses.asdict(model.config),
             "token_dims": list(model.token_dims),
             "emotions": list(emotions),
-            "features": features,
+            "features": [feature.to_dict() for feature in features],
             "n_frames": int(n_frames),
             "train_config": train_config,
             "info": info or {},
@@ -103,18 +104,11 @@ def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu")
     return ModelBundle(
         model=model,
         emotions=payload["emotions"],
-        features=payload["features"],
+        features=[FeatureSpec.from_dict(record) for record in payload["features"]],
         n_frames=payload["n_frames"],
         train_config=payload["train_config"],
         info=payload["info"],
         path=file,
-    )
-
-
-def _describe(feature: dict[str, Any]) -> str:
-    return (
-        f"{feature['key']} ({feature.get('modality')}:{feature.get('backend')} v{feature.get('version')}, "
-        f"config {feature.get('config')}, dim {feature.get('dim')})"
     )
 
 
@@ -127,20 +121,19 @@ def check_store(bundle: ModelBundle, store: FeatureStore) -> None:
         )
     keys = store.extractor_keys()
     for feature in bundle.features:
-        if feature["key"] in keys:
-            found = store.extractor_info(feature["key"])
+        if feature.key in keys:
+            found = store.feature_spec(feature.key)
             if found == feature:
                 continue
             raise ViperError(
-                f"{store.root}: features {feature['key']} differ from the ones {bundle.path} was trained on: "
-                f"store has {_describe(found)}, model expects {_describe(feature)}"
+                f"{store.root}: features {feature.key} differ from the ones {bundle.path} was trained on: "
+                f"store has {found.describe()}, model expects {feature.describe()}"
             )
-        same_modality = [store.extractor_info(key) for key in keys]
-        same_modality = [info for info in same_modality if info.get("modality") == feature.get("modality")]
-        have = "; ".join(_describe(info) for info in same_modality) or "none"
+        same_modality = [store.feature_spec(key) for key in keys]
+        have = "; ".join(spec.describe() for spec in same_modality if spec.modality == feature.modality) or "none"
         raise ViperError(
-            f"{store.root} lacks the {feature.get('modality')} features {bundle.path} was trained on: model expects "
-            f"{_describe(feature)}; the store has {have}. Extract with the same extractor and options, or train "
+            f"{store.root} lacks the {feature.modality} features {bundle.path} was trained on: model expects "
+            f"{feature.describe()}; the store has {have}. Extract with the same extractor and options, or train "
             "a model on these features"
         )
 

@@ -280,7 +280,7 @@ def import_features(
                                      time_unit=time_unit, progress=True)
     store = FeatureStore.open(out)
     for folder, key in keys.items():
-        typer.echo(f"{folder} -> modality {store.extractor_info(key)['modality']} ({key})")
+        typer.echo(f"{folder} -> modality {store.feature_spec(key).modality} ({key})")
     typer.echo(f"store: {out}")
 
 

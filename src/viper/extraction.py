@@ -3,10 +3,13 @@ run loaded once (`Extraction`), and the work on a batch of clips, split into dec
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .feature_spec import FeatureSpec
 
 DEFAULT_EXTRACTORS = ("face_image", "fau", "caption", "audio")
 
@@ -25,16 +28,16 @@ class ExtractConfig:
     batch_videos: int = 1  # clips whose frames each model sees in one batch (how, not what: not in the store key)
 
 
-def configs_from_features(features: list[dict[str, Any]], frames: int) -> list[ExtractConfig]:
+def configs_from_features(features: list[FeatureSpec], frames: int) -> list[ExtractConfig]:
     """The extraction settings that made a checkpoint's features (one config per face-crop setting)."""
     groups: dict[tuple, ExtractConfig] = {}
     for feature in features:
-        face = (feature["face_crop"], feature.get("face_detector", "mediapipe"), feature.get("face_margin", 0.2))
+        face = (feature.face_crop, feature.face_detector or "mediapipe",
+                0.2 if feature.face_margin is None else feature.face_margin)
         config = groups.setdefault(face, ExtractConfig(frames=frames, extractors=[], face_crop=face[0],
                                                         face_detector=face[1], face_margin=face[2]))
-        spec = f"{feature['modality']}:{feature['backend']}"
-        config.extractors.append(spec)
-        config.options[spec] = feature["config"]
+        config.extractors.append(feature.name)
+        config.options[feature.name] = feature.config
     return list(groups.values())
 
 
@@ -64,20 +67,18 @@ class Extraction:
 
     def keys(self) -> dict[str, Any]:
         """Store key of each extractor: its identity plus the face-crop setting, which changes its input."""
+        return {self.spec(extractor).key: extractor for extractor in self.extractors}
+
+    def spec(self, extractor) -> FeatureSpec:
+        """What this run makes with `extractor`, keyed by a hash of its identity (the width is looked up later)."""
         from .config import config_hash
 
-        keys = {}
-        for extractor in self.extractors:
-            identity = self.identity(extractor)
-            suffix = "" if self.config.face_crop else "-nocrop"
-            keys[f"{extractor.modality}-{extractor.backend}{suffix}-{config_hash(identity)}"] = extractor
-        return keys
-
-    def identity(self, extractor) -> dict[str, Any]:
         face = {"face_crop": self.config.face_crop}
         if self.config.face_crop:
             face |= {"face_detector": self.config.face_detector, "face_margin": self.config.face_margin}
-        return {**extractor.identity(), "frames": self.config.frames, **face}
+        spec = FeatureSpec.from_dict({**extractor.identity(), "frames": self.config.frames, **face})
+        suffix = "" if self.config.face_crop else "-nocrop"
+        return dataclasses.replace(spec, key=f"{spec.modality}-{spec.backend}{suffix}-{config_hash(spec.identity())}")
 
     def load(self) -> None:
         from .faces import create_face_detector
@@ -167,7 +168,7 @@ class Extraction:
         from .store import file_sha256
 
         for key, features in computed.items():
-            store.register_extractor(key, self.identity(keys[key]), keys[key].dim)
+            store.register_feature(dataclasses.replace(self.spec(keys[key]), dim=keys[key].dim))
             store.write(key, clip.video_id, features.values, features.mask)
         stat = source.stat()
         store.write_clip(clip.video_id, {

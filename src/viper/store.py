@@ -27,6 +27,7 @@ import numpy as np
 
 from .atomic import atomic_save_npy, atomic_save_npz, atomic_write_text
 from .errors import ViperError
+from .feature_spec import FeatureSpec
 
 STORE_FORMAT = 1
 STALE_TMP_SECONDS = 60  # temp files older than this are leftovers of a killed writer
@@ -142,27 +143,28 @@ class FeatureStore:
     def feature_dir(self, key: str) -> Path:
         return self.root / "features" / key
 
-    def register_extractor(self, key: str, identity: dict[str, Any], dim: int) -> None:
-        path = self.feature_dir(key) / "extractor.json"
+    def register_feature(self, spec: FeatureSpec) -> None:
+        """Record what the features under `spec.key` are (once: a key names one spec)."""
+        path = self.feature_dir(spec.key) / "extractor.json"
         if not path.exists():
-            atomic_write_text(path, json.dumps({**identity, "dim": dim, "key": key}, indent=2))
+            atomic_write_text(path, json.dumps(spec.to_dict(), indent=2))
 
     def extractor_keys(self) -> list[str]:
         folder = self.root / "features"
         return sorted(p.name for p in folder.iterdir() if (p / "extractor.json").exists()) if folder.exists() else []
 
-    def extractor_info(self, key: str) -> dict[str, Any]:
+    def feature_spec(self, key: str) -> FeatureSpec:
         path = self.feature_dir(key) / "extractor.json"
         if not path.exists():
             raise ViperError(f"{self.root}: no features {key!r}; the store has {', '.join(self.extractor_keys())}")
-        return json.loads(path.read_text())
+        return FeatureSpec.from_dict(json.loads(path.read_text()))
 
     def key_for(self, modality: str) -> str:
         """The one feature key of a modality (or a key given in full); several need the full key."""
         keys = self.extractor_keys()
         if modality in keys:
             return modality
-        matches = [key for key in keys if self.extractor_info(key)["modality"] == modality]
+        matches = [key for key in keys if self.feature_spec(key).modality == modality]
         if len(matches) == 1:
             return matches[0]
         if not matches:

@@ -71,7 +71,7 @@ class SplitData:
 def resolve_keys(store: FeatureStore, modalities: Sequence[str] | None) -> list[str]:
     """Feature keys for modality names or keys; None means every modality in the store (one key each)."""
     if modalities is None:
-        modalities = list(dict.fromkeys(store.extractor_info(key)["modality"] for key in store.extractor_keys()))
+        modalities = list(dict.fromkeys(store.feature_spec(key).modality for key in store.extractor_keys()))
         if not modalities:
             raise ViperError(f"{store.root}: the store holds no features; run `viper extract` first")
     return [store.key_for(name) for name in modalities]
@@ -127,7 +127,7 @@ def load_split(store: FeatureStore, modalities: Sequence[str] | None, split: str
     features = {key: store.load(key, video_ids) for key in keys}
     tokens, mask, modality_masks = build_tokens(features, keys)
     label_values, emotions = read_labels(store, video_ids) if labels else (None, store.emotions())
-    dims = [int(store.extractor_info(key)["dim"]) for key in keys]
+    dims = [int(store.feature_spec(key).dim) for key in keys]
     return SplitData(tokens, mask, modality_masks, label_values, video_ids, emotions, keys, dims)
 
 

@@ -89,7 +89,7 @@ def test_audio_only_file_masks_face_and_keeps_audio(cli_run):
     assert meta["has_video"] is False and meta["has_audio"] is True
     for key in store.extractor_keys():
         values, mask = store.read(key, "audio_only")
-        if store.extractor_info(key)["modality"] == "audio":
+        if store.feature_spec(key).modality == "audio":
             assert mask.all() and np.isfinite(values).all() and values.any()
         else:
             assert not mask.any() and not values.any()

@@ -24,13 +24,13 @@ def resolve_drop(bundle: ModelBundle, drop: Sequence[str] | None) -> tuple[list[
     """Token positions and modality names of the modalities to mask, given as modality names or store keys."""
     positions: list[int] = []
     for name in drop or []:
-        found = [i for i, feature in enumerate(bundle.features) if name in (feature["key"], feature.get("modality"))]
+        found = [i for i, feature in enumerate(bundle.features) if name in (feature.key, feature.modality)]
         if not found:
-            have = ", ".join(f"{feature.get('modality')} ({feature['key']})" for feature in bundle.features)
+            have = ", ".join(f"{feature.modality} ({feature.key})" for feature in bundle.features)
             raise ViperError(f"cannot drop {name!r}: {bundle.path} was trained on {have}")
         positions += [i for i in found if i not in positions]
     positions.sort()
-    return positions, [bundle.features[i].get("modality") or bundle.features[i]["key"] for i in positions]
+    return positions, [bundle.features[i].modality or bundle.features[i].key for i in positions]
 
 
 def eval_folder(run_dir: Path, split: str, dropped: Sequence[str] | None = None) -> Path:

@@ -21,15 +21,16 @@ files exceeds 300 (no Hume-Reaction clip lasts 5 minutes; a millisecond stamp pa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..config import config_hash
 from ..errors import ViperError
+from ..feature_spec import FeatureSpec
 from ..store import FeatureStore
 from ..video import nearest_indices, sample_frame_times
 
@@ -182,25 +183,15 @@ def _import_folder(
     unit = _guess_unit([files[i] for i in video_ids]) if time_unit == "auto" else time_unit
     scale = 1e-3 if unit == "ms" else 1.0
     n = store.n_frames
-    identity: dict[str, Any] = {
-        "modality": modality_name(folder.name),
-        "backend": BACKEND,
-        "version": "1",
-        "config": {
-            "feature": folder.name,
-            "listing": folder_listing_hash(folder),
-            "time_unit": unit,
-            "tolerance": tolerance,
-        },
-        "frames": n,
-    }
-    key = f"{identity['modality']}-{BACKEND}-{config_hash(identity)}"
+    config = {"feature": folder.name, "listing": folder_listing_hash(folder), "time_unit": unit, "tolerance": tolerance}
+    spec = FeatureSpec(modality_name(folder.name), BACKEND, "1", config, frames=n)
+    key = f"{spec.modality}-{BACKEND}-{config_hash(spec.identity())}"
     dim = None
     for video_id in tqdm(video_ids, desc=folder.name, unit="clip", disable=not progress):
         stamps, values, width = read_feature_file(files[video_id])
         if dim is None:
             dim = width
-            store.register_extractor(key, identity, dim)
+            store.register_feature(dataclasses.replace(spec, dim=dim, key=key))
         elif width != dim:
             raise ViperError(f"{files[video_id]}: {width} feature values per row, other files of {folder} have {dim}")
         stamps = stamps * scale

@@ -100,8 +100,7 @@ def inspect(
 
 def render_page(prediction: ClipPrediction, bundle: ModelBundle) -> str:
     """The whole HTML page of one clip (see the module docstring for what it shows)."""
-    features = {feature["key"]: feature for feature in bundle.features}
-    cropped = [key for key in bundle.keys if features[key]["face_crop"]]
+    cropped = [feature.key for feature in bundle.features if feature.face_crop]
     clip = prediction.clips[(cropped or bundle.keys)[0]]
     title = f"viper inspect: {prediction.video.name}"
     body = [
@@ -121,8 +120,7 @@ def render_page(prediction: ClipPrediction, bundle: ModelBundle) -> str:
     )
 
 
-def _spec(feature: dict) -> str:
-    return f"{feature['modality']}:{feature['backend']}"
+
 
 
 def _header(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo) -> str:
@@ -132,7 +130,7 @@ def _header(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo)
     trained = [f"epoch {epoch}"] if epoch is not None else []
     trained += [f"dev mean Pearson {pearson:.3f}"] if pearson is not None else []
     extractors = ", ".join(
-        f"{_spec(f)} v{f['version']} ({f['dim']}-d{'' if f['face_crop'] else ', whole frames'})"
+        f"{f.name} v{f.version} ({f.dim}-d{'' if f.face_crop else ', whole frames'})"
         for f in bundle.features
     )
     rows = [
@@ -151,7 +149,7 @@ def _summary(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo
     n = clip.n
     line = f"faces on {int(clip.face_mask.sum())}/{n} frames, audio on {int(clip.audio_mask.sum())}/{n} frames"
     seen = "; ".join(
-        f"{_spec(f)} on {int(prediction.features[f['key']].mask.sum())}/{n}" for f in bundle.features
+        f"{f.name} on {int(prediction.features[f.key].mask.sum())}/{n}" for f in bundle.features
     )
     return f"<p class='summary'>{line}</p><p class='note'>frames the model was given, per feature: {seen}</p>"
 
@@ -176,9 +174,9 @@ def _frames(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo,
 
     captions: list[str | None] | None = None
     for feature in bundle.features:
-        extractor = prediction.extractors[feature["key"]]
-        if feature["modality"] == "caption" and hasattr(extractor, "choose"):
-            captions = chosen_sentences(extractor.choose([prediction.clips[feature["key"]]])[0])
+        extractor = prediction.extractors[feature.key]
+        if feature.modality == "caption" and hasattr(extractor, "choose"):
+            captions = chosen_sentences(extractor.choose([prediction.clips[feature.key]])[0])
     audio_mask = clip.audio_mask
     cards = []
     for i in range(clip.n):
@@ -188,9 +186,9 @@ def _frames(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo,
         if not audio_mask[i]:
             badges.append("<span class='badge noaudio'>no audio</span>")
         for feature in bundle.features:  # masked for another reason (e.g. no face mesh found in the crop)
-            explained = not clip.face_mask[i] if feature["modality"] != "audio" else not audio_mask[i]
-            if not prediction.features[feature["key"]].mask[i] and not explained:
-                badges.append(f"<span class='badge other'>no {html.escape(feature['modality'])}</span>")
+            explained = not clip.face_mask[i] if feature.modality != "audio" else not audio_mask[i]
+            if not prediction.features[feature.key].mask[i] and not explained:
+                badges.append(f"<span class='badge other'>no {html.escape(feature.modality)}</span>")
         if clip.frames is None:
             picture = "<div class='novideo'>no video</div>"
         else:
@@ -225,10 +223,10 @@ def _thumbnail(frame: np.ndarray, box: np.ndarray | None) -> str:
 def _traces(prediction: ClipPrediction, bundle: ModelBundle) -> str:
     parts = []
     for feature in bundle.features:
-        if feature["modality"] == "fau":
-            key = feature["key"]
+        if feature.modality == "fau":
+            key = feature.key
             names = getattr(prediction.extractors[key], "feature_names", None)
-            png = _trace_figure(prediction.clips[key], prediction.features[key], names, _spec(feature))
+            png = _trace_figure(prediction.clips[key], prediction.features[key], names, feature.name)
             parts.append(f"<img class='traces' alt='fau traces' src='data:image/png;base64,{png}'>")
     if not parts:
         return "<p class='note'>this checkpoint uses no fau features, so there are no traces to show</p>"

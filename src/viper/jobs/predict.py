@@ -44,11 +44,10 @@ class Predictor:
             extraction = Extraction(config)
             keys = extraction.keys()
             for feature in self.bundle.features:
-                if feature["face_crop"] == config.face_crop and feature["key"] not in keys:
+                if feature.face_crop == config.face_crop and feature.key not in keys:
                     raise ViperError(
-                        f"{self.bundle.path}: trained on {feature['key']} (version {feature['version']}), but this "
-                        f"viper's {feature['modality']}:{feature['backend']} extractor differs; re-train or install "
-                        "that version"
+                        f"{self.bundle.path}: trained on {feature.key} (version {feature.version}), but this "
+                        f"viper's {feature.name} extractor differs; re-train or install that version"
                     )
             extraction.load()
             self.extractions.append((extraction, keys))

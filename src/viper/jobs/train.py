@@ -135,11 +135,11 @@ def train(
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
-    extractors = [store.extractor_info(key) for key in keys]
+    features = [store.feature_spec(key) for key in keys]
     run_info = {
         "train": to_dict(config),
         "model": dataclasses.asdict(model_cfg),
-        "features": extractors,
+        "features": [feature.to_dict() for feature in features],
         "n_frames": store.n_frames,
         "emotions": train_data.emotions,
         "parameters": count_parameters(model),
@@ -166,7 +166,7 @@ def train(
             out / "best.pt",
             model=model,
             emotions=train_data.emotions,
-            features=extractors,
+            features=features,
             n_frames=store.n_frames,
             train_config=to_dict(config),
             info={"epoch": epoch, "dev_mean_pearson": pearson},

@@ -40,7 +40,7 @@ class Setting:
         """The modalities to remove one at a time when scoring robustness: every one of a fusion setting."""
         if self.kind != "perceiver" or len(self.keys) < 2:
             return []
-        return [store.extractor_info(key)["modality"] for key in self.keys]
+        return [store.feature_spec(key).modality for key in self.keys]
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class AblationResult:
 def _keys_by_modality(store: FeatureStore) -> dict[str, list[str]]:
     keys: dict[str, list[str]] = {}
     for key in store.extractor_keys():
-        keys.setdefault(store.extractor_info(key)["modality"], []).append(key)
+        keys.setdefault(store.feature_spec(key).modality, []).append(key)
     return keys
 
 
@@ -173,7 +173,7 @@ def grid_settings(
 
 
 def _short(store: FeatureStore, key: str) -> str:
-    return label(store.extractor_info(key)["modality"])
+    return label(store.feature_spec(key).modality)
 
 
 def labelled_splits(store: FeatureStore) -> list[str]:
