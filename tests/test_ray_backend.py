@@ -101,8 +101,8 @@ def test_the_same_command_resumes_skipping_finished_clips(stores, clips, cluster
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    ({"workers": 3}, r"--workers 3: the Ray cluster has 2 CPUs, room for 2 workers"),
-    ({"device": "cuda"}, r"--device cuda: the Ray cluster has no GPU"),
+    ({"workers": 3}, r"workers 3: the Ray cluster has 2 CPUs, room for 2 workers"),
+    ({"device": "cuda"}, r"device cuda: the Ray cluster has no GPU"),
 ])
 def test_what_the_cluster_cannot_hold_is_refused(clips, cluster, tmp_path, settings, message):
     with pytest.raises(ViperError, match=message):

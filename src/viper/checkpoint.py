@@ -117,7 +117,7 @@ def check_store(bundle: ModelBundle, store: FeatureStore) -> None:
     if store.n_frames != bundle.n_frames:
         raise ViperError(
             f"{bundle.path} was trained on clips of {bundle.n_frames} frames; {store.root} holds "
-            f"{store.n_frames} per clip; extract with --frames {bundle.n_frames}"
+            f"{store.n_frames} per clip; extract with frames = {bundle.n_frames}"
         )
     keys = store.extractor_keys()
     for feature in bundle.features:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from .errors import ViperError
+from .errors import SettingError, ViperError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -23,7 +23,8 @@ def friendly(command):
         except ViperError as error:
             if os.environ.get("VIPER_DEBUG"):
                 raise
-            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            text = error.as_flag() if isinstance(error, SettingError) else str(error)
+            typer.secho(f"error: {text}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.secho("interrupted: what was written so far is kept; run the same command to resume", err=True)
@@ -37,6 +38,12 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks
     """viper: emotion recognition from videos of people (ViPER, MuSe 2022)."""
     if debug:
         os.environ["VIPER_DEBUG"] = "1"
+
+
+def _given(context: typer.Context, name: str) -> bool:
+    """Whether the user set this option (rather than typer filling in its default)."""
+    source = context.get_parameter_source(name)  # compared by name: typer may bring its own click enum
+    return source is not None and source.name != "DEFAULT"
 
 
 def _split_list(text: str | None) -> list[str] | None:
@@ -143,22 +150,14 @@ def train(
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML TrainConfig; flags given override it."),
 ) -> None:
     """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
-    from .config import from_dict, load_config_file
-    from .jobs.train import TrainConfig
     from .jobs.train import train as run_train
+    from .jobs.train import train_config
 
-    settings = load_config_file(config) if config else {}
     flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
              "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device,
-             "modality_dropout": modality_dropout, "precision": precision, "compile": compile}
-    for name, value in flags.items():
-        source = context.get_parameter_source(name)  # compared by name: typer may bring its own click enum
-        if name not in settings or source is None or source.name != "DEFAULT":
-            settings[name] = value
-    source = context.get_parameter_source("layout")
-    if source is not None and source.name != "DEFAULT":  # a model setting: into model_overrides, given or not
-        settings["model_overrides"] = {**(settings.get("model_overrides") or {}), "layout": layout}
-    result = run_train(features, out, from_dict(TrainConfig, settings))
+             "modality_dropout": modality_dropout, "precision": precision, "compile": compile, "layout": layout}
+    given = {name: value for name, value in flags.items() if _given(context, name)}
+    result = run_train(features, out, train_config(config, **given))
     best = "n/a (no dev split: last epoch kept)"
     if result.best_dev_pearson is not None:
         best = f"{result.best_dev_pearson:.4f}"

@@ -11,3 +11,15 @@ class VideoReadError(ViperError):
 
 class ModelNotFoundError(ViperError):
     """A model's weights are not available locally."""
+
+
+class SettingError(ViperError):
+    """A bad value of one setting, worded with the setting's name (`frames must be at least 1`); the CLI shows
+    the flag instead (`--frames must be at least 1`)."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting, self.problem = setting, problem
+        super().__init__(f"{setting} {problem}")
+
+    def as_flag(self) -> str:
+        return f"--{self.setting.replace('_', '-')} {self.problem}"

@@ -58,7 +58,7 @@ class FeatureStore:
             if store.n_frames != n_frames:
                 raise ViperError(
                     f"{store.root}: this store holds clips sampled at {store.n_frames} frames, not {n_frames}; "
-                    "use another --out folder for a different --frames"
+                    "use another store folder for a different number of frames"
                 )
         else:
             from . import __version__

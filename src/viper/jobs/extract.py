@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import save_config
-from ..errors import ViperError
+from ..errors import SettingError, ViperError
 from ..extraction import DEFAULT_EXTRACTORS, ExtractConfig, Extraction
 
 
@@ -94,21 +94,21 @@ def extract(
     specs = [":".join(parse_spec(spec)) for spec in (extractors or DEFAULT_EXTRACTORS)]
     options = {":".join(parse_spec(spec)): value for spec, value in (options or {}).items()}
     if frames < 1:
-        raise ViperError(f"--frames must be at least 1, got {frames}")
+        raise SettingError("frames", f"must be at least 1, got {frames}")
     if batch_videos is None:
         batch_videos = 16 if device.startswith("cuda") else 1
     if batch_videos < 1:
-        raise ViperError(f"--batch-videos must be at least 1, got {batch_videos}")
+        raise SettingError("batch_videos", f"must be at least 1, got {batch_videos}")
     if workers is not None and workers < 1:
-        raise ViperError(f"--workers must be at least 1, got {workers}")
+        raise SettingError("workers", f"must be at least 1, got {workers}")
     if backend not in BACKENDS:
-        raise ViperError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise SettingError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "ray":
         from .extract_ray import check_settings
 
         check_settings(gpus_per_worker)
     elif ray_address:
-        raise ViperError("--ray-address is for --backend ray")
+        raise SettingError("ray_address", "is for the ray backend")
     config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device,
                            batch_videos=batch_videos)
     table = load_inputs(Path(data), dataset)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import ViperError
+from ..errors import SettingError, ViperError
 from ..extraction import ExtractConfig, Extraction
 
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2  # the actors pass only small records around
@@ -31,8 +31,8 @@ def require_ray():
     try:
         import ray
     except ImportError as error:
-        raise ViperError(
-            f'--backend ray needs Ray, which is not installed ({error}); pip install -e ".[ray]" (or "ray>=2.9")'
+        raise SettingError(
+            "backend", f'ray needs Ray, which is not installed ({error}); pip install -e ".[ray]" (or "ray>=2.9")'
         ) from None
     return ray
 
@@ -40,7 +40,7 @@ def require_ray():
 def check_settings(gpus_per_worker: float) -> None:
     """Refuse what Ray would refuse only after starting: a GPU share that is not (0, 1] or a whole number."""
     if gpus_per_worker <= 0 or (gpus_per_worker > 1 and not float(gpus_per_worker).is_integer()):
-        raise ViperError(f"--gpus-per-worker must be a fraction in (0, 1] or a whole number, got {gpus_per_worker}")
+        raise SettingError("gpus_per_worker", f"must be a fraction in (0, 1] or a whole number, got {gpus_per_worker}")
     require_ray()
 
 
@@ -112,7 +112,7 @@ def _connect(ray, address: str | None, workers: int | None) -> tuple[bool, str]:
     except Exception as error:  # any failure here is the setup's (no cluster, wrong token, ...), not viper's
         if os.environ.get("VIPER_DEBUG"):
             raise
-        raise ViperError(f"--backend ray: cannot reach {where}: {_reason(error)}") from None
+        raise SettingError("backend", f"ray: cannot reach {where}: {_reason(error)}") from None
     return True, where
 
 
@@ -122,12 +122,12 @@ def _check_reachable(address: str, seconds: float = 10.0) -> None:
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise ViperError(f"--ray-address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+        raise SettingError("ray_address", f"{address}: expected auto, HOST:PORT or ray://HOST:PORT")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
     except OSError as error:
-        raise ViperError(
-            f"--ray-address {address}: nothing answers there ({error.strerror or error}); "
+        raise SettingError(
+            "ray_address", f"{address}: nothing answers there ({error.strerror or error}); "
             "is `ray start --head` running on that machine, and is the port open?"
         ) from None
 
@@ -141,13 +141,13 @@ def _plan(ray, config: ExtractConfig, workers: int | None, gpus_per_worker: floa
     have = f"{cpus:g} CPUs"
     if config.device.startswith("cuda"):
         if not gpus:
-            raise ViperError("--device cuda: the Ray cluster has no GPU; add GPU nodes, or use --device cpu")
+            raise SettingError("device", "cuda: the Ray cluster has no GPU; add GPU nodes, or use the cpu device")
         resources["num_gpus"] = gpus_per_worker
         fits = min(fits, int(gpus // gpus_per_worker))
         have += f" and {gpus:g} GPUs ({gpus_per_worker:g} per worker)"
     count = min(workers or fits, clips)
     if count > fits:
-        raise ViperError(f"--workers {count}: the Ray cluster has {have}, room for {fits} workers; ask for fewer")
+        raise SettingError("workers", f"{count}: the Ray cluster has {have}, room for {fits} workers; ask for fewer")
     return count, resources
 
 
@@ -158,8 +158,8 @@ def _nodes(ray, actors: list) -> set[str]:
     try:
         return set(ray.get([actor.node.remote() for actor in actors]))
     except RayActorError as error:
-        raise ViperError(
-            f"--backend ray: the workers could not start ({_reason(error)}); every node needs the same viper "
+        raise SettingError(
+            "backend", f"ray: the workers could not start ({_reason(error)}); every node needs the same viper "
             "install (with this version), its Python packages and the model files"
         ) from None
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..atomic import atomic_write_text
 from ..checkpoint import predict_model, save_checkpoint, torch_save_atomic
 from ..config import save_config, to_dict
-from ..errors import ViperError
+from ..errors import SettingError, ViperError
 from ..metrics import pearson_scores
 from ..model import Perceiver, count_parameters, model_config
 from ..store import FeatureStore
@@ -61,6 +61,19 @@ class TrainConfig:
     modality_dropout: float = 0.0  # training batches only: mask a whole modality of a clip with this probability
 
 
+def train_config(config_file: Path | str | None = None, **given: Any) -> TrainConfig:
+    """A TrainConfig from a YAML/JSON file (when given), with the `given` settings on top of it; `layout` is a
+    model setting and goes into `model_overrides`."""
+    from ..config import from_dict, load_config_file
+
+    settings = load_config_file(config_file) if config_file else {}
+    layout = given.pop("layout", None)
+    settings.update(given)
+    if layout is not None:
+        settings["model_overrides"] = {**(settings.get("model_overrides") or {}), "layout": layout}
+    return from_dict(TrainConfig, settings)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -75,7 +88,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ViperError("--device cuda was asked for, but torch sees no CUDA device")
+        raise SettingError("device", "cuda was asked for, but torch sees no CUDA device")
     return torch.device(name)
 
 

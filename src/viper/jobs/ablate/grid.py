@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import ViperError
+from ...errors import SettingError, ViperError
 from ...store import FeatureStore
 from .baselines import BASELINES
 
@@ -121,7 +121,7 @@ def grid_settings(
     """The settings of a grid on this store: fusion rows (each multi-modality one once per fusion; single modalities
     once), then Table 2's visual rows, then baselines."""
     if grid not in GRIDS:
-        raise ViperError(f"unknown --grid {grid!r}; use {' or '.join(GRIDS)}")
+        raise SettingError("grid", f"{grid!r} is unknown; use {' or '.join(GRIDS)}")
     for name in baselines:
         BASELINES.get(name)  # an unknown name: one message listing the baselines
     by_modality = _keys_by_modality(store)
@@ -135,7 +135,7 @@ def grid_settings(
         if "face_image" not in primary:
             raise ViperError(
                 f"{store.root}: the paper grid needs face_image features (the store has "
-                f"{', '.join(sorted(primary))}); use --grid all"
+                f"{', '.join(sorted(primary))}); use the `all` grid"
             )
         partners = [m for m in PAPER_PARTNERS if m in primary]
         combos = [("face_image", *c) for r in range(len(partners) + 1) for c in itertools.combinations(partners, r)]

@@ -13,7 +13,7 @@ from typing import Any
 
 from ...atomic import atomic_write_text
 from ...config import from_dict, to_dict
-from ...errors import ViperError
+from ...errors import SettingError, ViperError
 from ...store import FeatureStore
 from .baselines import BASELINES
 from .grid import AblationResult, Fusion, Setting, grid_settings, labelled_splits
@@ -100,16 +100,16 @@ def run_ablation(
     began = time.perf_counter()
     say = echo or (lambda _line: None)
     if seeds < 1:
-        raise ViperError("--seeds must be at least 1")
+        raise SettingError("seeds", "must be at least 1")
     if workers < 1:
-        raise ViperError("--workers must be at least 1")
+        raise SettingError("workers", "must be at least 1")
     out = Path(out)
     store = FeatureStore.open(features)
     config = config or TrainConfig()
     train_settings = {k: v for k, v in to_dict(config).items() if k not in ("modalities", "seed")}
     parsed = [fusion if isinstance(fusion, Fusion) else Fusion.parse(fusion) for fusion in fusions]
     if not parsed or len(set(parsed)) != len(parsed):
-        raise ViperError("--fusion needs one or more different fusions, e.g. concat,per_modality:0.3")
+        raise SettingError("fusions", "need one or more different fusions, e.g. concat,per_modality:0.3")
     settings = grid_settings(store, grid, baselines, parsed)
     splits = labelled_splits(store)
     ranking = "dev" if "dev" in splits else "test"
