@@ -1,0 +1,90 @@
+"""The layout the README's Architecture section describes, held by the code: jobs above the engine, nothing
+importing upward, no import cycle, one registry class, files of a few hundred lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TOP = {"viper", "viper.__main__", "viper.cli"}  # the entry points may import anything
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every viper module this file imports, at module level or inside functions (lazy imports count too)."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names = [f"{target}.{alias.name}" for alias in node.names]
+            found |= {target} | set(names)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {name for name in found if name == "viper" or name.startswith("viper.")}
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(path): path for path in SRC.rglob("*.py")}
+    return {name: {target for target in imports(path) if target in modules and target != name}
+            for name, path in modules.items()}
+
+
+def test_nothing_below_the_jobs_imports_a_job(graph):
+    upward = {module: sorted(t for t in targets if t.startswith("viper.jobs"))
+              for module, targets in graph.items() if module not in TOP and not module.startswith("viper.jobs")}
+    assert {module: targets for module, targets in upward.items() if targets} == {}
+
+
+def test_no_import_cycle(graph):
+    engine = {module: {t for t in targets if t not in TOP} for module, targets in graph.items() if module not in TOP}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(module: str, stack: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(engine.get(module, ())):
+            if target.startswith(module + ".") or module.startswith(target + "."):
+                continue  # a package and its own modules
+            if state.get(target) == 1:
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target, [*stack, target])
+        state[module] = 2
+
+    for module in sorted(engine):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_files_stay_short():
+    lengths = {str(path.relative_to(SRC)): len(path.read_text().splitlines()) for path in SRC.rglob("*.py")}
+    assert {name: n for name, n in lengths.items() if n > 400} == {}
+
+
+def test_every_pluggable_part_uses_the_one_registry():
+    from viper.datasets import DATASET_LAYOUTS
+    from viper.extractors.base import EXTRACTORS
+    from viper.faces import FACE_DETECTORS
+    from viper.jobs.ablate.baselines import BASELINES
+    from viper.registry import Registry
+
+    for registry in (EXTRACTORS, FACE_DETECTORS, DATASET_LAYOUTS, BASELINES):
+        assert isinstance(registry, Registry) and registry.names()
+        first = registry.names()[0]
+        with pytest.raises(ValueError, match="registered twice"):
+            registry.register(first, registry.get(first))
+    assert {"ravdess", "hume-reaction"} <= set(DATASET_LAYOUTS.names()) and "mediapipe" in FACE_DETECTORS
