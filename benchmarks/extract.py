@@ -147,7 +147,7 @@ def whole_run(clip: Path, copies: int, frames: int, extractors: list[str], worke
         code = (
             "import resource, sys, time; from viper.jobs.extract import extract; t = time.perf_counter(); "
             f"extract(sys.argv[1], sys.argv[2], frames={frames}, extractors={extractors!r}, workers={workers}, "
-            f"batch_videos={batch}, progress=False); "
+            f"batch_videos={batch}); "
             "own = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')); "
             "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
             "print(time.perf_counter() - t, max(own, kids) / 1024)"

@@ -37,7 +37,7 @@ def main() -> None:
         }
         for name, settings in runs.items():
             started = time.perf_counter()
-            summary = extract(folder, Path(work) / name.split()[0], frames=args.frames, progress=False, **settings)
+            summary = extract(folder, Path(work) / name.split()[0], frames=args.frames, **settings)
             seconds = time.perf_counter() - started
             note = f"  [{summary.where}]" if summary.where else ""
             print(f"{name:40s} {summary.done} clips in {seconds:5.1f} s = {summary.done / seconds:.2f} clips/s{note}")

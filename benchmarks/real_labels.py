@@ -52,7 +52,7 @@ def build_store(work: Path, include_full: bool) -> Path:
     manifest, store = work / f"manifest-{name}.csv", work / f"store-{name}"
     rows = write_ravdess_manifest(DATA if include_full else DATA / "clips", manifest)
     print(f"{rows} RAVDESS clips -> {manifest}; extracting into {store} (cached) ...")
-    summary = extract(manifest, store, frames=32, workers=2, progress=False)
+    summary = extract(manifest, store, frames=32, workers=2)
     print("  " + "\n  ".join(summary.lines()))
     return store
 
@@ -69,7 +69,7 @@ def _one_run(store: Path, run_dir: Path, config: Any) -> dict[str, Any]:
     logging.disable(logging.WARNING)  # "no dev split: best.pt is the last epoch" is expected here
     torch.set_num_threads(1)  # measured: a 2nd thread speeds a run up ~5 %, a 2nd run in parallel ~70 %
     started = time.perf_counter()
-    result = train(store, run_dir, config, progress=False)
+    result = train(store, run_dir, config)
     metrics = evaluate(run_dir, store, "test", run_dir / "eval-test", plots=False)
     return {"seed": config.seed, "mean_pearson": metrics["mean_pearson"], "top1": metrics["top1_accuracy"],
             "pearson": metrics["pearson"], "final_train_loss": result.history[-1]["train_loss"],

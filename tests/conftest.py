@@ -59,6 +59,6 @@ def tiny_demo_run(tmp_path_factory) -> Path:
                  "01-01-03-02-02-01-05.mp4", "01-01-04-02-02-01-05.mp4"):  # statement 02 (test)
         shutil.copy(demo_clips() / name, clips / name)
     write_ravdess_manifest(clips, out / "manifest.csv")
-    extract(out / "manifest.csv", out / "store", frames=8, progress=False)
-    train(out / "store", out / "run", TrainConfig(epochs=2, lr=1e-3, batch_size=4, device="cpu"), progress=False)
+    extract(out / "manifest.csv", out / "store", frames=8)
+    train(out / "store", out / "run", TrainConfig(epochs=2, lr=1e-3, batch_size=4, device="cpu"))
     return out

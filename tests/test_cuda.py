@@ -109,9 +109,9 @@ def test_train_on_cuda_resumes_and_its_checkpoint_runs_on_cpu(tmp_path, precisio
     store = make_synthetic_store(tmp_path / "store", {"a": ("face_image", 24), "b": ("audio", 12)}, EMOTIONS,
                                  n_clips=48, n_frames=8)
     config = TrainConfig(epochs=2, lr=1e-3, batch_size=8, device="cuda", precision=precision)
-    first = train(store.root, tmp_path / "run", config, progress=False)
+    first = train(store.root, tmp_path / "run", config)
     assert first.epochs_done == 2
-    resumed = train(store.root, tmp_path / "run", dataclasses.replace(config, epochs=4), progress=False)
+    resumed = train(store.root, tmp_path / "run", dataclasses.replace(config, epochs=4))
     assert resumed.epochs_done == 4 and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     assert all(np.isfinite(h["train_loss"]) for h in resumed.history)
     metrics = evaluate(tmp_path / "run", store.root, "test", plots=False)  # loads on the CPU
@@ -147,7 +147,7 @@ def extract_demo(tmp_path: Path, out: str, models: dict[str, Path], device: str,
         "audio:wavlm": {"model": str(models["wavlm"])},
     }
     summary = extract(clips, tmp_path / out, frames=8, extractors=["face_image:fer", *options], options=options,
-                      face_crop=False, device=device, batch_videos=batch_videos, progress=False)
+                      face_crop=False, device=device, batch_videos=batch_videos)
     assert summary.done == 3 and not summary.failed
     store = FeatureStore.open(tmp_path / out)
     return {key: store.load(key, sorted(store.video_ids(key))) for key in store.extractor_keys()}

@@ -30,7 +30,7 @@ def samples(pyfeat_samples, tmp_path_factory):
 @pytest.fixture(scope="module")
 def store(samples, tmp_path_factory):
     root = tmp_path_factory.mktemp("store") / "store"
-    summary = extract(samples, root, frames=FRAMES, progress=False)
+    summary = extract(samples, root, frames=FRAMES)
     assert summary.done == len(VIDEOS) and not summary.failed
     return FeatureStore.open(root)
 
@@ -69,7 +69,7 @@ def test_masks_follow_faces_and_audio(store):
 
 def test_rerun_skips_everything_and_changes_nothing(store, samples):
     before = arrays(store)
-    summary = extract(samples, store.root, frames=FRAMES, progress=False)
+    summary = extract(samples, store.root, frames=FRAMES)
     assert summary.skipped == len(VIDEOS) and summary.done == 0
     after = arrays(store)
     assert before.keys() == after.keys()
@@ -81,8 +81,8 @@ def test_a_changed_setting_gets_its_own_features(samples, tmp_path):
     one.mkdir()
     shutil.copy(samples / "single_face.mp4", one / "single_face.mp4")
     root = tmp_path / "s"
-    extract(one, root, frames=FRAMES, extractors=["face_image"], progress=False)
-    extract(one, root, frames=FRAMES, extractors=["face_image"], face_crop=False, progress=False)
+    extract(one, root, frames=FRAMES, extractors=["face_image"])
+    extract(one, root, frames=FRAMES, extractors=["face_image"], face_crop=False)
     keys = FeatureStore.open(root).extractor_keys()
     assert len(keys) == 2 and sum("-nocrop-" in key for key in keys) == 1
     cropped, whole = (FeatureStore.open(root).read(key, "single_face")[0] for key in sorted(keys, key=len))
@@ -125,7 +125,7 @@ def test_killed_run_resumes_to_identical_arrays(store, samples, tmp_path):
 
 
 def test_two_workers_give_the_same_arrays(store, samples, tmp_path):
-    extract(samples, tmp_path / "parallel", frames=FRAMES, workers=2, progress=False)
+    extract(samples, tmp_path / "parallel", frames=FRAMES, workers=2)
     parallel = arrays(FeatureStore.open(tmp_path / "parallel"))
     clean = arrays(store)
     assert parallel.keys() == clean.keys()
@@ -139,7 +139,7 @@ def test_batches_across_videos_give_the_same_features_and_isolate_a_bad_video(st
     shutil.copytree(samples, folder)
     (folder / "broken.mp4").write_bytes(b"not a video at all")
     root = tmp_path / "batched"
-    summary = extract(folder, root, frames=FRAMES, progress=False, batch_videos=4)
+    summary = extract(folder, root, frames=FRAMES, batch_videos=4)
     assert summary.done == len(VIDEOS) and [os.path.basename(path) for path, _ in summary.failed] == ["broken.mp4"]
     batched = FeatureStore.open(root)
     one_by_one = arrays(store)

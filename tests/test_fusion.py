@@ -50,7 +50,7 @@ def store(tmp_path_factory) -> FeatureStore:
 def run(store, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     train(
-        store.root, out, tiny_config(model_overrides={**TINY, "attn_dropout": 0.0, "ff_dropout": 0.0}), progress=False
+        store.root, out, tiny_config(model_overrides={**TINY, "attn_dropout": 0.0, "ff_dropout": 0.0})
     )
     return out
 
@@ -225,10 +225,10 @@ def test_learns_a_synthetic_task(run):
 
 def test_same_seed_same_weights_and_resume_is_seamless(store, tmp_path):
     config = tiny_config(epochs=4, model_overrides={**TINY, "attn_dropout": 0.2, "ff_dropout": 0.2})
-    train(store.root, tmp_path / "a", config, progress=False)
-    train(store.root, tmp_path / "b", config, progress=False)
-    train(store.root, tmp_path / "c", tiny_config(epochs=2, model_overrides=config.model_overrides), progress=False)
-    result = train(store.root, tmp_path / "c", config, progress=False)  # continues with epochs 3 and 4
+    train(store.root, tmp_path / "a", config)
+    train(store.root, tmp_path / "b", config)
+    train(store.root, tmp_path / "c", tiny_config(epochs=2, model_overrides=config.model_overrides))
+    result = train(store.root, tmp_path / "c", config)  # continues with epochs 3 and 4
     assert result.epochs_done == 4
     last = {name: torch.load(tmp_path / name / "last.pt", weights_only=True)["model"] for name in "abc"}
     for key, value in last["a"].items():
@@ -240,25 +240,25 @@ def test_same_seed_same_weights_and_resume_is_seamless(store, tmp_path):
         pd.read_csv(tmp_path / "c" / "history.csv").drop(columns="seconds"),
     )
     with pytest.raises(ViperError, match="lr"):
-        train(store.root, tmp_path / "a", tiny_config(epochs=4, lr=1e-3), progress=False)
+        train(store.root, tmp_path / "a", tiny_config(epochs=4, lr=1e-3))
 
 
 def test_without_dev_split_keeps_the_last_epoch(tmp_path, caplog):
     only_train = make_store(tmp_path / "s", n_clips=16, splits=("train",))
     with caplog.at_level(logging.WARNING):
-        result = train(only_train.root, tmp_path / "run", tiny_config(epochs=2), progress=False)
+        result = train(only_train.root, tmp_path / "run", tiny_config(epochs=2))
     assert result.best_epoch == 2 and result.best_dev_pearson is None
     assert "no dev split" in caplog.text
 
 
 def test_bf16_autocast_on_cpu_learns_as_well_and_fp16_is_refused(store, run, tmp_path):
     overrides = {**TINY, "attn_dropout": 0.0, "ff_dropout": 0.0}  # as the fp32 `run`
-    train(store.root, tmp_path / "bf16", tiny_config(model_overrides=overrides, precision="bf16"), progress=False)
+    train(store.root, tmp_path / "bf16", tiny_config(model_overrides=overrides, precision="bf16"))
     fp32, bf16 = (pd.read_csv(folder / "history.csv") for folder in (run, tmp_path / "bf16"))
     assert not np.allclose(fp32["train_loss"], bf16["train_loss"], rtol=1e-5)  # autocast did run in bf16
     assert bf16["dev_mean_pearson"].max() > 0.9
     with pytest.raises(ViperError, match="fp16 needs CUDA"):
-        train(store.root, tmp_path / "fp16", tiny_config(precision="fp16"), progress=False)
+        train(store.root, tmp_path / "fp16", tiny_config(precision="fp16"))
 
 
 @pytest.mark.slow
@@ -266,12 +266,12 @@ def test_compiled_training_matches_eager_and_resumes_either_way(store, tmp_path)
     """torch.compile (inductor; about 40 s to compile on 2 busy cores) trains the same model to float tolerance;
     a compiled run may be continued without it."""
     config = tiny_config(epochs=1, model_overrides={**TINY, "attn_dropout": 0.0, "ff_dropout": 0.0})
-    train(store.root, tmp_path / "eager", config, progress=False)
-    train(store.root, tmp_path / "compiled", dataclasses.replace(config, compile=True), progress=False)
+    train(store.root, tmp_path / "eager", config)
+    train(store.root, tmp_path / "compiled", dataclasses.replace(config, compile=True))
     eager, compiled = (pd.read_csv(tmp_path / name / "history.csv").iloc[0] for name in ("eager", "compiled"))
     assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-4)
     assert compiled["dev_mean_pearson"] == pytest.approx(eager["dev_mean_pearson"], abs=1e-3)
-    result = train(store.root, tmp_path / "compiled", dataclasses.replace(config, epochs=2), progress=False)
+    result = train(store.root, tmp_path / "compiled", dataclasses.replace(config, epochs=2))
     assert result.epochs_done == 2  # continued without compiling
 
 

@@ -46,7 +46,7 @@ def store(tmp_path_factory) -> FeatureStore:
 def run(store, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     overrides = {**PER_MODALITY, "attn_dropout": 0.0, "ff_dropout": 0.0}
-    train(store.root, out, tiny_config(model_overrides=overrides), progress=False)
+    train(store.root, out, tiny_config(model_overrides=overrides))
     return out
 
 
@@ -122,12 +122,12 @@ def test_modality_dropout_never_masks_every_modality_of_a_clip():
 
 def test_modality_dropout_is_off_at_evaluation(store, tmp_path):
     config = tiny_config(epochs=2, modality_dropout=0.5)
-    result = train(store.root, tmp_path / "run", config, progress=False)
+    result = train(store.root, tmp_path / "run", config)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["modality_dropout"] == 0.5
     metrics = evaluate(tmp_path / "run", store.root, "dev", tmp_path / "eval", plots=False)
     assert metrics["mean_pearson"] == pytest.approx(result.best_dev_pearson, abs=1e-6)
     with pytest.raises(ViperError, match="modality_dropout"):
-        train(store.root, tmp_path / "bad", tiny_config(modality_dropout=1.5), progress=False)
+        train(store.root, tmp_path / "bad", tiny_config(modality_dropout=1.5))
 
 
 # --- training, checkpoints, evaluation -------------------------------------------------------------------

@@ -180,7 +180,7 @@ def test_train_on_challenge_features_alone_then_submit(layout, tmp_path):
     store_dir = tmp_path / "store"
     import_challenge_features(data, store_dir, None, frames=8)  # every folder of feats/
     config = TrainConfig(modalities=["faus", "vggface2"], epochs=3, lr=1e-3, batch_size=4, model_overrides=TINY)
-    result = train(store_dir, tmp_path / "run", config, progress=False)
+    result = train(store_dir, tmp_path / "run", config)
     assert result.best_dev_pearson is not None and result.checkpoint.is_file()
 
     out = tmp_path / "submission.csv"

@@ -36,9 +36,9 @@ def pages(tiny_demo_run, tmp_path_factory, one_torch_thread):
     no_audio = make_clip(folder / "no_face_no_audio.mp4", frames=20, size=(160, 120))
     short_audio = make_clip(folder / "no_face_short_audio.mp4", frames=20, size=(160, 120), audio_seconds=1.0)
     run = tiny_demo_run / "run"
-    written, failures = inspect([demo_clips() / DEMO_CLIP], run, folder / "page.html", progress=False)
+    written, failures = inspect([demo_clips() / DEMO_CLIP], run, folder / "page.html")
     assert written == [folder / "page.html"] and not failures
-    written, failures = inspect([no_audio, short_audio], run, folder / "pages", progress=False)
+    written, failures = inspect([no_audio, short_audio], run, folder / "pages")
     assert [page.name for page in written] == ["no_face_no_audio.html", "no_face_short_audio.html"] and not failures
     texts = {"demo": (folder / "page.html").read_text(encoding="utf-8")}
     texts |= {page.stem: page.read_text(encoding="utf-8") for page in written}
@@ -97,8 +97,8 @@ def test_a_checkpoint_without_fau_and_caption_says_so(tiny_demo_run, tmp_path, o
 
     run = tmp_path / "run"
     train(tiny_demo_run / "store", run, TrainConfig(epochs=1, lr=1e-3, batch_size=4, device="cpu",
-                                                    modalities=["face_image", "audio"]), progress=False)
-    inspect([demo_clips() / DEMO_CLIP], run, tmp_path / "page.html", progress=False)
+                                                    modalities=["face_image", "audio"]))
+    inspect([demo_clips() / DEMO_CLIP], run, tmp_path / "page.html")
     page = (tmp_path / "page.html").read_text(encoding="utf-8")
     assert "uses no fau features" in page and "<img class='traces'" not in page
     assert "uses no caption features" in page and "<q class='caption'>" not in page

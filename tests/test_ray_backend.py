@@ -51,8 +51,8 @@ def cluster():
 @pytest.fixture(scope="module")
 def stores(clips, cluster, tmp_path_factory):
     root = tmp_path_factory.mktemp("stores")
-    local = extract(clips, root / "local", frames=FRAMES, workers=1, progress=False)
-    distributed = extract(clips, root / "ray", frames=FRAMES, workers=2, progress=False, backend="ray",
+    local = extract(clips, root / "local", frames=FRAMES, workers=1)
+    distributed = extract(clips, root / "ray", frames=FRAMES, workers=2, backend="ray",
                           ray_address=cluster.address, batch_videos=2)  # batches of 2 clips, one with the bad file
     return root, local, distributed
 
@@ -106,7 +106,7 @@ def test_the_same_command_resumes_skipping_finished_clips(stores, clips, cluster
 ])
 def test_what_the_cluster_cannot_hold_is_refused(clips, cluster, tmp_path, settings, message):
     with pytest.raises(ViperError, match=message):
-        extract(clips, tmp_path / "store", frames=FRAMES, progress=False, backend="ray", ray_address=cluster.address,
+        extract(clips, tmp_path / "store", frames=FRAMES, backend="ray", ray_address=cluster.address,
                 **settings)
     assert not list((tmp_path / "store").rglob("*.npz"))
 
@@ -114,7 +114,7 @@ def test_what_the_cluster_cannot_hold_is_refused(clips, cluster, tmp_path, setti
 def test_without_ray_one_message_says_how_to_install(clips, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` does when Ray is not installed
     with pytest.raises(ViperError, match=r'pip install -e "\.\[ray\]"'):
-        extract(clips, tmp_path / "store", frames=FRAMES, backend="ray", progress=False)
+        extract(clips, tmp_path / "store", frames=FRAMES, backend="ray")
     assert not (tmp_path / "store").exists()  # refused before anything was written
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from .errors import SettingError, ViperError
+from .progress import ProgressBars
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -88,7 +89,7 @@ def extract(
     summary = run_extract(data, out, frames=frames, extractors=_split_list(extractors), workers=workers,
                           face_crop=not no_face_crop, options=options, device=device, dataset=dataset,
                           batch_videos=batch_videos, backend=backend, ray_address=ray_address,
-                          gpus_per_worker=gpus_per_worker)
+                          gpus_per_worker=gpus_per_worker, hook=ProgressBars())
     for line in summary.lines():
         typer.echo(line, err=line.startswith("FAILED"))
     typer.echo(f"store: {out}")
@@ -157,7 +158,7 @@ def train(
              "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device,
              "modality_dropout": modality_dropout, "precision": precision, "compile": compile, "layout": layout}
     given = {name: value for name, value in flags.items() if _given(context, name)}
-    result = run_train(features, out, train_config(config, **given))
+    result = run_train(features, out, train_config(config, **given), hook=ProgressBars())
     best = "n/a (no dev split: last epoch kept)"
     if result.best_dev_pearson is not None:
         best = f"{result.best_dev_pearson:.4f}"
@@ -236,7 +237,7 @@ def inspect(
     """One self-contained HTML page per clip: frames, faces, captions, FAU traces and the predicted scores."""
     from .jobs.inspect import inspect as run_inspect
 
-    pages, failures = run_inspect(videos, checkpoint, out, device=device)
+    pages, failures = run_inspect(videos, checkpoint, out, device=device, hook=ProgressBars())
     for page in pages:
         typer.echo(f"page: {page}")
     for _, reason in failures:
@@ -254,7 +255,7 @@ def demo(
     """Extract, train and evaluate on the bundled real RAVDESS clips; prints per-emotion Pearson and accuracy."""
     from .jobs.demo import run_demo
 
-    run_demo(out, workers=workers)
+    run_demo(out, workers=workers, hook=ProgressBars())
 
 
 @app.command("import-features")
@@ -276,7 +277,7 @@ def import_features(
     from .store import FeatureStore
 
     keys = import_challenge_features(root, out, _split_list(features), frames=frames, tolerance=tolerance,
-                                     time_unit=time_unit, progress=True)
+                                     time_unit=time_unit, hook=ProgressBars())
     store = FeatureStore.open(out)
     for folder, key in keys.items():
         typer.echo(f"{folder} -> modality {store.feature_spec(key).modality} ({key})")
@@ -336,7 +337,7 @@ def ablate(
     result = run_ablation(features, out, grid=grid, seeds=seeds, workers=workers,
                           config=from_dict(TrainConfig, settings), baselines=chosen, gru_epochs=gru_epochs,
                           resamples=resamples, run_plots=run_plots, fusions=_split_list(fusion) or ["concat"],
-                          robustness=robustness, echo=typer.echo)
+                          robustness=robustness, hook=ProgressBars())
     typer.echo(f"best setting on {result.ranking_split}: {result.best}")
     if result.failed:
         raise typer.Exit(1)

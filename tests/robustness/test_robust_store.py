@@ -124,7 +124,7 @@ def test_disk_full_stops_with_a_clear_message_and_keeps_the_store(clips, tmp_pat
     one = tmp_path / "one"
     one.mkdir()
     (one / "a.mp4").write_bytes((clips / "a.mp4").read_bytes())
-    extract(one, root, frames=4, extractors=["audio"], progress=False)
+    extract(one, root, frames=4, extractors=["audio"])
     before = all_arrays(FeatureStore.open(root))
 
     def no_space(fd):
@@ -132,7 +132,7 @@ def test_disk_full_stops_with_a_clear_message_and_keeps_the_store(clips, tmp_pat
 
     monkeypatch.setattr(viper.atomic.os, "fsync", no_space)
     with pytest.raises(ViperError, match="No space left on device") as error:
-        extract(clips, root, frames=4, extractors=["audio"], progress=False)
+        extract(clips, root, frames=4, extractors=["audio"])
     assert str(root) in str(error.value)
     monkeypatch.undo()
     store = FeatureStore.open(root)
@@ -140,6 +140,6 @@ def test_disk_full_stops_with_a_clear_message_and_keeps_the_store(clips, tmp_pat
     assert after.keys() == before.keys()
     assert all(np.array_equal(after[k][0], before[k][0]) for k in before)
     assert not list(root.rglob("*.tmp"))
-    summary = extract(clips, root, frames=4, extractors=["audio"], progress=False)
+    summary = extract(clips, root, frames=4, extractors=["audio"])
     assert summary.done == 2 and summary.skipped == 1
     assert_packed_matches(FeatureStore.open(root))

@@ -11,6 +11,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from ..progress import Hook, notify
 from .train import TrainConfig
 
 DEMO_TRAIN = TrainConfig(epochs=60, lr=1e-3, lr_step_epochs=20, batch_size=8)  # tiny data: see README
@@ -20,26 +21,31 @@ def demo_clips() -> Path:
     return Path(str(resources.files("viper") / "demo_data" / "ravdess-actor05"))
 
 
-def run_demo(out: Path, workers: int = 2, frames: int = 32, config: TrainConfig = DEMO_TRAIN) -> dict:
-    """Extract -> train -> evaluate on the bundled clips; prints the results table and where the report is."""
+def run_demo(out: Path, workers: int = 2, frames: int = 32, config: TrainConfig = DEMO_TRAIN,
+             hook: Hook | None = None) -> dict:
+    """Extract -> train -> evaluate on the bundled clips; the hook hears each stage, the results table and where
+    the report is (the CLI prints them)."""
     from ..datasets.ravdess import write_ravdess_manifest
     from ..metrics import metrics_table
     from .evaluate import evaluate
     from .extract import extract
     from .train import train
 
+    def say(text: str) -> None:
+        notify(hook, "demo", message=text)
+
     out = Path(out)
     started = time.perf_counter()
     manifest = out / "manifest.csv"
     rows = write_ravdess_manifest(demo_clips(), manifest)
-    print(f"[1/3] {rows} real RAVDESS clips (actor 05) -> {manifest}; extracting features ...")
-    summary = extract(manifest, out / "store", frames=frames, workers=workers)
+    say(f"[1/3] {rows} real RAVDESS clips (actor 05) -> {manifest}; extracting features ...")
+    summary = extract(manifest, out / "store", frames=frames, workers=workers, hook=hook)
     for line in summary.lines():
-        print("      " + line)
-    print("[2/3] training the Perceiver (compact preset) on statement 01 ...")
-    train(out / "store", out / "run", config)
-    print("[3/3] evaluating on statement 02 (test) ...")
+        say("      " + line)
+    say("[2/3] training the Perceiver (compact preset) on statement 01 ...")
+    train(out / "store", out / "run", config, hook=hook)
+    say("[3/3] evaluating on statement 02 (test) ...")
     metrics = evaluate(out / "run", out / "store", "test", out / "report")
-    print(metrics_table(metrics))
-    print(f"report (metrics.json, predictions.csv, plots): {out / 'report'}  [{time.perf_counter() - started:.0f} s]")
+    say(metrics_table(metrics))
+    say(f"report (metrics.json, predictions.csv, plots): {out / 'report'}  [{time.perf_counter() - started:.0f} s]")
     return metrics

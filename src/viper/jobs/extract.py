@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -14,6 +14,7 @@ from typing import Any
 from ..config import save_config
 from ..errors import SettingError, ViperError
 from ..extraction import DEFAULT_EXTRACTORS, ExtractConfig, Extraction
+from ..progress import Hook, notify
 
 
 @dataclass
@@ -70,7 +71,7 @@ def extract(
     face_crop: bool = True,
     options: dict[str, dict[str, Any]] | None = None,
     device: str = "cpu",
-    progress: bool = True,
+    hook: Hook | None = None,
     dataset: str | None = None,
     batch_videos: int | None = None,
     backend: str = "local",
@@ -83,10 +84,8 @@ def extract(
     dataset layout to read `data` as (see `manifest.load_inputs`). `batch_videos` clips go through each model
     together (default: 16 on CUDA, where batches across videos keep the GPU busy; 1 on CPU). `backend="ray"`
     spreads the clips over Ray actors (a local instance, or the cluster at `ray_address`); `workers` defaults to 1
-    locally and to as many as the Ray cluster fits.
+    locally and to as many as the Ray cluster fits. `hook` hears the clips done (see viper.progress).
     """
-    from tqdm import tqdm
-
     from ..extractors.base import parse_spec
     from ..manifest import load_inputs
     from ..store import FeatureStore
@@ -120,13 +119,15 @@ def extract(
         extraction = Extraction(config)
         summary = ExtractSummary()
         started = time.perf_counter()
-        bar = tqdm(total=len(table), desc="extract", unit="video", disable=not progress)
+        done = 0
 
-        def announce(text: str) -> None:
-            summary.where = text
-            if progress:
-                bar.write(text, file=sys.stderr)
+        def tally(record: dict[str, Any], path: str) -> None:
+            nonlocal done
+            _tally(summary, record, path)
+            done += 1
+            notify(hook, "extract", completed=done, total=len(table))
 
+        notify(hook, "extract", completed=0, total=len(table))
         try:
             todo = []
             for video_id, path in zip(table["video_id"], table["path"], strict=False):
@@ -134,19 +135,20 @@ def extract(
                 if record is None:
                     todo.append((video_id, path))
                 else:
-                    _tally(summary, record, path)
-                    bar.update()
-            if backend == "ray":
-                from .extract_ray import ray_records
+                    tally(record, path)
+            with contextlib.ExitStack() as stack:
+                if backend == "ray" and todo:
+                    from .extract_ray import ray_workers
 
-                records = ray_records(config, root, todo, workers, ray_address, gpus_per_worker, announce)
-            else:
-                records = _records(extraction, root, todo, workers or 1)
-            for (_video_id, path), record in records:
-                _tally(summary, record, path)
-                bar.update()
+                    summary.where, run = stack.enter_context(
+                        ray_workers(config, workers, ray_address, gpus_per_worker, len(todo)))
+                    notify(hook, "extract", message=summary.where)
+                    records = run(root, todo)
+                else:
+                    records = _records(extraction, root, todo, workers or 1)
+                for (_video_id, path), record in records:
+                    tally(record, path)
         finally:
-            bar.close()
             summary.seconds = time.perf_counter() - started
             for key in extraction.keys():
                 if store.video_ids(key):

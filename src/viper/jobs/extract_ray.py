@@ -7,10 +7,12 @@ file lock, so many writers are safe. Ray is imported only here, when this backen
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import SettingError, ViperError
@@ -62,30 +64,22 @@ class ExtractionWorker:
         return self.extraction.run_batch(store_root, jobs)
 
 
-def ray_records(
-    config: ExtractConfig,
-    root: str,
-    jobs: list[Job],
-    workers: int | None,
-    address: str | None,
-    gpus_per_worker: float,
-    announce: Callable[[str], None],
-) -> Iterator[tuple[Job, dict[str, Any]]]:
-    """(job, record) pairs as Ray actors finish them; starts Ray only when there is work."""
-    if not jobs:
-        return
+@contextlib.contextmanager
+def ray_workers(config: ExtractConfig, workers: int | None, address: str | None, gpus_per_worker: float, jobs: int):
+    """Ray actors holding an `Extraction` each, for `jobs` clips: yields (where they run, a function of
+    (root, jobs) giving (job, record) pairs as the actors finish them); Ray is shut down after, if started here."""
     ray = require_ray()
     start = time.perf_counter()
     connected_here, where = _connect(ray, address, workers)
     actors: list = []
     try:
-        count, resources = _plan(ray, config, workers, gpus_per_worker, len(jobs))
+        count, resources = _plan(ray, config, workers, gpus_per_worker, jobs)
         remote = ray.remote(max_restarts=ACTOR_RESTARTS, **resources)(ExtractionWorker)
         actors = [remote.remote(config) for _ in range(count)]
         nodes = _nodes(ray, actors)
         ready = time.perf_counter() - start
-        announce(f"ray: {_plural(count, 'worker')} on {_plural(len(nodes), 'node')} of {where}, ready in {ready:.1f} s")
-        yield from _dispatch(ray, actors, root, jobs, config.batch_videos)
+        where = f"ray: {_plural(count, 'worker')} on {_plural(len(nodes), 'node')} of {where}, ready in {ready:.1f} s"
+        yield where, functools.partial(_dispatch, ray, actors, size=config.batch_videos)
     finally:
         for actor in actors:
             ray.kill(actor)

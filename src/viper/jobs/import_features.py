@@ -31,6 +31,7 @@ import numpy as np
 from ..config import config_hash
 from ..errors import ViperError
 from ..feature_spec import FeatureSpec
+from ..progress import Hook, notify
 from ..store import FeatureStore
 from ..video import nearest_indices, sample_frame_times
 
@@ -50,7 +51,7 @@ def import_challenge_features(
     frames: int | None = None,
     tolerance: float | None = None,
     time_unit: str = "auto",
-    progress: bool = False,
+    hook: Hook | None = None,
 ) -> dict[str, str]:
     """Import feats/<feature>/ folders (None: all of them) into a store (created if needed, N = `frames`, else
     the store's or 32) for every clip in partition.csv; adds those clips' labels. Returns {folder: store key}.
@@ -70,7 +71,7 @@ def import_challenge_features(
     if len(new_rows):
         store.write_labels(new_rows)  # rows from `viper extract` (with video paths) are kept as they are
     return {
-        folder.name: _import_folder(folder, store, list(table["video_id"]), tolerance, time_unit, progress)
+        folder.name: _import_folder(folder, store, list(table["video_id"]), tolerance, time_unit, hook)
         for folder in folders
     }
 
@@ -166,11 +167,10 @@ def _guess_unit(paths: list[Path]) -> str:
 
 
 def _import_folder(
-    folder: Path, store: FeatureStore, video_ids: list[str], tolerance: float | None, time_unit: str, progress: bool
+    folder: Path, store: FeatureStore, video_ids: list[str], tolerance: float | None, time_unit: str,
+    hook: Hook | None
 ) -> str:
     """One feature folder into the store; returns its key."""
-    from tqdm import tqdm
-
     from ..datasets.hume_reaction import bare_id
 
     files = {bare_id(p.stem): p for p in folder.glob("*.csv")}
@@ -187,7 +187,8 @@ def _import_folder(
     spec = FeatureSpec(modality_name(folder.name), BACKEND, "1", config, frames=n)
     key = f"{spec.modality}-{BACKEND}-{config_hash(spec.identity())}"
     dim = None
-    for video_id in tqdm(video_ids, desc=folder.name, unit="clip", disable=not progress):
+    for done, video_id in enumerate(video_ids, 1):
+        notify(hook, folder.name, completed=done, total=len(video_ids))
         stamps, values, width = read_feature_file(files[video_id])
         if dim is None:
             dim = width

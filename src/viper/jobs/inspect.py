@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ViperError
+from ..progress import Hook, notify
 
 if TYPE_CHECKING:
     from ..checkpoint import ModelBundle
@@ -71,11 +72,9 @@ def page_paths(videos: list[Path], out: Path) -> list[Path]:
 
 
 def inspect(
-    videos: list[Path | str], checkpoint: Path | str, out: Path | str, device: str = "cpu", progress: bool = True
+    videos: list[Path | str], checkpoint: Path | str, out: Path | str, device: str = "cpu", hook: Hook | None = None
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Write one page per readable video; returns the pages and (path, reason) for videos that could not be read."""
-    from tqdm import tqdm
-
     from ..atomic import atomic_write_text
     from ..errors import VideoReadError
     from .predict import Predictor
@@ -85,8 +84,9 @@ def inspect(
     predictor = Predictor(checkpoint, device=device)
     pages, failures = [], []
     predictions = predictor.many(videos)
-    for (video, prediction), target in tqdm(zip(predictions, targets, strict=True), total=len(videos),
-                                            desc="inspect", unit="video", disable=not progress or len(videos) < 2):
+    for done, ((video, prediction), target) in enumerate(zip(predictions, targets, strict=True), 1):
+        if len(videos) > 1:
+            notify(hook, "inspect", completed=done, total=len(videos))
         if isinstance(prediction, VideoReadError):
             failures.append((str(video), str(prediction)))
             continue

@@ -26,6 +26,7 @@ from ..config import save_config, to_dict
 from ..errors import SettingError, ViperError
 from ..metrics import pearson_scores
 from ..model import Perceiver, count_parameters, model_config
+from ..progress import Hook, notify
 from ..store import FeatureStore
 from ..tokens import load_split, make_loader, resolve_keys, split_ids, standardisation_stats
 
@@ -114,10 +115,9 @@ def make_optimiser(parameters, *, lr: float, weight_decay: float = 0.01) -> torc
 
 
 def train(
-    features: Path | str, out: Path | str, config: TrainConfig | None = None, *, progress: bool = True
+    features: Path | str, out: Path | str, config: TrainConfig | None = None, *, hook: Hook | None = None
 ) -> TrainResult:
     """Train on the store's train split, keep the best epoch by dev mean Pearson in OUT/best.pt."""
-    from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     config = config or TrainConfig()
@@ -190,8 +190,8 @@ def train(
     writer = SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype != torch.float32 else contextlib.nullcontext()
     forward = torch.compile(model) if config.compile else model  # shares model's weights; model is what is saved
-    bar = tqdm(total=config.epochs, initial=start, desc="train", unit="epoch", disable=not progress)
     undefined_seen: list[str] = []
+    notify(hook, "train", completed=start, total=config.epochs)
     with logging_redirect_tqdm():
         for epoch in range(start + 1, config.epochs + 1):
             began = time.perf_counter()
@@ -228,9 +228,8 @@ def train(
             writer.flush()
             done = {"fingerprint": fingerprint, "epoch": epoch, "history": history, "best": best}
             _save_resume_state(out / "last.pt", done, model, optimiser, scheduler, scaler, device)
-            bar.set_postfix(loss=f"{train_loss:.4f}", dev_r=_fmt(row.get("dev_mean_pearson")), refresh=False)
-            bar.update(1)
-    bar.close()
+            notify(hook, "train", completed=epoch, total=config.epochs,
+                   details={"loss": f"{train_loss:.4f}", "dev_r": _fmt(row.get("dev_mean_pearson"))})
     writer.close()
     if best["epoch"] == 0:
         raise ViperError(f"{out}: no epoch was trained (epochs = {config.epochs})")

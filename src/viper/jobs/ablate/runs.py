@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from ...atomic import atomic_write_text
 from ...config import from_dict, to_dict
 from ...errors import SettingError, ViperError
+from ...progress import Hook, notify
 from ...store import FeatureStore
 from .baselines import BASELINES
 from .grid import AblationResult, Fusion, Setting, grid_settings, labelled_splits
@@ -61,7 +62,7 @@ def _run_job(job: dict[str, Any]) -> float:
                     "modality_dropout": setting.modality_dropout,
                 },
             )
-            train(features, run_dir, config, progress=False)
+            train(features, run_dir, config)
             for split in splits:
                 evaluate(run_dir, features, split, run_dir / f"eval-{split}", plots=job.get("run_plots", True))
         for split in splits:
@@ -88,17 +89,17 @@ def run_ablation(
     run_plots: bool = True,
     fusions: Sequence[str | Fusion] = ("concat",),
     robustness: bool = True,
-    echo: Callable[[str], None] | None = print,
+    hook: Hook | None = None,
 ) -> AblationResult:
     """Train and score every setting of the grid over `seeds` seeds (skipping finished runs), then write the
     tables, plots and significance tests to OUT. `config` is a TrainConfig (default: the paper's settings);
     `run_plots=False` scores the Perceiver runs without `evaluate`'s per-run plots (same metrics, faster).
     `fusions` trains every multi-modality setting once per fusion (`concat`, `per_modality`, `:P` adds modality
-    dropout P); `robustness` also scores every fusion run with each of its modalities removed."""
+    dropout P); `robustness` also scores every fusion run with each of its modalities removed. `hook` hears each
+    run's scores as it finishes (see viper.progress)."""
     from ..train import TrainConfig
 
     began = time.perf_counter()
-    say = echo or (lambda _line: None)
     if seeds < 1:
         raise SettingError("seeds", "must be at least 1")
     if workers < 1:
@@ -138,15 +139,16 @@ def run_ablation(
                     "drops": drops,
                 }
             )
-    say(
+    notify(hook, "ablate", message=(
         f"{len(settings)} settings x {seeds} seed(s) on {', '.join(splits)}: {len(jobs)} run(s) to do, "
         f"{len(skipped)} finished before"
-    )
+    ))
     result = AblationResult(out, settings, splits, ranking, None, skipped=skipped)
-    _execute(jobs, workers, result, say)
+    _execute(jobs, workers, result, hook)
     write_report(result, store, train_settings, seeds, resamples)
     result.seconds = time.perf_counter() - began
-    say(f"report: {out / 'report.md'} (and report.html, runs.csv, runs.json)  [{result.seconds:.0f} s]")
+    notify(hook, "ablate", message=f"report: {out / 'report.md'} (and report.html, runs.csv, runs.json)  "
+           f"[{result.seconds:.0f} s]")
     return result
 
 
@@ -168,20 +170,20 @@ def _check_sweep(out: Path, train_settings: dict[str, Any], gru_epochs: int | No
         atomic_write_text(path, json.dumps(current, indent=2))
 
 
-def _execute(jobs: list[dict[str, Any]], workers: int, result: AblationResult, say) -> None:
+def _execute(jobs: list[dict[str, Any]], workers: int, result: AblationResult, hook: Hook | None) -> None:
     def done(job, seconds=None, error=None):
         if error is not None:
             result.failed[job["name"]] = error
-            say(f"[{len(result.ran) + len(result.failed)}/{len(jobs)}] {job['name']}: FAILED: {error}")
+            notify(hook, "ablate", message=f"{job['name']}: FAILED: {error}",
+                   completed=len(result.ran) + len(result.failed), total=len(jobs))
             return
         result.ran.append(job["name"])
         scores = []
         for split in job["splits"]:
             metrics = json.loads((Path(job["run_dir"]) / f"eval-{split}" / "metrics.json").read_text())
             scores.append(f"{split} r={metrics['mean_pearson']:+.3f}")
-        say(
-            f"[{len(result.ran) + len(result.failed)}/{len(jobs)}] {job['name']}: {', '.join(scores)} ({seconds:.1f} s)"
-        )
+        notify(hook, "ablate", message=f"{job['name']}: {', '.join(scores)} ({seconds:.1f} s)",
+               completed=len(result.ran) + len(result.failed), total=len(jobs))
 
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
