@@ -9,7 +9,6 @@ Weights: assets/face_landmarker/face_detector.npz, written by scripts/convert_fa
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
@@ -27,26 +26,24 @@ BLOCKS = ((24, 24, 1), (24, 28, 1), (28, 32, 2), (32, 36, 1), (36, 42, 1), (42, 
 FIRST_MAP_BLOCKS = 11
 
 
-def same_padding(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """TFLite's SAME padding: stride 2 on an even size pads more at the bottom/right than PyTorch's symmetric pad."""
-    size = x.shape[-1]
-    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
-    return F.pad(x, (total // 2, total - total // 2, total // 2, total - total // 2))
+# TFLite's SAME padding where it is not symmetric: a stride-2 conv on an even size pads more at the bottom/right
+STEM_PADDING = (1, 2, 1, 2)  # 5x5, stride 2, 128 -> 64
+DOWNSAMPLE_PADDING = (0, 1, 0, 1)  # 3x3, stride 2
 
 
 class BlazeBlock(nn.Module):
     def __init__(self, channels_in: int, channels_out: int, stride: int) -> None:
         super().__init__()
         self.stride, self.extra_channels = stride, channels_out - channels_in
-        self.depthwise = nn.Conv2d(channels_in, channels_in, 3, stride, groups=channels_in)
+        self.depthwise = nn.Conv2d(channels_in, channels_in, 3, stride, padding=2 - stride, groups=channels_in)
         self.pointwise = nn.Conv2d(channels_in, channels_out, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = self.pointwise(self.depthwise(same_padding(x, 3, self.stride)))
+        residual = self.pointwise(self.depthwise(F.pad(x, DOWNSAMPLE_PADDING) if self.stride == 2 else x))
         shortcut = F.max_pool2d(x, 2) if self.stride == 2 else x
         if self.extra_channels:
             shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))
-        return F.relu(residual + shortcut)
+        return residual.add_(shortcut).relu_()  # in place: these element-wise passes cost as much as the convs
 
 
 class BlazeFaceNet(nn.Module):
@@ -62,7 +59,7 @@ class BlazeFaceNet(nn.Module):
         self.regressor_8 = nn.Conv2d(96, 96, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.relu(self.stem(same_padding(x, 5, 2)))
+        x = self.stem(F.pad(x, STEM_PADDING)).relu_()
         for block in self.blocks[:FIRST_MAP_BLOCKS]:
             x = block(x)
         map_16 = x
@@ -126,7 +123,7 @@ class BlazeFace:
         self.min_score, self.min_suppression = min_score, min_suppression
         self.net = BlazeFaceNet()
         self.net.load_tflite_weights(tflite_weights())
-        self.net.eval().to(self.device)
+        self.net.eval().to(self.device, memory_format=torch.channels_last)  # twice as fast as NCHW on CPU
         self.anchors = ssd_anchors().to(self.device)
 
     @torch.inference_mode()
@@ -134,7 +131,7 @@ class BlazeFace:
         if not frames:
             return []
         batch = torch.stack([letterbox(frame) for frame in frames]).to(self.device)
-        regressors, logits = self.net(batch.permute(0, 3, 1, 2).float().div(127.5).sub(1.0))
+        regressors, logits = self.net(batch.permute(0, 3, 1, 2).float().div(127.5).sub(1.0))  # NHWC memory
         boxes, keypoints = self.decode(regressors)
         scores = torch.sigmoid(logits.clamp(-100.0, 100.0))
         per_frame = zip(boxes.cpu(), keypoints.cpu(), scores.cpu(), frames, strict=True)
@@ -162,22 +159,22 @@ class BlazeFace:
 def letterbox(frame: np.ndarray) -> torch.Tensor:
     """The frame centred in a black square, resampled to 128x128 uint8 as MediaPipe's OpenCV ImageToTensor does:
     output pixel (i, j) samples the source at (j, i) * side / 128 plus the pad offset (no half-pixel shift),
-    bilinearly, with black outside the frame."""
-    image = torch.from_numpy(np.require(frame, np.uint8, ("C", "W")))  # read-only frames (PIL) are copied
-    height, width = image.shape[:2]
+    bilinearly, with black outside the frame. In numpy: per-frame work on 128 x 128 points, where torch's small
+    ops cost more than the arithmetic."""
+    height, width = frame.shape[:2]
     side = max(height, width)
-    step = torch.arange(INPUT_SIZE, dtype=torch.float64) * (side / INPUT_SIZE)
+    step = np.arange(INPUT_SIZE) * (side / INPUT_SIZE)
     xs, ys = step + (width - side) / 2, step + (height - side) / 2
-    x0, y0 = xs.floor().long(), ys.floor().long()
-    fx, fy = (xs - x0).float(), (ys - y0).float()
-    out = torch.zeros(INPUT_SIZE, INPUT_SIZE, 3)
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            rows, cols = y0 + dy, x0 + dx
-            valid = ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width))[None, :]
-            pixels = image[rows.clamp(0, height - 1)][:, cols.clamp(0, width - 1)].float()
-            out += pixels * (wy[:, None] * wx[None, :] * valid)[..., None]
-    return out.round().clamp(0, 255).to(torch.uint8)
+    x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
+    rows, cols = np.stack([y0, y0 + 1]), np.stack([x0, x0 + 1])  # (2, 128): the two neighbours each way
+    row_weights = np.stack([1 - (ys - y0), ys - y0]) * ((rows >= 0) & (rows < height))
+    col_weights = np.stack([1 - (xs - x0), xs - x0]) * ((cols >= 0) & (cols < width))
+    weights = (row_weights[:, None, :, None] * col_weights[None, :, None, :]).astype(np.float32)
+    index = rows.clip(0, height - 1)[:, None, :, None] * width + cols.clip(0, width - 1)[None, :, None, :]
+    rgb = np.ascontiguousarray(frame, np.uint8).reshape(-1).view("V3")  # one 3-byte item per pixel: 4x faster take
+    pixels = rgb.take(index).view(np.uint8).reshape(*index.shape, 3).astype(np.float32)  # (2, 2, 128, 128, 3)
+    out = np.einsum("abijc,abij->ijc", pixels, weights)
+    return torch.from_numpy(out.round().clip(0, 255).astype(np.uint8))
 
 
 def weighted_nms(boxes: torch.Tensor, keypoints: torch.Tensor, scores: torch.Tensor, threshold: float):
