@@ -13,7 +13,7 @@ import torch
 from conftest import SHARED_DATA
 from PIL import Image
 
-from viper.backbones.blazeface import BlazeFace, BlazeFaceNet, ssd_anchors, tflite_weights
+from viper.backbones.blazeface import BlazeFace, BlazeFaceNet, letterbox, ssd_anchors, tflite_weights
 from viper.jobs.demo import demo_clips
 from viper.video import read_frames
 
@@ -106,8 +106,6 @@ def test_raw_outputs_match_tflite_interpreter(detector_tflite, demo_frames):
     interpreter.allocate_tensors()
     net = BlazeFaceNet()
     net.load_tflite_weights(tflite_weights())
-    from viper.backbones.blazeface import letterbox
-
     inputs = np.stack([letterbox(frame).numpy() for frame in demo_frames[:3]]).astype(np.float32) / 127.5 - 1
     with torch.inference_mode():
         regressors, logits = net(torch.from_numpy(inputs).permute(0, 3, 1, 2))
