@@ -48,7 +48,7 @@ def sweep(tmp_path_factory):
     store = make_store(tmp_path_factory.mktemp("store"))
     out = tmp_path_factory.mktemp("sweep")
     config = TrainConfig(epochs=2, lr=1e-2, batch_size=16, model_overrides=TINY)
-    kwargs = {"seeds": 2, "config": config, "gru_epochs": 2, "resamples": 200, "run_plots": False, "echo": None}
+    kwargs = {"seeds": 2, "config": config, "gru_epochs": 2, "resamples": 200, "run_plots": False}
     first = run_ablation(store.root, out, **kwargs)
     return store, out, kwargs, first
 
@@ -171,7 +171,7 @@ def fusion_sweep(tmp_path_factory):
         store.write("audio-test-eeee", video_id, rng.normal(size=(6, 3)).astype(np.float32), np.ones(6, bool))
     out = tmp_path_factory.mktemp("fusion-sweep")
     config = TrainConfig(epochs=15, lr=1e-2, batch_size=16, model_overrides=TINY)
-    kwargs = {"seeds": 2, "config": config, "baselines": (), "resamples": 100, "run_plots": False, "echo": None,
+    kwargs = {"seeds": 2, "config": config, "baselines": (), "resamples": 100, "run_plots": False,
               "fusions": ("concat", "per_modality:0.5")}
     return store, out, kwargs, run_ablation(store.root, out, **kwargs)
 
