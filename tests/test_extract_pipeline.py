@@ -11,7 +11,9 @@ import time
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from viper.cli import app
 from viper.jobs.extract import extract
 from viper.store import FeatureStore
 
@@ -94,11 +96,10 @@ def test_unreadable_video_is_reported_and_the_run_goes_on(samples, tmp_path):
     folder.mkdir()
     shutil.copy(samples / "single_face.mp4", folder / "good.mp4")
     (folder / "broken.mp4").write_text("not a video")
-    result = subprocess.run(
-        [sys.executable, "-m", "viper", "extract", str(folder), "--out", str(tmp_path / "s"), "-n", "4",
-         "-e", "audio"], capture_output=True, text=True,
+    result = CliRunner().invoke(
+        app, ["extract", str(folder), "--out", str(tmp_path / "s"), "-n", "4", "-e", "audio"], catch_exceptions=False
     )
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert "broken.mp4" in result.stderr and "Traceback" not in result.stderr
     assert "videos done 1" in result.stdout
     written = FeatureStore.open(tmp_path / "s")

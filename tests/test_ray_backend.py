@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from media import make_clip
+from typer.testing import CliRunner
 
+from viper.cli import app
 from viper.errors import ViperError
 from viper.jobs.extract import extract
 from viper.store import FeatureStore
@@ -88,11 +90,10 @@ def test_a_bad_video_is_reported_and_the_others_succeed(stores):
 def test_the_same_command_resumes_skipping_finished_clips(stores, clips, cluster):
     root, _, _ = stores
     before = arrays(root / "ray")
-    command = [sys.executable, "-m", "viper", "extract", str(clips), "--out", str(root / "ray"), "--frames",
-               str(FRAMES), "--backend", "ray", "--ray-address", cluster.address, "--workers", "2"]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 1, result.stderr  # the broken file is tried again, and fails again
+    command = ["extract", str(clips), "--out", str(root / "ray"), "--frames", str(FRAMES), "--backend", "ray",
+               "--ray-address", cluster.address, "--workers", "2"]
+    result = CliRunner().invoke(app, command, catch_exceptions=False)
+    assert result.exit_code == 1, result.stderr  # the broken file is tried again, and fails again
     assert f"videos done 0, skipped (already in store) {GOOD}, failed 1" in result.stdout
     assert "ray: 1 worker on 1 node" in result.stdout  # only the one unfinished clip was handed out
     assert "FAILED" in result.stderr and "broken.mp4" in result.stderr
