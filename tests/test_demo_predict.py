@@ -11,6 +11,8 @@ from viper.cli import app
 from viper.datasets.ravdess import EMOTIONS
 from viper.jobs.demo import demo_clips, run_demo
 
+pytestmark = pytest.mark.slow  # the demo fixture alone extracts and trains on every bundled clip (~2 min)
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

@@ -106,6 +106,7 @@ def test_unreadable_video_is_reported_and_the_run_goes_on(samples, tmp_path):
     assert written.video_ids(written.extractor_keys()[0]) == ["good"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_arrays(store, samples, tmp_path):
     root = tmp_path / "killed"
     command = [sys.executable, "-m", "viper", "extract", str(samples), "--out", str(root), "-n", str(FRAMES)]
@@ -125,6 +126,7 @@ def test_killed_run_resumes_to_identical_arrays(store, samples, tmp_path):
         assert np.array_equal(resumed[key][0], clean[key][0]) and np.array_equal(resumed[key][1], clean[key][1])
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_arrays(store, samples, tmp_path):
     extract(samples, tmp_path / "parallel", frames=FRAMES, workers=2, progress=False)
     parallel = arrays(FeatureStore.open(tmp_path / "parallel"))

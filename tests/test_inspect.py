@@ -140,6 +140,7 @@ def _render(browser: str, page: Path, tmp_path: Path, size: str) -> tuple[np.nda
     return np.asarray(Image.open(shot).convert("RGB")), console
 
 
+@pytest.mark.slow
 def test_page_renders_in_headless_chromium(pages, tmp_path):
     browser = _chromium()
     control = tmp_path / "control.html"  # the console check must see an error when there is one

@@ -64,6 +64,7 @@ def test_bad_label_is_one_message(tmp_path, case):
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+@pytest.mark.slow
 def test_out_of_range_labels_train_with_a_warning(tmp_path):
     """Labels outside [0, 1] are legitimate regression targets on another scale: training goes on (exit 0) and
     the log names labels.csv, the emotion and its range. A real process: the warning goes through logging, whose
