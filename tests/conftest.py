@@ -42,6 +42,23 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Randomly initialised tiny transformers models of the paper's encoder families, with their processors."""
+    import torch
+    from hf_models import save_clip, save_roberta, save_vit, save_wavlm
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {
+        "vit": save_vit(root / "vit", classifier=False),
+        "vit-face": save_vit(root / "vit-face", classifier=True),
+        "roberta": save_roberta(root / "roberta"),
+        "clip": save_clip(root / "clip"),
+        "wavlm": save_wavlm(root / "wavlm"),
+    }
+
+
+@pytest.fixture(scope="session")
 def tiny_demo_run(tmp_path_factory) -> Path:
     """A run trained for 2 epochs on 4 bundled demo clips at N = 8 (all four modalities): a real checkpoint in ~8 s,
     for tests that need one but not a good one."""

@@ -95,6 +95,7 @@ def test_report_has_every_setting_and_p_values(sweep):
     assert f"**{best[0]['setting']}**" in markdown
 
 
+@pytest.mark.slow
 def test_resume_after_lost_runs_in_parallel_workers(sweep):
     store, out, kwargs, _ = sweep
     for name in ("image", "ridge"):

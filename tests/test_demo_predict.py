@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from typer.testing import CliRunner
 
+from viper.cli import app
 from viper.datasets.ravdess import EMOTIONS
 from viper.jobs.demo import demo_clips, run_demo
+
+pytestmark = pytest.mark.slow  # the demo fixture alone extracts and trains on every bundled clip (~2 min)
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +33,8 @@ def test_demo_learns_real_labels_well_above_chance(demo):
 def test_predict_returns_emotion_names_from_the_checkpoint(demo):
     out, _ = demo
     clip = demo_clips() / "01-01-03-02-02-01-05.mp4"  # happy, strong
-    result = subprocess.run(
-        [sys.executable, "-m", "viper", "predict", str(clip), "--checkpoint", str(out / "run")],
-        capture_output=True, text=True, check=True,
-    )
+    result = CliRunner().invoke(app, ["predict", str(clip), "--checkpoint", str(out / "run")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1 and lines[0]["video"] == str(clip)
     scores = lines[0]["scores"]
@@ -46,11 +46,10 @@ def test_predict_csv_and_a_file_that_is_not_a_video(demo, tmp_path):
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
     good = demo_clips() / "01-01-01-01-01-01-05.mp4"
-    result = subprocess.run(
-        [sys.executable, "-m", "viper", "predict", str(good), str(bad), "-c", str(out / "run"), "--format", "csv"],
-        capture_output=True, text=True,
+    result = CliRunner().invoke(
+        app, ["predict", str(good), str(bad), "-c", str(out / "run"), "--format", "csv"], catch_exceptions=False
     )
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert "notes.mp4" in result.stderr and "Traceback" not in result.stderr
     rows = [line for line in result.stdout.splitlines() if line]
     assert rows[0] == ",".join(["video", *EMOTIONS]) and rows[1].startswith(str(good))
@@ -59,16 +58,16 @@ def test_predict_csv_and_a_file_that_is_not_a_video(demo, tmp_path):
 def test_train_and_evaluate_commands(demo, tmp_path):
     out, _ = demo
     store, run = out / "store", tmp_path / "run"
-    common = [sys.executable, "-m", "viper"]
-    trained = subprocess.run(
-        [*common, "train", "-f", str(store), "-o", str(run), "--epochs", "3", "--lr", "1e-3", "-m", "face_image,audio"],
-        capture_output=True, text=True,
+    runner = CliRunner()
+    trained = runner.invoke(
+        app, ["train", "-f", str(store), "-o", str(run), "--epochs", "3", "--lr", "1e-3", "-m", "face_image,audio"],
+        catch_exceptions=False,
     )
-    assert trained.returncode == 0, trained.stderr
+    assert trained.exit_code == 0, trained.stderr
     assert "no dev split" in trained.stdout + trained.stderr and (run / "best.pt").exists()
     assert len((run / "history.csv").read_text().splitlines()) == 4  # header + 3 epochs
-    evaluated = subprocess.run([*common, "evaluate", str(run), "-f", str(store)], capture_output=True, text=True)
-    assert evaluated.returncode == 0, evaluated.stderr
+    evaluated = runner.invoke(app, ["evaluate", str(run), "-f", str(store)], catch_exceptions=False)
+    assert evaluated.exit_code == 0, evaluated.stderr
     assert "mean Pearson" in evaluated.stdout
     metrics = json.loads((run / "eval-test" / "metrics.json").read_text())
     assert metrics["n"] == 30 and set(metrics["pearson"]) == set(EMOTIONS)
@@ -79,9 +78,10 @@ def test_train_config_file_with_flags_on_top(demo, tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text("epochs: 2\nlr: 0.001\nseed: 5\nmodalities: [audio]\n")
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "viper", "train", "-f", str(out / "store"), "-o", str(run),
-               "--config", str(config), "--seed", "7", "--precision", "bf16"]
-    subprocess.run(command, capture_output=True, text=True, check=True)
+    command = ["train", "-f", str(out / "store"), "-o", str(run), "--config", str(config), "--seed", "7",
+               "--precision", "bf16"]
+    result = CliRunner().invoke(app, command, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
     saved = json.loads((run / "config.json").read_text())["train"]
     assert (saved["epochs"], saved["lr"], saved["seed"], saved["modalities"]) == (2, 0.001, 7, ["audio"])
     assert (saved["precision"], saved["compile"]) == ("bf16", False)

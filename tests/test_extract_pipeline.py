@@ -11,7 +11,9 @@ import time
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from viper.cli import app
 from viper.jobs.extract import extract
 from viper.store import FeatureStore
 
@@ -94,17 +96,17 @@ def test_unreadable_video_is_reported_and_the_run_goes_on(samples, tmp_path):
     folder.mkdir()
     shutil.copy(samples / "single_face.mp4", folder / "good.mp4")
     (folder / "broken.mp4").write_text("not a video")
-    result = subprocess.run(
-        [sys.executable, "-m", "viper", "extract", str(folder), "--out", str(tmp_path / "s"), "-n", "4",
-         "-e", "audio"], capture_output=True, text=True,
+    result = CliRunner().invoke(
+        app, ["extract", str(folder), "--out", str(tmp_path / "s"), "-n", "4", "-e", "audio"], catch_exceptions=False
     )
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert "broken.mp4" in result.stderr and "Traceback" not in result.stderr
     assert "videos done 1" in result.stdout
     written = FeatureStore.open(tmp_path / "s")
     assert written.video_ids(written.extractor_keys()[0]) == ["good"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_arrays(store, samples, tmp_path):
     root = tmp_path / "killed"
     command = [sys.executable, "-m", "viper", "extract", str(samples), "--out", str(root), "-n", str(FRAMES)]
@@ -124,6 +126,7 @@ def test_killed_run_resumes_to_identical_arrays(store, samples, tmp_path):
         assert np.array_equal(resumed[key][0], clean[key][0]) and np.array_equal(resumed[key][1], clean[key][1])
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_arrays(store, samples, tmp_path):
     extract(samples, tmp_path / "parallel", frames=FRAMES, workers=2)
     parallel = arrays(FeatureStore.open(tmp_path / "parallel"))

@@ -1,14 +1,14 @@
 """One contract for every registered extractor: (N, dim) float32 + (N,) mask, zeros where masked, deterministic.
 
-Backends that need Hugging Face weights run on tiny random models saved to a temp folder (see
-test_hf_backends.py); backends whose optional package or weights are absent are skipped, saying why.
+Backends that need Hugging Face weights run on tiny random models saved to a temp folder (the `tiny_models`
+fixture in conftest.py); backends whose optional package or weights are absent are skipped, saying why.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_hf_backends import backends, tiny_models  # noqa: F401 - tiny_models is a fixture
+from test_hf_backends import backends
 
 from viper.errors import ViperError
 from viper.extractors import available, create_extractor
@@ -24,7 +24,7 @@ def clips(pyfeat_samples):
 
 
 @pytest.mark.parametrize("spec", available())
-def test_extractor_contract(spec, clips, tiny_models):  # noqa: F811 - the fixture imported above
+def test_extractor_contract(spec, clips, tiny_models):
     options, dim = backends(tiny_models).get(spec, ({}, None))
     extractor = create_extractor(spec, options)
     try:

@@ -20,7 +20,6 @@ import pandas as pd
 import pytest
 import torch
 import transformers
-from hf_models import save_clip, save_roberta, save_vit, save_wavlm
 
 from viper.errors import ModelNotFoundError, ViperError
 from viper.extractors import create_extractor
@@ -28,19 +27,6 @@ from viper.extractors.audio_wavlm import MIN_FRAGMENT, min_samples
 from viper.extractors.caption_clip import templates
 from viper.sampled_video import sample_video
 from viper.templates import chosen_sentences
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny-models")
-    return {
-        "vit": save_vit(root / "vit", classifier=False),
-        "vit-face": save_vit(root / "vit-face", classifier=True),
-        "roberta": save_roberta(root / "roberta"),
-        "clip": save_clip(root / "clip"),
-        "wavlm": save_wavlm(root / "wavlm"),
-    }
 
 
 @pytest.fixture(scope="module")

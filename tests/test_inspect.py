@@ -8,14 +8,15 @@ import io
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from media import make_clip
 from PIL import Image
+from typer.testing import CliRunner
 
+from viper.cli import app
 from viper.datasets.ravdess import EMOTIONS
 from viper.jobs.demo import demo_clips
 from viper.jobs.inspect import inspect
@@ -109,13 +110,13 @@ def test_cli_bad_video_and_bad_out(tiny_demo_run, tmp_path):
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
     good = demo_clips() / DEMO_CLIP
-    command = [sys.executable, "-m", "viper", "inspect", str(good), str(bad), "-c", str(tiny_demo_run / "run")]
-    result = subprocess.run([*command, "--out", str(tmp_path / "pages")], capture_output=True, text=True)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    command = ["inspect", str(good), str(bad), "-c", str(tiny_demo_run / "run")]
+    result = CliRunner().invoke(app, [*command, "--out", str(tmp_path / "pages")], catch_exceptions=False)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert re.search(rf"^error: {re.escape(str(bad))}: ", result.stderr, re.MULTILINE)
     assert (tmp_path / "pages" / f"{good.stem}.html").stat().st_size > 0  # the readable one still gets its page
-    result = subprocess.run([*command, "--out", str(tmp_path / "one.html")], capture_output=True, text=True)
-    assert result.returncode == 2 and "need --out to be a folder" in result.stderr
+    result = CliRunner().invoke(app, [*command, "--out", str(tmp_path / "one.html")], catch_exceptions=False)
+    assert result.exit_code == 2 and "need --out to be a folder" in result.stderr
 
 
 def _chromium() -> str:
@@ -139,6 +140,7 @@ def _render(browser: str, page: Path, tmp_path: Path, size: str) -> tuple[np.nda
     return np.asarray(Image.open(shot).convert("RGB")), console
 
 
+@pytest.mark.slow
 def test_page_renders_in_headless_chromium(pages, tmp_path):
     browser = _chromium()
     control = tmp_path / "control.html"  # the console check must see an error when there is one

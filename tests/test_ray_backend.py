@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from media import make_clip
+from typer.testing import CliRunner
 
+from viper.cli import app
 from viper.errors import ViperError
 from viper.jobs.extract import extract
 from viper.store import FeatureStore
@@ -62,6 +64,7 @@ def arrays(root: Path) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
     return {(key, vid): store.read(key, vid) for key in store.extractor_keys() for vid in store.video_ids(key)}
 
 
+@pytest.mark.slow
 def test_ray_workers_on_two_nodes_give_the_local_arrays(stores):
     root, local, distributed = stores
     assert distributed.where.startswith("ray: 2 workers on 2 nodes")
@@ -78,6 +81,7 @@ def test_ray_workers_on_two_nodes_give_the_local_arrays(stores):
         np.testing.assert_allclose(values, np.stack([expected[(key, vid)][0] for vid in ids]), rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_bad_video_is_reported_and_the_others_succeed(stores):
     _, local, distributed = stores
     assert [Path(path).name for path, _ in distributed.failed] == ["broken.mp4"]
@@ -85,14 +89,14 @@ def test_a_bad_video_is_reported_and_the_others_succeed(stores):
     assert "FAILED" in distributed.lines()[-1] and "broken.mp4" in distributed.lines()[-1]
 
 
+@pytest.mark.slow
 def test_the_same_command_resumes_skipping_finished_clips(stores, clips, cluster):
     root, _, _ = stores
     before = arrays(root / "ray")
-    command = [sys.executable, "-m", "viper", "extract", str(clips), "--out", str(root / "ray"), "--frames",
-               str(FRAMES), "--backend", "ray", "--ray-address", cluster.address, "--workers", "2"]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 1, result.stderr  # the broken file is tried again, and fails again
+    command = ["extract", str(clips), "--out", str(root / "ray"), "--frames", str(FRAMES), "--backend", "ray",
+               "--ray-address", cluster.address, "--workers", "2"]
+    result = CliRunner().invoke(app, command, catch_exceptions=False)
+    assert result.exit_code == 1, result.stderr  # the broken file is tried again, and fails again
     assert f"videos done 0, skipped (already in store) {GOOD}, failed 1" in result.stdout
     assert "ray: 1 worker on 1 node" in result.stdout  # only the one unfinished clip was handed out
     assert "FAILED" in result.stderr and "broken.mp4" in result.stderr
@@ -100,6 +104,7 @@ def test_the_same_command_resumes_skipping_finished_clips(stores, clips, cluster
     assert after.keys() == before.keys() and all(np.array_equal(after[k][0], before[k][0]) for k in before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("settings", "message"), [
     ({"workers": 3}, r"workers 3: the Ray cluster has 2 CPUs, room for 2 workers"),
     ({"device": "cuda"}, r"device cuda: the Ray cluster has no GPU"),

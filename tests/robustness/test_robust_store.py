@@ -57,6 +57,7 @@ def test_stale_tmp_files_are_invisible_and_removed_on_resume(tmp_path):
     assert not old.exists() and young.exists()
 
 
+@pytest.mark.slow
 def test_two_extract_processes_on_one_store(clips, tmp_path):
     """Two `viper extract` processes on one store with the same inputs at once: both exit 0 and the store is
     sound (every npz loads, `load` works, packed arrays equal the per-video arrays)."""
@@ -100,6 +101,7 @@ PACKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_concurrent_packs_never_mix(tmp_path):
     """Two processes writing different videos and packing at once: `pack` holds an exclusive flock on
     packed/.lock and `_packed` a shared one, so a reader never pairs values.npy of one pack with ids.json of

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 import torch
 from synthetic import make_synthetic_store
 
@@ -17,6 +18,7 @@ TINY = {"num_latents": 8, "latent_dim": 16, "input_dim": 16, "self_layers": 1, "
 EPOCHS = 16
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_resumes_to_identical_weights(tmp_path):
     """SIGKILL mid-run, then the same command: training continues after the last completed epoch (last.pt is
     written atomically after each), history.csv lists every epoch exactly once, and the final weights equal those
