@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hf_models import save_clip, save_roberta, save_vit, save_wavlm
 from synthetic import make_synthetic_store
 
 from viper.model import Perceiver, model_config
@@ -118,18 +117,6 @@ def test_train_on_cuda_resumes_and_its_checkpoint_runs_on_cpu(tmp_path, precisio
     assert np.isfinite(metrics["mean_pearson"])
 
 
-@pytest.fixture(scope="module")
-def tiny_paper_models(tmp_path_factory) -> dict[str, Path]:
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny-models")
-    return {
-        "vit": save_vit(root / "vit", classifier=False),
-        "roberta": save_roberta(root / "roberta"),
-        "clip": save_clip(root / "clip"),
-        "wavlm": save_wavlm(root / "wavlm"),
-    }
-
-
 def extract_demo(tmp_path: Path, out: str, models: dict[str, Path], device: str, batch_videos: int | None):
     """Three bundled demo clips through fer and the three paper backends, whole frames (no face detector)."""
     from viper.jobs.demo import demo_clips
@@ -153,11 +140,11 @@ def extract_demo(tmp_path: Path, out: str, models: dict[str, Path], device: str,
     return {key: store.load(key, sorted(store.video_ids(key))) for key in store.extractor_keys()}
 
 
-def test_extract_on_cuda_matches_cpu(tmp_path, tiny_paper_models):
+def test_extract_on_cuda_matches_cpu(tmp_path, tiny_models):
     """Half precision on the GPU, all clips in one batch, gives the CPU's fp32 features (cosine > 0.99 per
     frame), and the same masks."""
-    cpu = extract_demo(tmp_path, "cpu", tiny_paper_models, "cpu", 1)
-    gpu = extract_demo(tmp_path, "cuda", tiny_paper_models, "cuda", None)
+    cpu = extract_demo(tmp_path, "cpu", tiny_models, "cpu", 1)
+    gpu = extract_demo(tmp_path, "cuda", tiny_models, "cuda", None)
     assert cpu.keys() == gpu.keys()
     for key, (values, mask) in cpu.items():
         gpu_values, gpu_mask = gpu[key]
