@@ -139,14 +139,14 @@ def face_crop(frame: np.ndarray, roi: np.ndarray) -> torch.Tensor:
     xs = np.rint((centre_x + cos * across - sin * down) * 32) / 32
     ys = np.rint((centre_y + sin * across + cos * down) * 32) / 32
     x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
-    fx, fy = (xs - x0)[..., None], (ys - y0)[..., None]
+    fx, fy = (xs - x0).astype(np.float32), (ys - y0).astype(np.float32)
     cols = np.stack([x0, x0 + 1]).clip(0, width - 1)
     rows = np.stack([y0, y0 + 1]).clip(0, height - 1)
+    weights = np.stack([np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx]), np.stack([fy * (1 - fx), fy * fx])])
     rgb = np.ascontiguousarray(frame, np.uint8).reshape(-1).view("V3")  # one 3-byte item per pixel: fast take
     pixels = rgb.take(rows[:, None] * width + cols[None, :]).view(np.uint8).reshape(2, 2, INPUT_SIZE, INPUT_SIZE, 3)
-    top = pixels[0, 0] * (1 - fx) + pixels[0, 1] * fx
-    bottom = pixels[1, 0] * (1 - fx) + pixels[1, 1] * fx
-    return torch.from_numpy((top * (1 - fy) + bottom * fy).round().clip(0, 255).astype(np.uint8))
+    out = np.einsum("abijc,abij->ijc", pixels.astype(np.float32), weights)
+    return torch.from_numpy(out.round().clip(0, 255).astype(np.uint8))
 
 
 def project_landmarks(landmarks: torch.Tensor, rois: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
