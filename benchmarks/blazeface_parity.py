@@ -50,13 +50,19 @@ def per_frame_ms(run, frames: list[np.ndarray], repeats: int = 3) -> float:
     return 1000 * best / len(frames)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(doc: str) -> argparse.Namespace:
+    """The options both parity benchmarks take; sets torch's threads."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--frames", type=int, default=4, help="frames sampled per clip")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    args = parse_args(__doc__)
     from mediapipe.tasks.python import BaseOptions, vision
 
     frames = real_frames(args.frames)

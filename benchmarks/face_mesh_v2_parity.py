@@ -10,12 +10,10 @@ them). Faces are paired by nearest landmarks; ours whose presence is under 0.5 a
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from viper.backbones.blazeface import BlazeFace
 from viper.backbones.face_blendshapes import FaceBlendshapes
@@ -24,7 +22,7 @@ from viper.backbones.face_mesh_v2 import FaceMeshV2, face_roi
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent / "tests"))
-from blazeface_parity import per_frame_ms, real_frames  # noqa: E402
+from blazeface_parity import parse_args, per_frame_ms, real_frames  # noqa: E402
 from test_face_mesh_v2 import TASK, mediapipe_faces  # noqa: E402
 
 
@@ -46,12 +44,7 @@ class TorchFaceLandmarker:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=4, help="frames sampled per clip")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_args(__doc__)
     from mediapipe.tasks.python import BaseOptions, vision
 
     frames = real_frames(args.frames)
