@@ -87,4 +87,4 @@ def test_every_pluggable_part_uses_the_one_registry():
         first = registry.names()[0]
         with pytest.raises(ValueError, match="registered twice"):
             registry.register(first, registry.get(first))
-    assert {"ravdess", "hume-reaction"} <= set(DATASET_LAYOUTS.names()) and "mediapipe" in FACE_DETECTORS
+    assert {"ravdess", "hume-reaction"} <= set(DATASET_LAYOUTS.names()) and "blazeface" in FACE_DETECTORS

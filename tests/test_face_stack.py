@@ -1,5 +1,5 @@
 """The offline face stack on real clips: BlazeFace detection, the mini-Xception port, and the three default
-face-based extractors (face_image:fer, fau:mesh, caption:rule-minilm)."""
+face-based extractors (face_image:fer, fau:blendshapes, fau:mesh, caption:rule-minilm)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import pytest
 from viper.sampled_video import sample_video
 
 N = 16
-SPECS = ("face_image:fer", "fau:mesh", "caption:rule-minilm")
+SPECS = ("face_image:fer", "fau:blendshapes", "fau:mesh", "caption:rule-minilm")
+MESH_BASED = ("fau:blendshapes", "fau:mesh")
 
 
 @pytest.fixture(scope="module")
 def detector():
     from viper.faces import create_face_detector
 
-    detector = create_face_detector("mediapipe")
+    detector = create_face_detector()
     detector.load()
     return detector
 
@@ -63,7 +64,7 @@ def test_face_then_no_face_and_the_reverse(clips, extractors):
         for spec, extractor in extractors.items():
             mask = extractor.extract(clip).mask
             assert not (mask & ~clip.face_mask).any(), spec  # never a feature without a face
-            if spec == "fau:mesh":  # the mesh may miss a face the detector found, rarely
+            if spec in MESH_BASED:  # the mesh may miss a face the detector found, rarely
                 assert mask.sum() >= 0.8 * clip.face_mask.sum()
             else:
                 assert (mask == clip.face_mask).all(), spec
@@ -79,14 +80,14 @@ def test_faces_that_fill_the_frame_are_found(ravdess_dir, detector):
 
 @pytest.mark.parametrize(("image", "expected"), [("0-f1-su-ph.jpg", "surprise"), ("0-f15-hao-ph.jpg", "happy")])
 def test_mini_xception_reads_posed_expressions(pyfeat_samples, detector, image, expected):
-    import cv2
+    from PIL import Image
 
     from viper.backbones.mini_xception import CLASSES, FACE_MARGIN, INPUT_SIZE, classify
     from viper.faces import crop_square
 
-    rgb = cv2.cvtColor(cv2.imread(str(pyfeat_samples / image)), cv2.COLOR_BGR2RGB)
-    box = detector.detect([rgb])[0]
-    probs, pooled = classify([crop_square(rgb, box, FACE_MARGIN, INPUT_SIZE)])
+    rgb = np.asarray(Image.open(pyfeat_samples / image).convert("RGB"))
+    face = detector.detect([rgb])[0]
+    probs, pooled = classify([crop_square(rgb, face.box, FACE_MARGIN, INPUT_SIZE)])
     assert CLASSES[int(probs[0].argmax())] == expected
     assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-5 and pooled["block4"].shape == (1, 128)
 
@@ -112,6 +113,19 @@ def test_fau_values_are_bounded_aus_then_emotions(clips, extractors):
     assert (aus >= 0).all() and (aus <= 1).all()
     np.testing.assert_allclose(emotions.sum(axis=1), 1.0, atol=1e-5)
     assert aus[:, AU_NAMES.index("AU12")].mean() > 0.2  # the person in single_face.mp4 smiles throughout
+
+
+def test_blendshapes_are_scores_then_emotions_and_read_a_smile(clips, extractors):
+    from viper.backbones.face_blendshapes import BLENDSHAPE_NAMES
+
+    features = extractors["fau:blendshapes"].extract(clips["single_face.mp4"])
+    shapes, emotions = features.values[:, : len(BLENDSHAPE_NAMES)], features.values[:, len(BLENDSHAPE_NAMES) :]
+    assert features.mask.all() and shapes.shape[1] == 52 and emotions.shape[1] == 7
+    assert (shapes >= 0).all() and (shapes <= 1).all()
+    np.testing.assert_allclose(emotions.sum(axis=1), 1.0, atol=1e-5)
+    smile = [BLENDSHAPE_NAMES.index(name) for name in ("mouthSmileLeft", "mouthSmileRight")]
+    frown = [BLENDSHAPE_NAMES.index(name) for name in ("mouthFrownLeft", "mouthFrownRight")]
+    assert shapes[:, smile].mean() > 0.3 > shapes[:, frown].mean()  # the person in single_face.mp4 smiles
 
 
 def test_same_clip_twice_gives_identical_features(pyfeat_samples, detector, extractors):
@@ -153,9 +167,9 @@ def test_caption_rule():
 
 def test_importing_the_face_stack_stays_light():
     code = (
-        "import sys, viper.extractors.face_image_fer, viper.extractors.fau_mesh;"
-        "import viper.extractors.caption_rule_minilm, viper.face_detectors.mediapipe_blazeface, viper.backbones;"
-        "print(sorted(m for m in ('torch', 'mediapipe', 'cv2', 'transformers') if m in sys.modules))"
+        "import sys, viper.extractors.face_image_fer, viper.extractors.fau_mesh, viper.extractors.fau_blendshapes;"
+        "import viper.extractors.caption_rule_minilm, viper.face_detectors.blazeface_torch, viper.backbones;"
+        "print(sorted(m for m in ('torch', 'PIL', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .faces import DEFAULT_FACE_DETECTOR
 from .feature_spec import FeatureSpec
 
 DEFAULT_EXTRACTORS = ("face_image", "fau", "caption", "audio")
@@ -22,7 +23,7 @@ class ExtractConfig:
     extractors: list[str] = field(default_factory=lambda: list(DEFAULT_EXTRACTORS))
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per extractor spec: its Config fields
     face_crop: bool = True
-    face_detector: str = "mediapipe"
+    face_detector: str = DEFAULT_FACE_DETECTOR
     face_margin: float = 0.2
     device: str = "cpu"
     batch_videos: int = 1  # clips whose frames each model sees in one batch (how, not what: not in the store key)
@@ -32,7 +33,7 @@ def configs_from_features(features: list[FeatureSpec], frames: int) -> list[Extr
     """The extraction settings that made a checkpoint's features (one config per face-crop setting)."""
     groups: dict[tuple, ExtractConfig] = {}
     for feature in features:
-        face = (feature.face_crop, feature.face_detector or "mediapipe",
+        face = (feature.face_crop, feature.face_detector or "mediapipe",  # recorded before there was a choice
                 0.2 if feature.face_margin is None else feature.face_margin)
         config = groups.setdefault(face, ExtractConfig(frames=frames, extractors=[], face_crop=face[0],
                                                         face_detector=face[1], face_margin=face[2]))

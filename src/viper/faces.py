@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ViperError
 from .registry import Registry
+from .resample import resize
 
 CROP_SIZE = 224
 
 
+@dataclass(frozen=True)
+class Face:
+    """A detected face: its box (x0, y0, x1, y1) in frame pixels and, where the detector finds them, the centres
+    of the right and left eye ((2, 2), the person's right first), which level the face mesh's crop."""
+
+    box: tuple[float, float, float, float]
+    eyes: np.ndarray | None = None
+
+
 class FaceDetector(ABC):
-    """Finds the largest face per frame: a box (x0, y0, x1, y1) in pixels, or None."""
+    """Finds the largest face per frame, or None."""
 
     def load(self) -> None:
         """Load the model (once per process)."""
 
     @abstractmethod
-    def detect(self, frames: list[np.ndarray]) -> list[tuple[float, float, float, float] | None]:
+    def detect(self, frames: list[np.ndarray]) -> list[Face | None]:
         """The largest face of each RGB frame, or None where there is none."""
 
 
 FACE_DETECTORS: Registry[type[FaceDetector]] = Registry("face detector", "viper.face_detectors")
+DEFAULT_FACE_DETECTOR = "blazeface"
 
 
-def create_face_detector(name: str = "mediapipe") -> FaceDetector:
+def create_face_detector(name: str = DEFAULT_FACE_DETECTOR) -> FaceDetector:
+    if name == "mediapipe":
+        raise ViperError("face detector 'mediapipe' was removed (its package blocks Python 3.12+): features and "
+                         "checkpoints made with it cannot be extended; extract again and retrain, which uses "
+                         f"{DEFAULT_FACE_DETECTOR!r}, the same BlazeFace model in PyTorch")
     return FACE_DETECTORS.get(name)()
 
 
@@ -40,21 +57,12 @@ def square_box(box, width: int, height: int, margin: float) -> tuple[int, int, i
 
 def crop_square(frame: np.ndarray, box, margin: float = 0.2, size: int = CROP_SIZE) -> np.ndarray:
     """A size x size RGB crop of the face, square, with a margin; parts outside the frame repeat the edge."""
-    import cv2
-
     height, width = frame.shape[:2]
     x0, y0, x1, y1 = square_box(box, width, height, margin)
-    pad = max(0, -x0, -y0, x1 - width, y1 - height)
-    if pad:
-        frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
-    crop = frame[y0:y1, x0:x1]
-    interpolation = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interpolation)
+    rows, cols = np.arange(y0, y1).clip(0, height - 1), np.arange(x0, x1).clip(0, width - 1)
+    return resize(frame[rows[:, None], cols[None, :]], size)
 
 
 def whole_frame(frame: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     """The whole frame, squashed to size x size (the paper's no-face-crop ablation feeds the whole frame)."""
-    import cv2
-
-    return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+    return resize(frame, size)

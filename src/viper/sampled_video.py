@@ -23,6 +23,7 @@ class SampledVideo:
     repeated: int  # frames that repeat an earlier one because the clip has fewer than N frames
     frames: list[np.ndarray] | None  # N RGB uint8 frames; None for a file without a video stream
     face_boxes: np.ndarray  # (N, 4) x0, y0, x1, y1 in frame pixels; NaN where no face
+    face_eyes: np.ndarray  # (N, 2, 2) right and left eye centres in frame pixels; NaN where unknown
     face_mask: np.ndarray  # (N,) True where a face (or, with face cropping off, a frame) is available
     face_crops: list[np.ndarray | None]  # N square RGB crops (224 x 224); None where face_mask is False
     audio: np.ndarray | None  # mono float32 at AUDIO_RATE; None when the file has no audio track
@@ -73,15 +74,17 @@ def sample_video(
         times = sample_frame_times(start, start + duration, n)
         frame_times, frames, repeated, fps = times.copy(), None, 0, 0.0
 
-    boxes = np.full((n, 4), np.nan)
+    boxes, eyes = np.full((n, 4), np.nan), np.full((n, 2, 2), np.nan)
     crops: list[np.ndarray | None] = [None] * n
     if frames is not None:
         if face_crop:
             detected = detector.detect(frames) if detector is not None else [None] * n
-            for i, (frame, box) in enumerate(zip(frames, detected, strict=False)):
-                if box is not None:
-                    boxes[i] = box
-                    crops[i] = crop_square(frame, box, margin)
+            for i, (frame, face) in enumerate(zip(frames, detected, strict=False)):
+                if face is not None:
+                    boxes[i] = face.box
+                    if face.eyes is not None:
+                        eyes[i] = face.eyes
+                    crops[i] = crop_square(frame, face.box, margin)
         else:
             for i, frame in enumerate(frames):
                 boxes[i] = (0, 0, frame.shape[1], frame.shape[0])
@@ -94,6 +97,7 @@ def sample_video(
         repeated=repeated,
         frames=frames,
         face_boxes=boxes,
+        face_eyes=eyes,
         face_mask=np.array([crop is not None for crop in crops]),
         face_crops=crops,
         audio=None if audio is None else audio[0],

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..resample import warp
+
 INPUT_SIZE = 128
 NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion
 # (in, out, stride) per BlazeBlock; the 11th block's output feeds the 16x16 heads, the last one's the 8x8 heads
@@ -157,17 +159,13 @@ class BlazeFace:
 
 def letterbox(frame: np.ndarray) -> torch.Tensor:
     """The frame centred in a black square, resampled to 128x128 uint8 as MediaPipe's OpenCV ImageToTensor does:
-    output pixel (i, j) samples the source at (j, i) * side / 128 plus the pad offset (no half-pixel shift), on
-    OpenCV's 1/32-pixel grid, bilinearly, with black outside the frame: cv2.warpPerspective, as MediaPipe."""
-    import cv2
-
+    output pixel (i, j) samples the source at (j, i) * side / 128 plus the pad offset (no half-pixel shift),
+    bilinearly, black outside the frame, with OpenCV's rounding (viper.resample.warp)."""
     height, width = frame.shape[:2]
     side = max(height, width)
     scale = side / INPUT_SIZE
-    input_to_frame = np.array([[scale, 0.0, (width - side) / 2], [0.0, scale, (height - side) / 2], [0.0, 0.0, 1.0]])
-    out = cv2.warpPerspective(np.ascontiguousarray(frame, np.uint8), input_to_frame, (INPUT_SIZE, INPUT_SIZE),
-                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-    return torch.from_numpy(out)
+    input_to_frame = np.array([[scale, 0.0, (width - side) / 2], [0.0, scale, (height - side) / 2]])
+    return torch.from_numpy(warp(frame, input_to_frame, (INPUT_SIZE, INPUT_SIZE), "constant"))
 
 
 def weighted_nms(boxes: torch.Tensor, keypoints: torch.Tensor, scores: torch.Tensor, threshold: float):

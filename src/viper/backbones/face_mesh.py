@@ -1,71 +1,73 @@
-"""MediaPipe face mesh (468 points + 10 iris points, weights in the mediapipe wheel) on each face of a clip.
+"""Face Mesh v2 landmarks and the 52 blendshapes of each clip's detected faces, computed once per clip.
 
-The mesh runs on a square crop cut from the frame around the clip's detected box (margin 0.2, 256 px), not on
-the whole frame: the same face the detector chose (the mesh alone would pick its own in a crowd), at the same
-cost (~5 ms per face, measured on the bundled clips), and landmarks agreed with whole-frame ones to ~1 % of the
-eye width. `static_image_mode` makes every frame independent, so results do not depend on what ran before.
+The mesh reads the FaceLandmarker's crop of the clip's detected face (the detector's box grown 1.5 times, levelled
+by the eye keypoints where the detector gives them), so the face is the one the detector chose. All the faces of
+a batch of clips go through the mesh and the blendshape network together. A face is kept where the mesh's own
+face-presence probability is at least 0.5 (MediaPipe's threshold); elsewhere the frame is masked.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..native_logs import native_stderr_silenced
+from .face_blendshapes import BLENDSHAPE_NAMES, FaceBlendshapes
+from .face_mesh_v2 import NUM_LANDMARKS, FaceMeshV2, face_roi
 from .video_cache import VideoCache
 
-MESH_MARGIN = 0.2
-MESH_SIZE = 256
-POINTS = 478
+MIN_PRESENCE = 0.5
 
-_mesh: Any = None
-_warm = False
+_models: dict[str, tuple[FaceMeshV2, FaceBlendshapes]] = {}
 _lock = threading.Lock()
 _cache = VideoCache()
 
 
-def load_face_mesh() -> Any:
-    """The process-wide mediapipe FaceMesh (static images, one face, iris refinement)."""
-    global _mesh
+@dataclass
+class ClipMeshes:
+    """Per frame of a clip: landmarks (N, 478, 3) in frame pixels (z on the x scale) and blendshapes (N, 52),
+    zero where `mask` (N,) is False (no face, or the mesh finds none in the crop)."""
+
+    mask: np.ndarray
+    landmarks: np.ndarray
+    blendshapes: np.ndarray
+
+
+def load_face_mesh(device: str = "cpu") -> tuple[FaceMeshV2, FaceBlendshapes]:
+    """The process-wide mesh and blendshape networks for a device."""
     with _lock:
-        if _mesh is None:
-            from mediapipe.python.solutions import face_mesh
-
-            _mesh = face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5
-            )
-        return _mesh
+        if device not in _models:
+            _models[device] = (FaceMeshV2(device), FaceBlendshapes(device))
+        return _models[device]
 
 
-def landmarks(image: np.ndarray) -> np.ndarray | None:
-    """(478, 3) landmarks of the face in an RGB image, in pixels (z on the x scale); None when the mesh fails."""
-    mesh = load_face_mesh()
-    height, width = image.shape[:2]
-    global _warm
-    with _lock, native_stderr_silenced(not _warm):
-        result = mesh.process(np.ascontiguousarray(image))
-    if not result.multi_face_landmarks:
-        return None
-    _warm = True  # the start-up warnings come with the first face
-    points = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
-    if points.shape != (POINTS, 3) or not np.isfinite(points).all():
-        return None
-    return points * np.array([width, height, width])
+def region(box: np.ndarray, eyes: np.ndarray) -> np.ndarray:
+    """The mesh's crop region of a face: levelled by its eyes when known, else upright."""
+    if np.isfinite(eyes).all():
+        return face_roi(box, eyes)
+    x0, y0, x1, y1 = box
+    return face_roi(box, np.array([[x0, y0], [x1, y0]]))  # a level eye line: no rotation
 
 
-def clip_landmarks(clips: list) -> list[list[np.ndarray | None]]:
-    """Per clip, per frame: the face's landmarks or None (no face, or the mesh failed); computed once per clip."""
-    return _cache.get_many(clips, (MESH_MARGIN, MESH_SIZE), lambda todo: [_clip_landmarks(c) for c in todo])
+def clip_meshes(clips: list, device: str = "cpu") -> list[ClipMeshes]:
+    """Landmarks and blendshapes of each clip's faces, computed once per clip object."""
+    return _cache.get_many(clips, (device,), lambda todo: _meshes(todo, device))
 
 
-def _clip_landmarks(clip) -> list[np.ndarray | None]:
-    from ..faces import crop_square
-
-    if clip.frames is None:
-        return [None] * len(clip.face_mask)
-    return [
-        landmarks(crop_square(frame, box, MESH_MARGIN, MESH_SIZE)) if ok else None
-        for frame, box, ok in zip(clip.frames, clip.face_boxes, clip.face_mask, strict=True)
-    ]
+def _meshes(clips: list, device: str) -> list[ClipMeshes]:
+    mesh, blendshapes = load_face_mesh(device)
+    faces = [(c, i) for c, clip in enumerate(clips) if clip.frames is not None
+             for i in np.flatnonzero(clip.face_mask)]
+    frames = [clips[c].frames[i] for c, i in faces]
+    rois = np.array([region(clips[c].face_boxes[i], clips[c].face_eyes[i]) for c, i in faces]).reshape(-1, 5)
+    found = mesh(frames, rois)
+    scores = blendshapes(found.landmarks)
+    out = [ClipMeshes(np.zeros(clip.n, bool), np.zeros((clip.n, NUM_LANDMARKS, 3), np.float32),
+                      np.zeros((clip.n, len(BLENDSHAPE_NAMES)), np.float32)) for clip in clips]
+    for row, (c, i) in enumerate(faces):
+        if found.presence[row] >= MIN_PRESENCE:
+            out[c].mask[i] = True
+            out[c].landmarks[i] = found.landmarks[row]
+            out[c].blendshapes[i] = scores[row]
+    return out

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..resample import warp
+
 INPUT_SIZE = 256
 NUM_LANDMARKS = 478
 ROI_SCALE = 1.5  # the FaceDetectorGraph's RectTransformation of the detection box
@@ -138,22 +140,15 @@ def face_roi(box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
 
 def face_crop(frame: np.ndarray, roi: np.ndarray) -> torch.Tensor:
     """The region resampled to 256x256 uint8 as MediaPipe's OpenCV ImageToTensor does: output pixel (u, v) samples
-    the frame at centre + R(rotation) ((u / 256 - 1/2) width, (v / 256 - 1/2) height), on OpenCV's 1/32-pixel
-    grid, bilinearly, the frame's edge repeated outside it (BORDER_REPLICATE). By cv2.warpPerspective, as
-    MediaPipe: its per-pixel division rounds each position to the 1/32 grid (an affine warp would round the
-    matrix's steps instead), and its fixed-point bilinear weights are MediaPipe's too."""
-    import cv2
-
+    the frame at centre + R(rotation) ((u / 256 - 1/2) width, (v / 256 - 1/2) height), bilinearly, the frame's
+    edge repeated outside it, with OpenCV's rounding (viper.resample.warp)."""
     centre_x, centre_y, roi_width, roi_height, angle = roi
     cos, sin = math.cos(angle), math.sin(angle)
     scale_x, scale_y = roi_width / INPUT_SIZE, roi_height / INPUT_SIZE
     crop_to_frame = np.array([  # (u, v, 1) -> frame (x, y, 1)
         [cos * scale_x, -sin * scale_y, centre_x - (cos * roi_width - sin * roi_height) / 2],
-        [sin * scale_x, cos * scale_y, centre_y - (sin * roi_width + cos * roi_height) / 2],
-        [0.0, 0.0, 1.0]])
-    out = cv2.warpPerspective(np.ascontiguousarray(frame, np.uint8), crop_to_frame, (INPUT_SIZE, INPUT_SIZE),
-                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    return torch.from_numpy(out)
+        [sin * scale_x, cos * scale_y, centre_y - (sin * roi_width + cos * roi_height) / 2]])
+    return torch.from_numpy(warp(frame, crop_to_frame, (INPUT_SIZE, INPUT_SIZE), "replicate"))
 
 
 def project_landmarks(landmarks: torch.Tensor, rois: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:

@@ -129,15 +129,11 @@ def face_inputs(clip, margin: float = FACE_MARGIN) -> list[np.ndarray]:
 
 def preprocess(faces: list[np.ndarray]) -> torch.Tensor:
     """RGB (or grey) face crops -> (B, 1, 64, 64) floats as fer feeds them: grey, x / 255, then (x - 0.5) * 2."""
-    import cv2
+    from ..resample import grey, resize
 
     batch = np.empty((len(faces), 1, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
     for i, face in enumerate(faces):
-        grey = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY) if face.ndim == 3 else face
-        if grey.shape != (INPUT_SIZE, INPUT_SIZE):
-            interpolation = cv2.INTER_AREA if grey.shape[0] > INPUT_SIZE else cv2.INTER_LINEAR
-            grey = cv2.resize(grey, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
-        batch[i, 0] = grey
+        batch[i, 0] = resize(grey(face) if face.ndim == 3 else face, INPUT_SIZE)
     return torch.from_numpy((batch / 255.0 - 0.5) * 2.0)
 
 

@@ -143,7 +143,7 @@ class RuleCaption(Extractor):
 
     modality = "caption"
     backend = "rule-minilm"
-    version = "1"
+    version = "2"  # 2: the mouth read on Face Mesh v2 in PyTorch (1: mediapipe's legacy mesh)
     Config = RuleCaptionConfig
 
     @property
@@ -159,7 +159,7 @@ class RuleCaption(Extractor):
         if self.config.split_happy_by_mouth:
             from ..backbones.face_mesh import load_face_mesh
 
-            load_face_mesh()
+            load_face_mesh(self.device)
 
     def choose(self, clips: list[SampledVideo]) -> list[np.ndarray]:
         """The template index chosen for each frame of each clip; -1 where there is no face."""
@@ -180,13 +180,14 @@ class RuleCaption(Extractor):
         """Per clip, per frame: lips parted (AU25 >= threshold) according to the face mesh."""
         if not self.config.split_happy_by_mouth:
             return [np.ones(len(clip.face_mask), dtype=bool) for clip in clips]
-        from ..backbones.face_mesh import clip_landmarks
+        from ..backbones.face_mesh import clip_meshes
         from .fau_mesh import AU_NAMES, action_units
 
         au25 = AU_NAMES.index("AU25")
         return [
-            np.array([p is not None and action_units(p)[au25] >= self.config.mouth_open_au25 for p in points])
-            for points in clip_landmarks(clips)
+            np.array([ok and action_units(points.astype(np.float64))[au25] >= self.config.mouth_open_au25
+                      for ok, points in zip(found.mask, found.landmarks, strict=True)])
+            for found in clip_meshes(clips, self.device)
         ]
 
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:

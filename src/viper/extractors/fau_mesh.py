@@ -1,4 +1,4 @@
-"""`fau:mesh`, offline facial action features: 16 action units measured on the MediaPipe face mesh, plus
+"""`fau:mesh`, offline facial action features: 16 action units measured on the Face Mesh v2 landmarks, plus
 mini-Xception's 7 emotion probabilities (23 values per frame), standing in for the paper's Py-Feat AUs + emotions.
 
 The mesh's landmarks are put in a face frame (`face_frame`) whose units are rigid face lengths (the outer eye
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import Extractor, Features, register_default
+from .base import Extractor, Features, register_extractor
 
 if TYPE_CHECKING:
     from ..sampled_video import SampledVideo
@@ -105,13 +105,13 @@ class MeshFauConfig:
     emotions: bool = True  # append mini-Xception's 7 emotion probabilities (Py-Feat's layout: AUs then emotions)
 
 
-@register_default
+@register_extractor
 class MeshFau(Extractor):
     """Action units from face-mesh geometry (+ mini-Xception emotions) per frame; masked without face or mesh."""
 
     modality = "fau"
     backend = "mesh"
-    version = "1"
+    version = "2"  # 2: Face Mesh v2 in PyTorch on the FaceLandmarker's crop (1: mediapipe's legacy mesh)
     Config = MeshFauConfig
 
     @property
@@ -126,28 +126,27 @@ class MeshFau(Extractor):
     def load(self) -> None:
         from ..backbones.face_mesh import load_face_mesh
 
-        load_face_mesh()
+        load_face_mesh(self.device)
         if self.config.emotions:
             from ..backbones.mini_xception import load_mini_xception
 
             load_mini_xception(self.device)
 
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
-        from ..backbones.face_mesh import clip_landmarks
+        from ..backbones.face_mesh import clip_meshes
 
         self.ensure_loaded()
-        meshes = clip_landmarks(clips)
+        meshes = clip_meshes(clips, self.device)
         if self.config.emotions:
             from ..backbones.mini_xception import clip_expressions
 
             expressions = clip_expressions(clips, self.device)
         out = []
-        for index, points in enumerate(meshes):
-            values = np.zeros((len(points), self.dim), np.float32)
-            mask = np.array([p is not None for p in points], dtype=bool)
-            for i in np.flatnonzero(mask):
-                values[i, : len(AU_NAMES)] = action_units(points[i])
+        for index, found in enumerate(meshes):
+            values = np.zeros((len(found.mask), self.dim), np.float32)
+            for i in np.flatnonzero(found.mask):
+                values[i, : len(AU_NAMES)] = action_units(found.landmarks[i].astype(np.float64))
             if self.config.emotions:
                 values[:, len(AU_NAMES) :] = expressions[index].probs
-            out.append(Features(values, mask))
+            out.append(Features(values, found.mask))
         return out
