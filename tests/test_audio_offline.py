@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
+from importlib import metadata
 
 import numpy as np
 import pytest
 from media import make_clip
 
 from viper.extractors import create_extractor, parse_spec
-from viper.extractors.audio_resemblyzer import WINDOW, volume_gain
+from viper.extractors.audio_resemblyzer import WINDOW, load_weights, volume_gain
 from viper.extractors.batching import batched_features, chunks
 from viper.sampled_video import sample_video
 
@@ -28,6 +31,26 @@ def speech(ravdess_dir):
 
 def test_resemblyzer_is_the_offline_audio_default():
     assert parse_spec("audio") == ("audio", "resemblyzer")
+
+
+def test_resemblyzer_loads_shipped_weights_without_resemblyzer_or_librosa():
+    """The weights and the mel filterbank ship with viper: neither package is imported, installed or not."""
+    code = ("import sys; from viper.extractors import create_extractor; create_extractor('audio').ensure_loaded(); "
+            "print([name for name in ('resemblyzer', 'librosa', 'scipy.signal') if sys.modules.get(name)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("resemblyzer") is None, reason="resemblyzer is not installed")
+def test_shipped_weights_equal_resemblyzer_pretrained_pt():
+    import torch
+
+    checkpoint = next(f for f in metadata.distribution("Resemblyzer").files if f.name == "pretrained.pt").locate()
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model_state"]
+    shipped = load_weights()
+    assert set(shipped) == {name for name in state if name.startswith(("lstm.", "linear."))}
+    for name, array in shipped.items():
+        np.testing.assert_array_equal(array, state[name].numpy())
 
 
 def test_resemblyzer_unit_norm_deterministic_and_batch_independent(resemblyzer, speech, pyfeat_samples):

@@ -1,9 +1,10 @@
 """Offline default audio features: Resemblyzer's GE2E speaker encoder, one 256-d embedding per paper fragment.
 
-The weights ship inside the PyPI package resemblyzer==0.1.4 (`resemblyzer/pretrained.pt`), so this runs with no
-download. The package itself is not imported (it pulls webrtcvad and pkg_resources at import); its small network
-is rebuilt here so the fragments of many clips go through one batched forward pass:
-mel power spectrogram (40 channels, 25 ms Hann window, 10 ms hop, 16 kHz, librosa's Slaney filterbank; not log)
+The weights of resemblyzer==0.1.4 (`pretrained.pt`) ship inside viper as assets/resemblyzer_ge2e.npz (Apache-2.0;
+see assets/RESEMBLYZER_LICENSE.txt), so this runs with no download and without the unmaintained package (which
+builds webrtcvad from source). Its small network is rebuilt here so the fragments of many clips go through one
+batched forward pass:
+mel power spectrogram (40 channels, 25 ms Hann window, 10 ms hop, 16 kHz, Slaney filterbank as librosa's; not log)
 -> 3-layer LSTM 40->256 -> last hidden state of the top layer -> linear 256->256 -> ReLU -> L2 norm.
 
 Each fragment is embedded whole (the paper's fragments are short, e.g. 3.4 s / 32 = 0.1 s, about 10 mel frames),
@@ -16,14 +17,14 @@ A fragment with no audio or shorter than one 25 ms window is masked.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib.resources import files
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ModelNotFoundError
+from ..mel import mel_filterbank
 from ..video import AUDIO_RATE
 from .base import Extractor, Features, register_default
 from .batching import NOT_IN_IDENTITY, batched_features
@@ -37,6 +38,7 @@ N_MELS = 40
 HIDDEN = 256
 LAYERS = 3
 TARGET_DBFS = -30.0
+WEIGHTS = "resemblyzer_ge2e.npz"
 
 
 @dataclass
@@ -45,15 +47,13 @@ class ResemblyzerConfig:
     batch_size: int = field(default=256, metadata=NOT_IN_IDENTITY)  # items per forward pass
 
 
-def weights_path() -> Path:
-    """`pretrained.pt` inside the installed resemblyzer package, found without importing it."""
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError("audio:resemblyzer needs the resemblyzer package: pip install resemblyzer==0.1.4")
-    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+def load_weights() -> dict[str, np.ndarray]:
+    """The encoder's state_dict (lstm.*, linear.*) from the npz shipped in viper.assets."""
+    path = files("viper.assets") / WEIGHTS
     if not path.is_file():
-        raise ModelNotFoundError(f"{path} is missing: reinstall with pip install --force-reinstall resemblyzer==0.1.4")
-    return path
+        raise ModelNotFoundError(f"{path} is missing from this viper install: reinstall viper")
+    with np.load(path) as npz:
+        return {name: npz[name] for name in npz.files}
 
 
 def volume_gain(audio: np.ndarray | None, target_dbfs: float = TARGET_DBFS) -> float:
@@ -81,20 +81,17 @@ class ResemblyzerAudio(Extractor):
         return HIDDEN
 
     def load(self) -> None:
-        import librosa
         import torch
 
-        state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]
         network = torch.nn.ModuleDict(
             {
                 "lstm": torch.nn.LSTM(N_MELS, HIDDEN, LAYERS, batch_first=True),
                 "linear": torch.nn.Linear(HIDDEN, HIDDEN),
             }
         )
-        network.load_state_dict({k: v for k, v in state.items() if k.split(".")[0] in network})
+        network.load_state_dict({name: torch.from_numpy(array) for name, array in load_weights().items()})
         self._network = network.to(self.device).eval()
-        filterbank = librosa.filters.mel(sr=AUDIO_RATE, n_fft=WINDOW, n_mels=N_MELS)
-        self._filterbank = torch.from_numpy(filterbank).to(self.device)
+        self._filterbank = torch.from_numpy(mel_filterbank(AUDIO_RATE, WINDOW, N_MELS)).to(self.device)
         self._window = torch.hann_window(WINDOW, periodic=True, device=self.device)
 
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
