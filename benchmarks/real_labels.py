@@ -43,16 +43,18 @@ Runs = dict[str, list[dict[str, Any]]]  # setting -> one record per seed
 Baselines = dict[str, dict[str, Any]]  # setting -> ridge / logistic / chance
 
 
-def build_store(work: Path, include_full: bool) -> Path:
-    """Manifest of the clips (and full-frame takes) and their features, extracted once."""
+def build_store(work: Path, include_full: bool, fau: str | None = None) -> Path:
+    """Manifest of the clips (and full-frame takes) and their features, extracted once (`fau`: a backend other
+    than the default for the fau modality, in a store of its own)."""
     from viper.datasets.ravdess import write_ravdess_manifest
     from viper.jobs.extract import extract
 
     name = "clips+full" if include_full else "clips"
-    manifest, store = work / f"manifest-{name}.csv", work / f"store-{name}"
+    manifest, store = work / f"manifest-{name}.csv", work / (f"store-{name}" + (f"-fau-{fau}" if fau else ""))
     rows = write_ravdess_manifest(DATA if include_full else DATA / "clips", manifest)
     print(f"{rows} RAVDESS clips -> {manifest}; extracting into {store} (cached) ...")
-    summary = extract(manifest, store, frames=32, workers=2)
+    extractors = [f"fau:{fau}" if modality == "fau" and fau else modality for modality in MODALITIES]
+    summary = extract(manifest, store, frames=32, workers=2, extractors=extractors)
     print("  " + "\n  ".join(summary.lines()))
     return store
 
@@ -222,6 +224,7 @@ def main() -> None:
     parser.add_argument("--overrides", type=json.loads, default={}, help="model_overrides as JSON")
     parser.add_argument("--modality-dropout", type=float, default=0.0, help="TrainConfig.modality_dropout")
     parser.add_argument("--no-standardise", action="store_true")
+    parser.add_argument("--fau", help="a fau backend other than the default, e.g. mesh (its own store)")
     args = parser.parse_args()
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -231,7 +234,7 @@ def main() -> None:
     config = dataclasses.replace(
         DEMO_TRAIN, epochs=args.epochs or (20 if args.quick else DEMO_TRAIN.epochs), lr=args.lr or DEMO_TRAIN.lr,
         model_overrides=args.overrides, standardise=not args.no_standardise, modality_dropout=args.modality_dropout)
-    store = build_store(args.work, args.include_full)
+    store = build_store(args.work, args.include_full, args.fau)
     print(f"training {len(SETTINGS)} settings x {len(seeds)} seeds: {config}")
     perceiver = perceiver_runs(store, args.work, config, seeds)
     base = {name: baselines(store, modalities) for name, modalities in SETTINGS.items()}

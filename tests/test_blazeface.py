@@ -85,12 +85,15 @@ def test_backend_largest_face_and_no_face(demo_frames):
 
     detector = create_face_detector("blazeface")
     blank = np.full((360, 640, 3), 128, np.uint8)
-    boxes = detector.detect([blank, *demo_frames[:2]])
-    assert boxes[0] is None
+    faces = detector.detect([blank, *demo_frames[:2]])
+    assert faces[0] is None
     height, width = demo_frames[0].shape[:2]
-    for x0, y0, x1, y1 in boxes[1:]:
+    for face in faces[1:]:
+        x0, y0, x1, y1 = face.box
         assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
         assert (x1 - x0) * (y1 - y0) > 0.2 * width * height  # the demo crops are mostly face
+        (right_x, right_y), (left_x, left_y) = face.eyes  # the person's right eye is on the image's left
+        assert x0 < right_x < left_x < x1 and y0 < min(right_y, left_y) < (y0 + y1) / 2
 
 
 def test_raw_outputs_match_tflite_interpreter(detector_tflite, demo_frames):
