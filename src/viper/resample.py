@@ -48,31 +48,50 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int],
          border: Literal["constant", "replicate"] = "constant") -> np.ndarray:
     """An RGB uint8 image resampled through an affine map from output pixels to source pixels (`matrix`, 2x3 or
     3x3 with last row 0 0 1) into a (height, width) = `size[::-1]` uint8 image; outside the source, black
-    ("constant") or the nearest edge pixel ("replicate").
-
-    Only the part of the image the map reaches is read, padded by two pixels of black or edge: a neighbour
-    position clamped into that padding then reads what OpenCV's border would give, with no per-neighbour
-    checks. The weighted sums are integers below 2 ** 24, which float32 holds exactly."""
+    ("constant") or the nearest edge pixel ("replicate"). The weighted sums are integers below 2 ** 24, which
+    float32 holds exactly."""
     width, height = size
     xs, ys = source_positions(matrix, width, height)
-    source = np.asarray(image, np.uint8)
-    src_height, src_width = source.shape[:2]
-    x0 = (xs >> 5).clip(-2, src_width)
-    y0 = (ys >> 5).clip(-2, src_height)
+    source = np.asarray(image, np.uint8).reshape(*image.shape[:2], -1)
+    weights = WEIGHTS_T[:, (ys & (GRID - 1)) * GRID + (xs & (GRID - 1))]  # (4, h, w)
+    if matrix[0][1] == 0 and matrix[1][0] == 0:
+        total = _axis_aligned_sums(source, xs[0] >> 5, ys[:, 0] >> 5, weights, border)
+    else:
+        total = _sums(source, xs >> 5, ys >> 5, weights, border)
+    out = np.floor((total + (1 << (COEF_BITS - 1))) * (1.0 / (1 << COEF_BITS)))
+    return out.astype(np.uint8).reshape(height, width, *image.shape[2:])
+
+
+def _sums(source: np.ndarray, x0: np.ndarray, y0: np.ndarray, weights: np.ndarray, border: str) -> np.ndarray:
+    """Weighted sums of each output pixel's four neighbours, (h, w, channels) float32. Only the part of the image
+    the map reaches is read, padded by two pixels of black or edge: a neighbour position clamped into that padding
+    reads what OpenCV's border gives, with no per-neighbour checks."""
+    src_height, src_width, channels = source.shape
+    x0, y0 = x0.clip(-2, src_width), y0.clip(-2, src_height)
     left, top = min(max(int(x0.min()), 0), src_width - 1), min(max(int(y0.min()), 0), src_height - 1)
     right = min(max(int(x0.max()) + 2, left + 1), src_width)  # at least one pixel: the edge nearest the map
     bottom = min(max(int(y0.max()) + 2, top + 1), src_height)
     mode = {"constant": "constant", "replicate": "edge"}[border]
-    region = np.pad(source[top:bottom, left:right].reshape(bottom - top, right - left, -1), ((2, 2), (2, 2), (0, 0)),
-                    mode=mode)
-    channels, stride = region.shape[2], region.shape[1]
+    region = np.pad(source[top:bottom, left:right], ((2, 2), (2, 2), (0, 0)), mode=mode)
+    stride = region.shape[1]
     base = ((y0 - top).clip(-2, bottom - top) + 2) * stride + ((x0 - left).clip(-2, right - left) + 2)
-    index = base.ravel() + np.array([[0], [1], [stride], [stride + 1]])  # the four neighbours: (4, h * w)
-    pixels = region.reshape(-1).view(f"V{channels}").take(index).view(np.uint8).reshape(4, -1, channels)
-    weights = WEIGHTS_T[:, ((ys & (GRID - 1)) * GRID + (xs & (GRID - 1))).ravel()]  # (4, h * w)
-    total = np.einsum("knc,kn->nc", pixels.astype(np.float32), weights)
-    out = np.floor((total + (1 << (COEF_BITS - 1))) * (1.0 / (1 << COEF_BITS)))
-    return out.astype(np.uint8).reshape(height, width, *image.shape[2:])
+    index = base + np.array([0, 1, stride, stride + 1])[:, None, None]  # the four neighbours: (4, h, w)
+    pixels = region.reshape(-1).view(f"V{channels}").take(index).view(np.uint8).reshape(*index.shape, channels)
+    return np.einsum("khwc,khw->hwc", pixels.astype(np.float32), weights)
+
+
+def _axis_aligned_sums(source: np.ndarray, x0: np.ndarray, y0: np.ndarray, weights: np.ndarray,
+                       border: str) -> np.ndarray:
+    """`_sums` for a map without rotation or shear (the detector's letterbox): each output row reads two source
+    rows and each column two source columns, so only those are gathered, never a copy of the whole frame."""
+    src_height, src_width, channels = source.shape
+    rows, cols = np.stack([y0, y0 + 1]), np.stack([x0, x0 + 1])  # (2, h), (2, w)
+    index = rows.clip(0, src_height - 1)[:, None, :, None] * src_width + cols.clip(0, src_width - 1)[None, :, None]
+    pixels = source.reshape(-1).view(f"V{channels}").take(index).view(np.uint8).reshape(4, *index.shape[2:], channels)
+    if border == "constant":
+        row_ok, col_ok = (rows >= 0) & (rows < src_height), (cols >= 0) & (cols < src_width)
+        weights = weights * (row_ok[:, None, :, None] & col_ok[None, :, None, :]).reshape(weights.shape)
+    return np.einsum("khwc,khw->hwc", pixels.astype(np.float32), weights)
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
