@@ -114,21 +114,20 @@ def jax_reference(config: dict, k: dict[str, dict[str, np.ndarray]], x: np.ndarr
 
 
 def faces_from_images(paths: list[str]) -> tuple[list[str], list[np.ndarray]]:
-    import cv2
+    from PIL import Image
 
     from viper.backbones.mini_xception import FACE_MARGIN, INPUT_SIZE
-    from viper.face_detectors.mediapipe_blazeface import BlazeFaceDetector
-    from viper.faces import crop_square
+    from viper.faces import create_face_detector, crop_square
 
-    detector, kept, faces = BlazeFaceDetector(), [], []
+    detector, kept, faces = create_face_detector(), [], []
     for path in paths:
-        image = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
-        box = detector.detect([image])[0]
-        if box is None:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        face = detector.detect([image])[0]
+        if face is None:
             print(f"{path}: no face found, skipped")
             continue
         kept.append(path)
-        faces.append(crop_square(image, box, FACE_MARGIN, INPUT_SIZE))
+        faces.append(crop_square(image, face.box, FACE_MARGIN, INPUT_SIZE))
     return kept, faces
 
 

