@@ -1,9 +1,13 @@
 """The layout the README's Architecture section describes, held by the code: jobs above the engine, nothing
-importing upward, no import cycle, one registry class, files of a few hundred lines."""
+importing upward, no import cycle, one registry class, files of a few hundred lines, and a command importing only
+the libraries it uses."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +92,40 @@ def test_every_pluggable_part_uses_the_one_registry():
         with pytest.raises(ValueError, match="registered twice"):
             registry.register(first, registry.get(first))
     assert {"ravdess", "hume-reaction"} <= set(DATASET_LAYOUTS.names()) and "blazeface" in FACE_DETECTORS
+
+
+UNUSED_BY_PREDICT = {"matplotlib", "pandas", "sklearn", "scipy", "transformers", "mediapipe", "cv2", "librosa",
+                     "tensorboard"}
+
+
+def run_viper(*argv: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """A whole `python -m viper ARGV` process and the top-level packages it had imported when it exited."""
+    code = ("import atexit, runpy, sys; atexit.register(lambda: print('imported:', *{m.split('.')[0] for m in "
+            "sys.modules})); sys.argv = ['viper', *sys.argv[1:]]; runpy.run_module('viper', run_name='__main__')")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=300)
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("imported:"), done.stdout + done.stderr
+    return done, set(last.split()[1:])
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["predict", "--help"]])
+def test_the_cli_imports_no_library_for_help(argv):
+    done, imported = run_viper(*argv)
+    assert done.returncode == 0
+    assert imported & (UNUSED_BY_PREDICT | {"torch", "numpy", "av", "PIL"}) == set()
+
+
+def test_predict_refuses_a_wrong_checkpoint_before_importing_torch(tmp_path):
+    done, imported = run_viper("predict", str(tmp_path / "clip.mp4"), "--checkpoint", str(tmp_path / "no-run"))
+    assert done.returncode == 2 and "no checkpoint" in done.stderr
+    assert "torch" not in imported
+
+
+def test_predict_imports_only_the_libraries_it_uses(tiny_demo_run):
+    from viper.jobs.demo import demo_clips
+
+    done, imported = run_viper("predict", str(demo_clips() / "01-01-03-02-02-01-05.mp4"), "-c",
+                               str(tiny_demo_run / "run"))
+    assert done.returncode == 0 and '"scores"' in done.stdout, done.stderr
+    assert "torch" in imported and imported & UNUSED_BY_PREDICT == set()

@@ -3,6 +3,7 @@
 A checkpoint holds the weights (standardisation statistics included, as buffers), the model and training
 configs, the emotion names, the store's frames per clip, and the identity of every extractor whose features make
 up the tokens, in token order. Features from any other extractor are refused rather than silently mis-read.
+torch is imported by the functions that use it, so a wrong path fails before the seconds that import costs.
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .atomic import atomic_write_bytes
 from .config import from_dict
 from .errors import ViperError
 from .feature_spec import FeatureSpec
-from .model import Perceiver, PerceiverConfig
-from .store import FeatureStore
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import Perceiver
+    from .store import FeatureStore
 
 CHECKPOINT_FORMAT = 1
 
@@ -45,6 +49,8 @@ class ModelBundle:
 
 def torch_save_atomic(payload: dict[str, Any], path: Path) -> None:
     """torch.save to memory, then one atomic write: an interrupted save leaves the previous file intact."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write_bytes(Path(path), buffer.getvalue())
@@ -90,7 +96,11 @@ def checkpoint_file(run_or_file: Path | str) -> Path:
 
 def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu") -> ModelBundle:
     """Rebuild the trained model from a run folder (its best.pt) or a checkpoint file, in eval mode."""
-    file = checkpoint_file(run_or_file)
+    file = checkpoint_file(run_or_file)  # first: a wrong path is refused without importing torch
+    import torch
+
+    from .model import Perceiver, PerceiverConfig
+
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated or foreign file
@@ -138,16 +148,18 @@ def check_store(bundle: ModelBundle, store: FeatureStore) -> None:
         )
 
 
-@torch.no_grad()
 def predict_model(model: torch.nn.Module, tokens: np.ndarray, mask: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
     """Scores (V, E) of a model in eval mode for tokens (V, N, Σdim) and masks (V, N) or (V, N, M)."""
+    import torch
+
     model.eval()
     device = next(model.parameters()).device
     outputs = []
     for start in range(0, len(tokens), batch_size):
         batch = torch.as_tensor(np.asarray(tokens[start : start + batch_size], np.float32), device=device)
         batch_mask = torch.as_tensor(np.asarray(mask[start : start + batch_size], bool), device=device)
-        outputs.append(model(batch, batch_mask).float().cpu().numpy())
+        with torch.no_grad():
+            outputs.append(model(batch, batch_mask).float().cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, model.num_outputs), np.float32)
 
 
