@@ -55,8 +55,8 @@ def test_demo_clip_page_shows_frames_captions_and_the_scores_predict_gives(pages
     captions = re.findall(r"<q class='caption'>(.*?)</q>", page)
     known = {template["sentence"] for template in caption_templates()}
     assert len(captions) == faces and set(captions) <= known
-    for needle in (DEMO_CLIP, "checkpoint", "caption:rule-minilm", "fau:mesh", "face_image:fer", "audio:resemblyzer",
-                   "AU", "<img class='traces'"):
+    for needle in (DEMO_CLIP, "checkpoint", "caption:rule-minilm", "fau:blendshapes", "face_image:fer",
+                   "audio:resemblyzer", "grey bands", "<img class='traces'"):
         assert needle in page
     [result], _ = predict([demo_clips() / DEMO_CLIP], tiny_demo_run / "run")
     shown = dict(re.findall(r"<td>(\w+)</td><td class=v>([+-]\d+\.\d{3})</td>", page))
@@ -153,3 +153,21 @@ def test_page_renders_in_headless_chromium(pages, tmp_path):
     assert pixels.shape == (2000, 1280, 3)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1000  # text, bars, photos and plots: far from uniform
     assert pixels[300:1200].std() > 20  # the frames' area holds the face thumbnails
+
+
+def test_trace_panels_group_action_units_and_blendshapes():
+    from viper.backbones.face_blendshapes import BLENDSHAPE_NAMES
+    from viper.extractors.fau_mesh import AU_NAMES, EMOTIONS
+    from viper.jobs.inspect import _most_moving, _panels
+
+    mesh = dict(_panels([*AU_NAMES, *EMOTIONS]))
+    assert [AU_NAMES[i] for i in mesh["action units, upper face"]][:3] == ["AU01", "AU02", "AU04"]
+    assert "AU25" in [AU_NAMES[i] for i in mesh["action units, lower face"]] and len(mesh["emotion probabilities"]) == 7
+    names = [*BLENDSHAPE_NAMES, *EMOTIONS]
+    shapes = dict(_panels(names))
+    upper, lower = ([names[i] for i in shapes[f"blendshapes, {part} face"]] for part in ("upper", "lower"))
+    assert "browInnerUp" in upper and "eyeBlinkLeft" in upper and "mouthSmileLeft" in lower and "jawOpen" in lower
+    assert [names[i] for i in shapes["emotion probabilities"]] == list(EMOTIONS)  # "_neutral" left out
+    values = np.zeros((4, len(names)))
+    values[:, names.index("jawOpen")] = [0, 1, 0, 1]
+    assert names.index("jawOpen") in _most_moving(values, shapes["blendshapes, lower face"], 1)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 HTML_SUFFIXES = (".html", ".htm")
 THUMB_WIDTH = 200
+MOST_MOVING = 10  # lines per trace panel at most
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:90em}"
     "h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}"
@@ -236,13 +237,28 @@ def _traces(prediction: ClipPrediction, bundle: ModelBundle) -> str:
 
 
 def _panels(names: list[str]) -> list[tuple[str, list[int]]]:
-    """Upper-face AUs (1-7, 41+), lower-face AUs, and the rest (emotion probabilities), each a panel."""
+    """Upper face, lower face, and the rest (emotion probabilities), each a panel: action units (AU01..., upper
+    = 1-7 and 41+) or blendshapes (brow*/eye* upper; mouth*, jaw*, cheek*, nose* lower; MediaPipe's "_neutral"
+    left out)."""
     numbers = {i: int(m.group(1)) for i, name in enumerate(names) if (m := re.fullmatch(r"AU0*(\d+)", name))}
     upper = [i for i, number in numbers.items() if number <= 7 or number >= 41]
+    upper += [i for i, name in enumerate(names) if name.startswith(("brow", "eye"))]
     lower = [i for i in numbers if i not in upper]
-    rest = [i for i in range(len(names)) if i not in numbers]
-    groups = [("action units, upper face", upper), ("action units, lower face", lower), ("emotion probabilities", rest)]
+    lower += [i for i, name in enumerate(names) if name.startswith(("mouth", "jaw", "cheek", "nose"))]
+    rest = [i for i, name in enumerate(names) if i not in upper and i not in lower and name != "_neutral"]
+    kind = "action units" if numbers else "blendshapes"
+    groups = [(f"{kind}, upper face", upper), (f"{kind}, lower face", lower), ("emotion probabilities", rest)]
     return [(title, indices) for title, indices in groups if indices]
+
+
+def _most_moving(values: np.ndarray, indices: list[int], count: int = MOST_MOVING) -> list[int]:
+    """The `count` values whose range over the clip is largest (a panel of 30 lines reads as none)."""
+    if len(indices) <= count:
+        return indices
+    ranges = [np.nan_to_num(np.nanmax(values[:, i]) - np.nanmin(values[:, i])) if np.isfinite(values[:, i]).any()
+              else 0.0 for i in indices]
+    keep = set(np.argsort(ranges)[::-1][:count].tolist())
+    return [index for position, index in enumerate(indices) if position in keep]
 
 
 def _trace_figure(clip: SampledVideo, features, names: list[str] | None, spec: str) -> str:
@@ -258,6 +274,9 @@ def _trace_figure(clip: SampledVideo, features, names: list[str] | None, spec: s
     figure = Figure(figsize=(11, 2.4 * len(panels) + 0.4))
     axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for axis, (title, indices) in zip(axes, panels, strict=True):
+        if len(indices) > MOST_MOVING:
+            indices = _most_moving(values, indices)
+            title += f": the {MOST_MOVING} that move most"
         for index in indices:
             axis.plot(times, values[:, index], marker="o", markersize=2.5, linewidth=1.2, label=names[index])
         for t in times[~features.mask]:
