@@ -3,8 +3,10 @@
 `warp` reproduces OpenCV's `warpPerspective(..., INTER_LINEAR | WARP_INVERSE_MAP)` for an affine map bit for bit,
 because MediaPipe's CPU graphs cut their inputs that way and the face models' outputs follow the input's exact
 pixels (a float bilinear warp put the blendshapes up to 0.045 off MediaPipe's; this one, 0.003): each output
-pixel's source position is rounded to a 1/32 pixel grid, the four neighbours are mixed with 15-bit fixed-point
-weights, and the sum is rounded back to uint8. In numpy, about 2 ms for a 256x256 crop.
+pixel's source position is rounded to a 1/32 pixel grid and its four neighbours mixed with OpenCV's fixed-point
+weights. Those are 32 * wy * wx out of 2 ** 15 with wy, wx in 0..32 (exact products of multiples of 1/32), so
+the same sums come from two integer lerps and one shift: ((p00 (32 - fx) + p01 fx) (32 - fy) + (...) fy + 512)
+>> 10.
 """
 
 from __future__ import annotations
@@ -14,20 +16,7 @@ from typing import Literal
 import numpy as np
 
 GRID = 32  # OpenCV's INTER_TAB_SIZE: source positions are rounded to 1/32 pixel
-COEF_BITS = 15  # OpenCV's INTER_REMAP_COEF_BITS: fixed-point precision of the bilinear weights
 BLOCK = 32  # OpenCV's BLOCK_SZ: the map is computed per block, which sets the order of its float additions
-
-
-def _weight_table() -> np.ndarray:
-    """(32 * 32, 4) integer weights for the neighbours (top-left, top-right, bottom-left, bottom-right) of each
-    sub-pixel position fy * 32 + fx; exact products of multiples of 1/32, so each row sums to 2 ** 15."""
-    t = np.arange(GRID) / GRID
-    fy, fx = np.repeat(t, GRID), np.tile(t, GRID)
-    weights = np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], axis=1)
-    return np.rint(weights * (1 << COEF_BITS))
-
-
-WEIGHTS_T = np.ascontiguousarray(_weight_table().T, dtype=np.float32)  # (4, 32 * 32)
 
 
 def source_positions(matrix: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,24 +37,27 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int],
          border: Literal["constant", "replicate"] = "constant") -> np.ndarray:
     """An RGB uint8 image resampled through an affine map from output pixels to source pixels (`matrix`, 2x3 or
     3x3 with last row 0 0 1) into a (height, width) = `size[::-1]` uint8 image; outside the source, black
-    ("constant") or the nearest edge pixel ("replicate"). The weighted sums are integers below 2 ** 24, which
-    float32 holds exactly."""
+    ("constant") or the nearest edge pixel ("replicate")."""
     width, height = size
     xs, ys = source_positions(matrix, width, height)
     source = np.asarray(image, np.uint8).reshape(*image.shape[:2], -1)
-    weights = WEIGHTS_T[:, (ys & (GRID - 1)) * GRID + (xs & (GRID - 1))]  # (4, h, w)
     if matrix[0][1] == 0 and matrix[1][0] == 0:
-        total = _axis_aligned_sums(source, xs[0] >> 5, ys[:, 0] >> 5, weights, border)
+        p00, p01, p10, p11 = _axis_aligned_neighbours(source, xs[0] >> 5, ys[:, 0] >> 5, border)
     else:
-        total = _sums(source, xs >> 5, ys >> 5, weights, border)
-    out = np.floor((total + (1 << (COEF_BITS - 1))) * (1.0 / (1 << COEF_BITS)))
+        p00, p01, p10, p11 = _neighbours(source, xs >> 5, ys >> 5, border)
+    channels = source.shape[2]  # the fractions repeated per channel: same-shape operands run long inner loops
+    fx = np.repeat((xs & (GRID - 1)).astype(np.uint16)[..., None], channels, axis=-1)
+    fy = np.repeat((ys & (GRID - 1)).astype(np.uint32)[..., None], channels, axis=-1)
+    top = p00 * (GRID - fx) + p01 * fx  # uint16: at most 255 * 32
+    bottom = p10 * (GRID - fx) + p11 * fx
+    out = (top * (GRID - fy) + bottom * fy + 512) >> 10  # uint32: at most 255 * 32 * 32
     return out.astype(np.uint8).reshape(height, width, *image.shape[2:])
 
 
-def _sums(source: np.ndarray, x0: np.ndarray, y0: np.ndarray, weights: np.ndarray, border: str) -> np.ndarray:
-    """Weighted sums of each output pixel's four neighbours, (h, w, channels) float32. Only the part of the image
-    the map reaches is read, padded by two pixels of black or edge: a neighbour position clamped into that padding
-    reads what OpenCV's border gives, with no per-neighbour checks."""
+def _neighbours(source: np.ndarray, x0: np.ndarray, y0: np.ndarray, border: str) -> np.ndarray:
+    """The four neighbours (top-left, top-right, bottom-left, bottom-right) of each output pixel, (4, h, w, c).
+    Only the part of the image the map reaches is read, padded by two pixels of black or edge: a neighbour position
+    clamped into that padding reads what OpenCV's border gives, with no per-neighbour checks."""
     src_height, src_width, channels = source.shape
     x0, y0 = x0.clip(-2, src_width), y0.clip(-2, src_height)
     left, top = min(max(int(x0.min()), 0), src_width - 1), min(max(int(y0.min()), 0), src_height - 1)
@@ -75,23 +67,21 @@ def _sums(source: np.ndarray, x0: np.ndarray, y0: np.ndarray, weights: np.ndarra
     region = np.pad(source[top:bottom, left:right], ((2, 2), (2, 2), (0, 0)), mode=mode)
     stride = region.shape[1]
     base = ((y0 - top).clip(-2, bottom - top) + 2) * stride + ((x0 - left).clip(-2, right - left) + 2)
-    index = base + np.array([0, 1, stride, stride + 1])[:, None, None]  # the four neighbours: (4, h, w)
-    pixels = region.reshape(-1).view(f"V{channels}").take(index).view(np.uint8).reshape(*index.shape, channels)
-    return np.einsum("khwc,khw->hwc", pixels.astype(np.float32), weights)
+    index = base + np.array([0, 1, stride, stride + 1])[:, None, None]
+    return region.reshape(-1).view(f"V{channels}").take(index).view(np.uint8).reshape(*index.shape, channels)
 
 
-def _axis_aligned_sums(source: np.ndarray, x0: np.ndarray, y0: np.ndarray, weights: np.ndarray,
-                       border: str) -> np.ndarray:
-    """`_sums` for a map without rotation or shear (the detector's letterbox): each output row reads two source
-    rows and each column two source columns, so only those are gathered, never a copy of the whole frame."""
+def _axis_aligned_neighbours(source: np.ndarray, x0: np.ndarray, y0: np.ndarray, border: str) -> np.ndarray:
+    """`_neighbours` for a map without rotation or shear (the detector's letterbox): each output row reads two
+    source rows and each column two source columns, so only those are gathered, never a copy of the whole frame."""
     src_height, src_width, channels = source.shape
     rows, cols = np.stack([y0, y0 + 1]), np.stack([x0, x0 + 1])  # (2, h), (2, w)
     index = rows.clip(0, src_height - 1)[:, None, :, None] * src_width + cols.clip(0, src_width - 1)[None, :, None]
-    pixels = source.reshape(-1).view(f"V{channels}").take(index).view(np.uint8).reshape(4, *index.shape[2:], channels)
+    pixels = source.reshape(-1).view(f"V{channels}").take(index).view(np.uint8).reshape(*index.shape, channels)
     if border == "constant":
         row_ok, col_ok = (rows >= 0) & (rows < src_height), (cols >= 0) & (cols < src_width)
-        weights = weights * (row_ok[:, None, :, None] & col_ok[None, :, None, :]).reshape(weights.shape)
-    return np.einsum("khwc,khw->hwc", pixels.astype(np.float32), weights)
+        pixels = pixels * (row_ok[:, None, :, None] & col_ok[None, :, None])[..., None]
+    return pixels.reshape(4, len(y0), len(x0), channels)
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
