@@ -78,9 +78,10 @@ def _axis_aligned_neighbours(source: np.ndarray, x0: np.ndarray, y0: np.ndarray,
     rows, cols = np.stack([y0, y0 + 1]), np.stack([x0, x0 + 1])  # (2, h), (2, w)
     index = rows.clip(0, src_height - 1)[:, None, :, None] * src_width + cols.clip(0, src_width - 1)[None, :, None]
     pixels = source.reshape(-1).view(f"V{channels}").take(index).view(np.uint8).reshape(*index.shape, channels)
-    if border == "constant":
-        row_ok, col_ok = (rows >= 0) & (rows < src_height), (cols >= 0) & (cols < src_width)
-        pixels = pixels * (row_ok[:, None, :, None] & col_ok[None, :, None])[..., None]
+    if border == "constant":  # black where a neighbour row or column lies outside the image
+        for k in range(2):
+            pixels[k, :, (rows[k] < 0) | (rows[k] >= src_height)] = 0
+            pixels[:, k, :, (cols[k] < 0) | (cols[k] >= src_width)] = 0
     return pixels.reshape(4, len(y0), len(x0), channels)
 
 
