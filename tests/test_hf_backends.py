@@ -7,21 +7,17 @@ are marked `real_weights` and skip when the local Hugging Face cache lacks them.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import transformers
 
-from viper.errors import ModelNotFoundError, ViperError
+from viper.errors import ModelNotFoundError
 from viper.extractors import create_extractor
 from viper.extractors.audio_wavlm import MIN_FRAGMENT, min_samples
 from viper.extractors.caption_clip import templates
@@ -137,63 +133,14 @@ def test_checkpoint_missing_used_weights_is_refused(tiny_models, tmp_path):
         create_extractor("face_image:vit", {"model": str(folder)}).ensure_loaded()
 
 
-def test_pyfeat_without_the_package_says_how_to_install():
-    if importlib.util.find_spec("feat") is not None:
-        pytest.skip("py-feat is installed: test_paper_weights_when_present covers it")
-    extractor = create_extractor("fau:pyfeat")
-    assert extractor.dim == 27
-    with pytest.raises(ViperError, match="pip install"):
-        extractor.ensure_loaded()
-
-
-class FakeFex(pd.DataFrame):
-    """Py-Feat's Fex as far as viper reads it: a DataFrame with `input` and named AU/emotion column groups."""
-
-    _metadata = ["au_columns", "emotion_columns"]
-
-
-class FakeDetector:
-    """Py-Feat 0.6's `detect_image` contract: one row per face, a NaN row for an image without a face."""
-
-    def __init__(self, au_model, emotion_model, device):
-        self.calls = []
-
-    def detect_image(self, paths, batch_size):
-        aus, emotions = (
-            [f"AU{i:02d}" for i in range(20)],
-            ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"],
-        )
-        rows = []
-        for index, path in enumerate(paths):
-            assert Path(path).is_file()
-            faces = [np.nan] if index % 3 == 1 else [index, index + 0.5]  # every third crop: no face; else two
-            rows += [{"input": path, **{column: value for column in aus + emotions}} for value in faces]
-        fex = FakeFex(rows)
-        fex.au_columns, fex.emotion_columns = aus, emotions
-        return fex
-
-
-def test_pyfeat_rows_follow_crops_first_face_and_mask(monkeypatch, clips):
-    """The parsing of Py-Feat's output, with a stand-in Detector (the real one needs downloaded weights)."""
-    monkeypatch.setitem(sys.modules, "feat", types.SimpleNamespace(Detector=FakeDetector))
-    monkeypatch.setattr("viper.extractors.fau_pyfeat.pyfeat_version", lambda: (0, 6))
-    features = create_extractor("fau:pyfeat", {"batch_size": 5}).extract(clips[0])
-    assert features.values.shape == (clips[0].n, 27)
-    chunk_index = np.arange(clips[0].n) % 5  # the index each crop had inside its batch of 5
-    np.testing.assert_array_equal(features.mask, chunk_index % 3 != 1)
-    np.testing.assert_array_equal(features.values[features.mask, 0], chunk_index[features.mask])  # the first face
-
-
 @pytest.mark.real_weights
 @pytest.mark.parametrize("spec", ["face_image:vit", "face_image:vit-face", "caption:clip", "audio:wavlm", "fau:pyfeat"])
 def test_paper_weights_when_present(spec, clips):
-    if spec == "fau:pyfeat":
-        pytest.importorskip("feat")
     extractor = create_extractor(spec)
     try:
         extractor.ensure_loaded()
     except ModelNotFoundError as error:
-        pytest.skip(f"paper weights not on this machine: {error}")
+        pytest.skip(f"paper weights (or py-feat, an extra) not on this machine: {error}")
     dims = {"face_image": 768, "caption": 768, "audio": 512, "fau": 27}
     features = extractor.extract(clips[0])
     assert features.values.shape == (clips[0].n, dims[extractor.modality])

@@ -10,7 +10,8 @@ class VideoReadError(ViperError):
 
 
 class ModelNotFoundError(ViperError):
-    """A model's weights are not available locally."""
+    """A model's weights, or the optional package a backend needs, are not on this machine; the message says how to
+    get them. A package that is installed but broken is a plain ViperError, never this."""
 
 
 class SettingError(ViperError):

@@ -8,11 +8,12 @@ No weights at all, so it is offline by construction; an interpretable alternativ
 from __future__ import annotations
 
 import warnings
+from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ViperError
+from ..errors import ModelNotFoundError
 from ..video import AUDIO_RATE
 from .base import Extractor, Features, register_extractor
 from .batching import batched_features
@@ -36,10 +37,9 @@ class EgemapsAudio(Extractor):
         return DIM
 
     def load(self) -> None:
-        try:
-            import opensmile
-        except ImportError as error:
-            raise ViperError(f"audio:egemaps needs openSMILE: pip install opensmile ({error})") from None
+        if find_spec("opensmile") is None:
+            raise ModelNotFoundError("audio:egemaps needs openSMILE, which is not installed: pip install opensmile")
+        import opensmile
         self._smile = opensmile.Smile(
             feature_set=opensmile.FeatureSet.eGeMAPSv02,
             feature_level=opensmile.FeatureLevel.Functionals,

@@ -1,20 +1,25 @@
 """The paper's facial action features: Py-Feat's action units (20) and emotions (7) for each face crop, 27 values.
 
-An optional extra: py-feat is not a dependency of viper, and it fetches its weights from the Hugging Face hub the
-first time a Detector is built. viper builds it with the hub offline, so it runs only where those weights are
-already in py-feat's cache; otherwise one clear error says how to get them. The authors used
-`Detector(au_model="logistic", emotion_model="resmasknet")`; py-feat >= 0.6 no longer has the logistic AU model,
-so the default here is its successor, "xgb" (the same 20 AUs). Crops go to py-feat as image files and it finds
-the face inside each crop itself (its AU models need its own landmarks). A crop where py-feat finds no face is
-masked, and so is a frame without a crop (the authors filled both with zeros; the fusion model sees the mask).
+An optional extra, Py-Feat 2 (Python 3.11+). Py-Feat 2 removed `feat.Detector`; `Detectorv1` is its successor with
+the same models and outputs (`Detectorv2` is a new multitask model with 24 AUs and 8 emotions: not the paper's
+features). py-feat 0.6, the release before 2, no longer imports (today's torchvision has no `read_video`) nor
+installs on Python 3.12+. The authors used `Detector(au_model="logistic", emotion_model="resmasknet")`; the
+logistic AU model is gone since py-feat 0.6, so the default here is its successor, "xgb" (the same 20 AUs).
+Py-Feat fetches each model's weights from the Hugging Face hub into its own resources folder the first time; viper
+builds and runs the detector with the hub offline, so it runs only where those weights are already there, and
+otherwise one clear error says how to get them.
+
+The crops go to py-feat as one image tensor and it finds the face inside each crop itself (its AU models need its
+own landmarks). A crop where py-feat finds no face is masked, and so is a frame without a crop (the authors filled
+both with zeros; the fusion model sees the mask).
 """
 
 from __future__ import annotations
 
-import tempfile
+import os
+import warnings
 from dataclasses import dataclass, field
-from importlib import metadata, util
-from pathlib import Path
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
     from ..sampled_video import SampledVideo
 
 DIM = 27  # 20 action units + 7 emotions
-INSTALL = "pip install 'py-feat>=0.6'"
+INSTALL = "pip install 'py-feat>=2,<3' (Python 3.11+)"
 
 
 @dataclass
@@ -38,15 +43,30 @@ class PyfeatConfig:
     batch_size: int = field(default=16, metadata=NOT_IN_IDENTITY)  # items per forward pass
 
 
-def pyfeat_version() -> tuple[int, ...]:
-    """Installed py-feat's (major, minor); a ViperError saying how to install it when it is absent."""
+def pyfeat_detector() -> type:
+    """Py-Feat 2's `Detectorv1`: a ModelNotFoundError when py-feat is not installed, a ViperError when it is
+    installed but unusable (another major version, or it does not import)."""
     try:
-        if util.find_spec("feat") is None:
-            raise metadata.PackageNotFoundError("feat")
         version = metadata.version("py-feat")
     except metadata.PackageNotFoundError:
-        raise ViperError(f"fau:pyfeat needs Py-Feat, which is not installed: {INSTALL}") from None
-    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+        raise ModelNotFoundError(f"fau:pyfeat needs Py-Feat 2, which is not installed: {INSTALL}") from None
+    if int(version.split(".")[0]) < 2:
+        raise ViperError(f"fau:pyfeat needs Py-Feat 2 (its Detectorv1); this is py-feat {version}: {INSTALL}")
+    import torch  # noqa: F401  (before feat, whose OMP_NUM_THREADS=1 would make a torch loaded later single-threaded)
+
+    threads = os.environ.get("OMP_NUM_THREADS")
+    try:
+        import feat
+    except Exception as error:  # a broken install fails with whatever its own imports raise
+        raise ViperError(
+            f"py-feat {version} is installed but does not import ({type(error).__name__}: {error}): {INSTALL}"
+        ) from None
+    finally:  # py-feat sets OMP_NUM_THREADS=1 for its macOS workaround; viper's child processes keep their own
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+    if not hasattr(feat, "Detectorv1"):
+        raise ViperError(f"py-feat {version} has no Detectorv1 (the Detector of py-feat 0.6's models): {INSTALL}")
+    return feat.Detectorv1
 
 
 @register_extractor
@@ -55,7 +75,7 @@ class PyfeatFau(Extractor):
 
     modality = "fau"
     backend = "pyfeat"
-    version = "1"
+    version = "2"  # Py-Feat 2's Detectorv1 (RetinaFace-R34 faces), not py-feat 0.6's Detector
     Config = PyfeatConfig
 
     @property
@@ -63,24 +83,29 @@ class PyfeatFau(Extractor):
         return DIM
 
     def load(self) -> None:
-        if pyfeat_version() < (0, 6):
-            raise ViperError(f"fau:pyfeat needs py-feat 0.6 or newer (older ones download from GitHub): {INSTALL}")
-        try:
-            from feat import Detector
-        except ImportError as error:
-            raise ViperError(f"Py-Feat is installed but does not import ({error}): {INSTALL}") from None
-        try:
-            with hub_offline():
-                self._detector = Detector(
-                    au_model=self.config.au_model, emotion_model=self.config.emotion_model, device=self.device
+        import torch
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        detector = pyfeat_detector()
+        try:  # py-feat's RetinaFace turns autograd off for the whole thread: the context puts it back
+            with hub_offline(), torch.set_grad_enabled(torch.is_grad_enabled()), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="face_model='retinaface' does not regress")  # pose: unused
+                self._detector = detector(
+                    au_model=self.config.au_model,
+                    emotion_model=self.config.emotion_model,
+                    identity_model=None,
+                    gaze_model=None,
+                    device=torch.device(self.device),  # py-feat takes "cuda" but not "cuda:1" as a string
                 )
-        except Exception as error:  # py-feat raises whatever its hub download or model lookup raised
+        except LocalEntryNotFoundError:  # what the offline hub raises for a file it has not cached
+            from feat.utils.io import get_resource_path
+
             raise ModelNotFoundError(
-                f"Py-Feat's Detector could not be built offline ({type(error).__name__}: {error}). If its weights "
-                f'are missing: on a machine with internet, {INSTALL} and run `python -c "from feat import Detector; '
-                f"Detector(au_model='{self.config.au_model}', emotion_model='{self.config.emotion_model}')\"` once, "
-                "then copy Py-Feat's resource folder (`python -c \"from feat.utils.io import get_resource_path; "
-                'print(get_resource_path())"`) to the same place here.'
+                f"Py-Feat's weights are not in its resources folder {get_resource_path()}; viper never downloads. "
+                f"On a machine with internet, {INSTALL} and run `python -c \"from feat import Detectorv1; "
+                f"Detectorv1(au_model='{self.config.au_model}', emotion_model='{self.config.emotion_model}', "
+                "identity_model=None, gaze_model=None)\"` once, then copy its resources folder (`python -c "
+                '"from feat.utils.io import get_resource_path; print(get_resource_path())"`) to the one above.'
             ) from None
 
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
@@ -90,20 +115,13 @@ class PyfeatFau(Extractor):
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         """(B, 27): AUs then emotions of the first face py-feat finds in each crop; NaN where it finds none."""
-        from PIL import Image
+        import torch
 
-        with tempfile.TemporaryDirectory(prefix="viper-pyfeat-") as folder:
-            paths = [str(Path(folder) / f"{i:05d}.png") for i in range(len(crops))]
-            for crop, path in zip(crops, paths, strict=True):
-                Image.fromarray(crop).save(path)
-            if hasattr(self._detector, "detect"):  # py-feat >= 0.7
-                fex = self._detector.detect(paths, data_type="image", batch_size=len(paths))
-            else:
-                fex = self._detector.detect_image(paths, batch_size=len(paths))
+        images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)  # (B, 3, H, W) uint8, as py-feat reads files
+        with hub_offline():  # py-feat looks for its optional pose model on the hub at each batch
+            fex = self._detector.detect(images, data_type="tensor", batch_size=len(crops), progress_bar=False)
         columns = list(fex.au_columns) + list(fex.emotion_columns)
         if len(columns) != DIM:
             raise ViperError(f"Py-Feat gave {len(columns)} AU/emotion columns, fau:pyfeat expects {DIM}")
-        first = fex.drop_duplicates(subset="input").set_index("input")[columns]
-        if not first.index.isin(paths).any():
-            raise ViperError("unexpected Py-Feat output: its 'input' column does not name the images given")
-        return first.reindex(paths).to_numpy(dtype=np.float32)
+        first = fex.drop_duplicates(subset="frame").set_index("frame")[columns]  # "frame": the crop's index
+        return first.reindex(range(len(crops))).to_numpy(dtype=np.float32)
