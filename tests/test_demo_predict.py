@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -39,6 +40,25 @@ def test_predict_returns_emotion_names_from_the_checkpoint(demo):
     assert len(lines) == 1 and lines[0]["video"] == str(clip)
     scores = lines[0]["scores"]
     assert list(scores) == list(EMOTIONS) and all(isinstance(v, float) for v in scores.values())
+    coverage = lines[0]["coverage"]  # the takes end on a few black padding frames
+    assert coverage["frames"] == 32 and coverage["face"] >= 28 and coverage["audio"] >= 28
+    assert lines[0]["warnings"] == []
+
+
+def test_predict_says_what_a_clip_without_a_face_rests_on(demo, tmp_path):
+    from media import make_clip
+
+    out, _ = demo
+    talking = make_clip(tmp_path / "no_face_with_audio.mp4", frames=20, size=(160, 120), audio_seconds=2.0)
+    silent = make_clip(tmp_path / "no_face_no_audio.mp4", frames=20, size=(160, 120))
+    result = CliRunner().invoke(app, ["predict", str(talking), str(silent), "-c", str(out / "run")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.stdout.splitlines() if line.startswith("{"))
+    assert first["coverage"]["face"] == 0 and first["coverage"]["audio"] > 16
+    assert first["warnings"] == ["no face found: scores come from audio only"]
+    assert second["coverage"] == {"frames": 32, "face": 0, "audio": 0}
+    assert second["warnings"][0].startswith("no face found") and "no evidence" in second["warnings"][-1]
 
 
 def test_predict_csv_and_a_file_that_is_not_a_video(demo, tmp_path):
@@ -52,7 +72,9 @@ def test_predict_csv_and_a_file_that_is_not_a_video(demo, tmp_path):
     assert result.exit_code == 1
     assert "notes.mp4" in result.stderr and "Traceback" not in result.stderr
     rows = [line for line in result.stdout.splitlines() if line]
-    assert rows[0] == ",".join(["video", *EMOTIONS]) and rows[1].startswith(str(good))
+    assert rows[0] == ",".join(["video", *EMOTIONS, "frames", "face_frames", "audio_frames", "warnings"])
+    first = next(csv.reader(rows[1:2]))
+    assert first[0] == str(good) and first[-4] == "32" and int(first[-3]) >= 28 and first[-1] == ""
 
 
 def test_train_and_evaluate_commands(demo, tmp_path):
@@ -104,3 +126,13 @@ def test_predict_many_videos_keeps_order_and_the_store_scores(demo, tmp_path):
     assert [result["video"] for result in results] == [str(demo_clips() / f"{i}.mp4") for i in ids]
     for video_id, result in zip(ids, results, strict=True):
         assert list(result["scores"].values()) == pytest.approx(stored.loc[video_id].tolist(), abs=1e-4)
+
+
+def test_coverage_warnings_name_only_the_evidence_the_model_reads():
+    from viper.jobs.predict import Coverage
+
+    assert Coverage(32, 32, 32).warnings(face_based=True, audio_based=True) == []
+    assert Coverage(32, 3, 32).warnings(True, True) == ["face on 3/32 frames"]
+    assert Coverage(32, 32, 0).warnings(True, True) == ["no audio: scores come from the face only"]
+    assert Coverage(32, 32, 0).warnings(True, False) == []  # a face-only model does not miss the audio
+    assert Coverage(32, 0, 0).warnings(True, False)[-1].endswith("no evidence about this video")

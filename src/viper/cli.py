@@ -199,7 +199,12 @@ def predict(
     output_format: str = typer.Option("json", "--format", help="json (one object per line) or csv."),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
-    """Score videos with a trained run (extracting the features it was trained on)."""
+    """Score videos with a trained run (extracting the features it was trained on).
+
+    Scores are on the label scale the run was trained on (the demo: 1 strong, 0.5 normal, 0 absent). Each video
+    also gets its coverage (of the N frames, those with a face and with audio) and warnings when the model could
+    not see what it reads (e.g. no face found: scores come from audio only).
+    """
     import csv
     import json
     import sys
@@ -215,9 +220,11 @@ def predict(
     elif results:
         writer = csv.writer(sys.stdout)
         emotions = list(results[0]["scores"])
-        writer.writerow(["video", *emotions])
+        writer.writerow(["video", *emotions, "frames", "face_frames", "audio_frames", "warnings"])
         for result in results:
-            writer.writerow([result["video"], *(f"{result['scores'][e]:.6f}" for e in emotions)])
+            coverage = result["coverage"]
+            writer.writerow([result["video"], *(f"{result['scores'][e]:.6f}" for e in emotions), coverage["frames"],
+                             coverage["face"], coverage["audio"], "; ".join(result["warnings"])])
     for _, reason in failures:
         typer.secho(f"error: {reason}", fg=typer.colors.RED, err=True)
     if failures:

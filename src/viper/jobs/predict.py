@@ -15,15 +15,51 @@ if TYPE_CHECKING:
     from ..sampled_video import SampledVideo
 
 
+AUDIO_MODALITIES = ("audio",)  # every other modality is read from the face
+
+
+@dataclass
+class Coverage:
+    """How much of a clip the scores rest on: of its N sampled frames, those with a face and with audio."""
+
+    frames: int
+    face: int
+    audio: int
+
+    def warnings(self, face_based: bool, audio_based: bool) -> list[str]:
+        """Plain sentences for what the model could not see (only for the evidence the checkpoint reads)."""
+        found = []
+        if face_based and not self.face:
+            found.append("no face found: " + ("scores come from audio only" if audio_based and self.audio
+                                              else "the face-based features are all missing"))
+        elif face_based and self.face < self.frames / 2:
+            found.append(f"face on {self.face}/{self.frames} frames")
+        if audio_based and not self.audio:
+            found.append("no audio: " + ("scores come from the face only" if face_based and self.face
+                                         else "the audio features are all missing"))
+        elif audio_based and self.audio < self.frames / 2:
+            found.append(f"audio on {self.audio}/{self.frames} frames")
+        if (not face_based or not self.face) and (not audio_based or not self.audio):
+            found.append("nothing the model reads was found: the scores carry no evidence about this video")
+        return found
+
+
 @dataclass
 class ClipPrediction:
-    """One video as the model saw it: the decoded clips, every feature it read, and its scores."""
+    """One video as the model saw it: the decoded clips, every feature it read, its scores and their coverage."""
 
     video: Path
     clips: dict[str, SampledVideo]  # by store key: the decoded clip its features came from (one per face-crop setting)
     features: dict[str, Features]  # by store key, for every key of the checkpoint
     extractors: dict[str, Extractor]  # by store key: the loaded extractor that made those features
     scores: dict[str, float]  # emotion -> score, in the checkpoint's emotion order
+    coverage: Coverage
+    warnings: list[str]
+
+    def record(self) -> dict[str, Any]:
+        """What `viper predict` prints: video, scores, coverage and warnings."""
+        coverage = {"frames": self.coverage.frames, "face": self.coverage.face, "audio": self.coverage.audio}
+        return {"video": str(self.video), "scores": self.scores, "coverage": coverage, "warnings": self.warnings}
 
 
 class Predictor:
@@ -70,12 +106,18 @@ class Predictor:
             extractors |= keys
         tokens, _, modality_masks = build_tokens(features, self.bundle.keys)
         scores = predict_arrays(self.bundle, tokens[None], modality_masks[None])[0]
+        clip = decoded[0]
+        coverage = Coverage(frames=clip.n, face=int(clip.face_mask.sum()), audio=int(clip.audio_mask.sum()))
+        modalities = {feature.modality for feature in self.bundle.features}
+        face_based, audio_based = bool(modalities - set(AUDIO_MODALITIES)), bool(modalities & set(AUDIO_MODALITIES))
         return ClipPrediction(
             video=video,
             clips=clips,
             features=features,
             extractors=extractors,
             scores=dict(zip(self.bundle.emotions, map(float, scores), strict=True)),
+            coverage=coverage,
+            warnings=coverage.warnings(face_based, audio_based),
         )
 
 
@@ -103,12 +145,13 @@ class Predictor:
 def predict(
     videos: list[Path | str], checkpoint: Path | str, device: str = "cpu"
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Scores of each readable video, `{"video": path, "scores": {emotion: value}}`, and (path, reason) failures."""
+    """Per readable video `{"video": path, "scores": {emotion: value}, "coverage": {"frames": N, "face": k,
+    "audio": m}, "warnings": [...]}`, and (path, reason) failures."""
     predictor = Predictor(checkpoint, device=device)
     results, failures = [], []
     for video, prediction in predictor.many(map(Path, videos)):
         if isinstance(prediction, VideoReadError):
             failures.append((str(video), str(prediction)))
         else:
-            results.append({"video": str(video), "scores": prediction.scores})
+            results.append(prediction.record())
     return results, failures
