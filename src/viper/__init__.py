@@ -14,6 +14,8 @@ _LAZY = {
     "predict": "viper.jobs.predict:predict",
     "inspect": "viper.jobs.inspect:inspect",
     "FeatureStore": "viper.store:FeatureStore",
+    "TrainConfig": "viper.jobs.train:TrainConfig",
+    "ExtractConfig": "viper.extraction:ExtractConfig",
 }
 
 

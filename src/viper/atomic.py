@@ -5,9 +5,26 @@ from __future__ import annotations
 import io as _io
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
+
+_mode: int | None = None
+_lock = threading.Lock()
+
+
+def file_mode() -> int:
+    """0o666 less the process umask: the mode `open()` would give. mkstemp makes 0600 whatever the umask, which
+    would keep every output from colleagues on a shared server. Read once per process (reading the umask means
+    setting it, so it is done under a lock, once)."""
+    global _mode
+    with _lock:
+        if _mode is None:
+            mask = os.umask(0o077)
+            os.umask(mask)
+            _mode = 0o666 & ~mask
+    return _mode
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -15,6 +32,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
+            os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -143,10 +143,11 @@ class Predictor:
 
 
 def predict(
-    videos: list[Path | str], checkpoint: Path | str, device: str = "cpu"
+    videos: list[Path | str] | Path | str, checkpoint: Path | str, device: str = "cpu"
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Per readable video `{"video": path, "scores": {emotion: value}, "coverage": {"frames": N, "face": k,
     "audio": m}, "warnings": [...]}`, and (path, reason) failures."""
+    videos = [videos] if isinstance(videos, (str, Path)) else videos  # one path, not the characters of one
     predictor = Predictor(checkpoint, device=device)
     results, failures = [], []
     for video, prediction in predictor.many(map(Path, videos)):
