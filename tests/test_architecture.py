@@ -109,10 +109,10 @@ def run_viper(*argv: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     return done, set(last.split()[1:])
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["predict", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["predict", "--help"], ["--version"]])
 def test_the_cli_imports_no_library_for_help(argv):
     done, imported = run_viper(*argv)
-    assert done.returncode == 0
+    assert done.returncode == 0 and (argv != ["--version"] or done.stdout.startswith("viper 0."))
     assert imported & (UNUSED_BY_PREDICT | {"torch", "numpy", "av", "PIL"}) == set()
 
 
@@ -120,6 +120,12 @@ def test_predict_refuses_a_wrong_checkpoint_before_importing_torch(tmp_path):
     done, imported = run_viper("predict", str(tmp_path / "clip.mp4"), "--checkpoint", str(tmp_path / "no-run"))
     assert done.returncode == 2 and "no checkpoint" in done.stderr
     assert "torch" not in imported
+
+
+def test_predict_refuses_missing_videos_before_loading_models(tiny_demo_run, tmp_path):
+    done, imported = run_viper("predict", str(tmp_path / "gone.mp4"), "-c", str(tiny_demo_run / "run"))
+    assert done.returncode == 1 and "gone.mp4: file does not exist" in done.stderr
+    assert "torch" not in imported  # no model was loaded for nothing
 
 
 def test_predict_imports_only_the_libraries_it_uses(tiny_demo_run):

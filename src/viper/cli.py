@@ -34,8 +34,20 @@ def friendly(command):
     return wrapper
 
 
+def _print_version(given: bool) -> None:
+    if given:
+        from . import __version__
+
+        typer.echo(f"viper {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks.")) -> None:
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print viper's version and exit."),
+) -> None:
     """viper: emotion recognition from videos of people (ViPER, MuSe 2022)."""
     if debug:
         os.environ["VIPER_DEBUG"] = "1"

@@ -147,10 +147,17 @@ def predict(
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Per readable video `{"video": path, "scores": {emotion: value}, "coverage": {"frames": N, "face": k,
     "audio": m}, "warnings": [...]}`, and (path, reason) failures."""
-    videos = [videos] if isinstance(videos, (str, Path)) else videos  # one path, not the characters of one
+    from ..checkpoint import checkpoint_file
+
+    videos = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
+    checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
+    failures = [(str(video), f"{video}: file does not exist") for video in videos if not video.exists()]
+    readable = [video for video in videos if video.exists()]
+    if not readable:  # nothing to score: no reason to load the models (seconds)
+        return [], failures
     predictor = Predictor(checkpoint, device=device)
-    results, failures = [], []
-    for video, prediction in predictor.many(map(Path, videos)):
+    results = []
+    for video, prediction in predictor.many(readable):
         if isinstance(prediction, VideoReadError):
             failures.append((str(video), str(prediction)))
         else:
