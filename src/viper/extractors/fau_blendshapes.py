@@ -7,37 +7,26 @@ A frame is masked where there is no face, or the mesh finds none in the face's c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from .base import Extractor, Features, register_default
-from .fau_mesh import EMOTIONS
+from .base import register_default
+from .fau_mesh import EMOTIONS, FaceMeshFau
 
 if TYPE_CHECKING:
-    from ..sampled_video import SampledVideo
+    import numpy as np
+
+    from ..backbones.face_mesh import ClipMeshes
 
 SHAPES = 52  # len(viper.backbones.face_blendshapes.BLENDSHAPE_NAMES), without importing torch
 
 
-@dataclass
-class BlendshapeFauConfig:
-    emotions: bool = True  # append mini-Xception's 7 emotion probabilities (Py-Feat's layout: actions, emotions)
-
-
 @register_default
-class BlendshapeFau(Extractor):
+class BlendshapeFau(FaceMeshFau):
     """52 blendshapes per frame from Face Mesh v2 (+ mini-Xception emotions); masked without face or mesh."""
 
-    modality = "fau"
     backend = "blendshapes"
     version = "1"
-    Config = BlendshapeFauConfig
-
-    @property
-    def dim(self) -> int:
-        return SHAPES + (len(EMOTIONS) if self.config.emotions else 0)
+    width = SHAPES
 
     @property
     def feature_names(self) -> list[str]:
@@ -46,29 +35,5 @@ class BlendshapeFau(Extractor):
 
         return list(BLENDSHAPE_NAMES) + (list(EMOTIONS) if self.config.emotions else [])
 
-    def load(self) -> None:
-        from ..backbones.face_mesh import load_face_mesh
-
-        load_face_mesh(self.device)
-        if self.config.emotions:
-            from ..backbones.mini_xception import load_mini_xception
-
-            load_mini_xception(self.device)
-
-    def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
-        from ..backbones.face_mesh import clip_meshes
-
-        self.ensure_loaded()
-        meshes = clip_meshes(clips, self.device)
-        if self.config.emotions:
-            from ..backbones.mini_xception import clip_expressions
-
-            expressions = clip_expressions(clips, self.device)
-        out = []
-        for index, found in enumerate(meshes):
-            values = np.zeros((len(found.mask), self.dim), np.float32)
-            values[:, :SHAPES] = found.blendshapes
-            if self.config.emotions:
-                values[:, SHAPES:] = expressions[index].probs
-            out.append(Features(values, found.mask))
-        return out
+    def face_values(self, found: ClipMeshes) -> np.ndarray:
+        return found.blendshapes

@@ -14,14 +14,16 @@ A frame is masked where there is no face, or the mesh finds none in the face cro
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from .base import Extractor, Features, register_extractor
 
 if TYPE_CHECKING:
+    from ..backbones.face_mesh import ClipMeshes
     from ..sampled_video import SampledVideo
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -102,26 +104,24 @@ def action_units(points: np.ndarray) -> np.ndarray:
 
 @dataclass
 class MeshFauConfig:
-    emotions: bool = True  # append mini-Xception's 7 emotion probabilities (Py-Feat's layout: AUs then emotions)
+    emotions: bool = True  # append mini-Xception's 7 emotion probabilities (Py-Feat's layout: actions, emotions)
 
 
-@register_extractor
-class MeshFau(Extractor):
-    """Action units from face-mesh geometry (+ mini-Xception emotions) per frame; masked without face or mesh."""
+class FaceMeshFau(Extractor):
+    """What the fau backends on Face Mesh v2 share: per frame, `width` values read from the clip's meshes
+    (`face_values`), then mini-Xception's emotions; masked without face or mesh."""
 
     modality = "fau"
-    backend = "mesh"
-    version = "2"  # 2: Face Mesh v2 in PyTorch on the FaceLandmarker's crop (1: mediapipe's legacy mesh)
+    width: ClassVar[int]
     Config = MeshFauConfig
+
+    @abstractmethod
+    def face_values(self, found: ClipMeshes) -> np.ndarray:
+        """(N, width) values of one clip's frames, zero where `found.mask` is False."""
 
     @property
     def dim(self) -> int:
-        return len(AU_NAMES) + (len(EMOTIONS) if self.config.emotions else 0)
-
-    @property
-    def feature_names(self) -> list[str]:
-        """The name of each value: the AUs, then the emotion probabilities (labels for `viper inspect`)."""
-        return list(AU_NAMES) + (list(EMOTIONS) if self.config.emotions else [])
+        return self.width + (len(EMOTIONS) if self.config.emotions else 0)
 
     def load(self) -> None:
         from ..backbones.face_mesh import load_face_mesh
@@ -144,9 +144,28 @@ class MeshFau(Extractor):
         out = []
         for index, found in enumerate(meshes):
             values = np.zeros((len(found.mask), self.dim), np.float32)
-            for i in np.flatnonzero(found.mask):
-                values[i, : len(AU_NAMES)] = action_units(found.landmarks[i].astype(np.float64))
+            values[:, : self.width] = self.face_values(found)
             if self.config.emotions:
-                values[:, len(AU_NAMES) :] = expressions[index].probs
+                values[:, self.width :] = expressions[index].probs
             out.append(Features(values, found.mask))
         return out
+
+
+@register_extractor
+class MeshFau(FaceMeshFau):
+    """Action units from face-mesh geometry (+ mini-Xception emotions) per frame; masked without face or mesh."""
+
+    backend = "mesh"
+    version = "2"  # 2: Face Mesh v2 in PyTorch on the FaceLandmarker's crop (1: mediapipe's legacy mesh)
+    width = len(AU_NAMES)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The name of each value: the AUs, then the emotion probabilities (labels for `viper inspect`)."""
+        return list(AU_NAMES) + (list(EMOTIONS) if self.config.emotions else [])
+
+    def face_values(self, found: ClipMeshes) -> np.ndarray:
+        values = np.zeros((len(found.mask), self.width), np.float32)
+        for i in np.flatnonzero(found.mask):
+            values[i] = action_units(found.landmarks[i].astype(np.float64))
+        return values

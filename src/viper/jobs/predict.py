@@ -151,8 +151,9 @@ def predict(
 
     videos = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
     checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
-    failures = [(str(video), f"{video}: file does not exist") for video in videos if not video.exists()]
-    readable = [video for video in videos if video.exists()]
+    missing = {video for video in videos if not video.exists()}
+    failures = [(str(video), f"{video}: file does not exist") for video in videos if video in missing]
+    readable = [video for video in videos if video not in missing]
     if not readable:  # nothing to score: no reason to load the models (seconds)
         return [], failures
     predictor = Predictor(checkpoint, device=device)
