@@ -153,7 +153,7 @@ def predict_model(model: torch.nn.Module, tokens: np.ndarray, mask: np.ndarray, 
     import torch
 
     model.eval()
-    device = next(model.parameters()).device
+    device = next(iter(model.parameters()), torch.empty(0)).device  # the general model has no parameters
     outputs = []
     for start in range(0, len(tokens), batch_size):
         batch = torch.as_tensor(np.asarray(tokens[start : start + batch_size], np.float32), device=device)

@@ -160,6 +160,14 @@ def train(
     modality_dropout: float = typer.Option(
         0.0, "--modality-dropout", help="Probability of masking a whole modality of a clip in training batches."
     ),
+    anchor: bool = typer.Option(
+        True, "--anchor/--no-anchor", help="Predict a correction to viper's general model (needs expression "
+        "features and basic-emotion outputs), so few people do not undo what many taught it. --no-anchor: the "
+        "paper's plain fusion, for data with many people."
+    ),
+    anchor_shrink: float = typer.Option(
+        1.0, "--anchor-shrink", help="Weight of the loss term that keeps the correction small (0: none)."
+    ),
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML TrainConfig; flags given override it."),
 ) -> None:
     """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
@@ -168,7 +176,8 @@ def train(
 
     flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
              "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device,
-             "modality_dropout": modality_dropout, "precision": precision, "compile": compile, "layout": layout}
+             "modality_dropout": modality_dropout, "precision": precision, "compile": compile, "layout": layout,
+             "anchor": anchor, "anchor_shrink": anchor_shrink}
     given = {name: value for name, value in flags.items() if _given(context, name)}
     result = run_train(features, out, train_config(config, **given), hook=ProgressBars())
     best = "n/a (no dev split: last epoch kept)"
@@ -207,15 +216,19 @@ def evaluate(
 @friendly
 def predict(
     videos: list[Path] = typer.Argument(..., help="Video files to score."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Run folder or checkpoint file."),
+    checkpoint: Path = typer.Option(
+        None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
+    ),
     output_format: str = typer.Option("json", "--format", help="json (one object per line) or csv."),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
-    """Score videos with a trained run (extracting the features it was trained on).
+    """Score videos with viper's general model, or with a trained run (extracting the features it was trained on).
 
-    Scores are on the label scale the run was trained on (the demo: 1 strong, 0.5 normal, 0 absent). Each video
-    also gets its coverage (of the N frames, those with a face and with audio) and warnings when the model could
-    not see what it reads (e.g. no face found: scores come from audio only).
+    Without --checkpoint the scores are probabilities of 7 basic emotions (neutral, happy, sad, angry, fearful,
+    disgust, surprised) summing to 1, from expression networks trained on many people. With a run, scores are on
+    the label scale it was trained on (the demo: 1 strong, 0.5 normal, 0 absent). Each video also gets its coverage
+    (of the N frames, those with a face and with audio) and warnings when the model could not see what it reads
+    (e.g. no face found: the scores carry no evidence).
     """
     import csv
     import json
@@ -247,7 +260,9 @@ def predict(
 @friendly
 def inspect(
     videos: list[Path] = typer.Argument(..., help="Video files to look at."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Run folder or checkpoint file."),
+    checkpoint: Path = typer.Option(
+        None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="page.html for one video; a folder (one <video>.html per clip) for several."
     ),

@@ -12,7 +12,7 @@ from typing import Any
 from .faces import DEFAULT_FACE_DETECTOR
 from .feature_spec import FeatureSpec
 
-DEFAULT_EXTRACTORS = ("face_image", "fau", "caption", "audio")
+DEFAULT_EXTRACTORS = ("face_image", "fau", "caption", "audio", "expression")  # the paper's four + the prior
 
 
 @dataclass

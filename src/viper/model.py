@@ -26,6 +26,7 @@ from torch import nn
 
 from .config import from_dict
 from .errors import ViperError
+from .extractors.expression_general import BASIC_EMOTIONS
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ class PerceiverConfig:
     attn_dropout: float = 0.1
     ff_dropout: float = 0.1
     layout: str = "concat"  # concat: a token per frame (the paper's); per_modality: a token per modality per frame
+    # Anchoring on the general model (set by training, see `anchoring`): the output is the general model's clip
+    # probability of each output's basic emotion plus the learned correction. -1: not anchored.
+    anchor_start: int = -1  # token column where the `expression` modality's 7 probabilities start
+    anchor_map: tuple[int, ...] = ()  # per output, its index in BASIC_EMOTIONS, or -1 (no prior for that output)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anchor_map", tuple(self.anchor_map))  # a list when read back from JSON
 
 
 PRESETS: dict[str, PerceiverConfig] = {
@@ -272,6 +280,14 @@ class Perceiver(nn.Module):
             for _ in range(config.self_layers)
         )
         self.to_out = nn.Sequential(nn.LayerNorm(config.latent_dim), nn.Linear(config.latent_dim, num_outputs))
+        if config.anchor_start >= 0:
+            if len(config.anchor_map) != num_outputs:
+                raise ViperError(f"anchor_map needs one entry per output ({num_outputs}), got {config.anchor_map}")
+            nn.init.zeros_(self.to_out[1].weight)  # training starts from the general model itself
+            nn.init.zeros_(self.to_out[1].bias)
+            index = torch.tensor(config.anchor_map)
+            self.register_buffer("anchor_index", index.clamp_min(0), persistent=False)
+            self.register_buffer("anchor_used", (index >= 0).float(), persistent=False)
 
     def set_standardisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.token_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
@@ -301,7 +317,18 @@ class Perceiver(nn.Module):
             if index in self.cross_at:
                 latents = next(cross)(latents, context=context, mask=attend, any_valid=any_valid.to(latents.dtype))
             latents = layer(latents)
-        return self.to_out(latents.mean(dim=1))
+        out = self.to_out(latents.mean(dim=1))
+        return out + self.prior(tokens) if self.config.anchor_start >= 0 else out
+
+    def prior(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The general model's probability of each output's basic emotion (0 for outputs without one), read from
+        the raw expression values: no mask or modality dropout removes it."""
+        from .general_model import expression_validity, pool_expressions
+
+        start = self.config.anchor_start
+        values = tokens[..., start : start + len(BASIC_EMOTIONS)].float()
+        pooled = pool_expressions(values, expression_validity(values))
+        return pooled[:, self.anchor_index] * self.anchor_used
 
 
 def frame_encoding(n_frames: int, dim: int, *, device=None, dtype=torch.float32) -> torch.Tensor:

@@ -1,12 +1,13 @@
-"""`viper inspect`: one self-contained HTML page per clip showing what a trained model saw and what it said.
+"""`viper inspect`: one self-contained HTML page per clip showing what a model (a trained checkpoint, or viper's
+general model) saw and what it said.
 
 The page is made from the very objects `viper predict` uses (`prediction.Predictor`: the checkpoint's own
 extractors, tokens and model), so it shows the prediction, not a re-enactment of it. Per clip: a header (video,
 duration, N, checkpoint, extractors), the predicted score per emotion, the N sampled frames with their face box,
 their time, "no face" / "no audio" marks (and "no <modality>" where a feature is masked for another reason, e.g.
 no face mesh) and, when the checkpoint uses captions, the template sentence chosen for the frame; then the FAU
-traces (action units and emotion probabilities over time, masked frames as gaps) when the checkpoint uses `fau`.
-A checkpoint without `fau` gets a note instead of traces: the page shows only what the model was given.
+traces (action units and emotion probabilities over time, masked frames as gaps) when the model reads `fau` or
+`expression`. A model without them gets a note instead of traces: the page shows only what the model was given.
 Images are embedded as data URIs (JPEG thumbnails, PNG figure) and the style is inline: no external resource.
 """
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 HTML_SUFFIXES = (".html", ".htm")
 THUMB_WIDTH = 200
 MOST_MOVING = 10  # lines per trace panel at most
+TRACED = ("fau", "expression")  # modalities whose per-frame values have names worth a trace
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:90em}"
     "h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}"
@@ -73,9 +75,11 @@ def page_paths(videos: list[Path], out: Path) -> list[Path]:
 
 
 def inspect(
-    videos: list[Path | str], checkpoint: Path | str, out: Path | str, device: str = "cpu", hook: Hook | None = None
+    videos: list[Path | str], checkpoint: Path | str | None, out: Path | str, device: str = "cpu",
+    hook: Hook | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Write one page per readable video; returns the pages and (path, reason) for videos that could not be read."""
+    """Write one page per readable video (checkpoint None: the general model); returns the pages and (path, reason)
+    for videos that could not be read."""
     from ..atomic import atomic_write_text
     from ..errors import VideoReadError
     from .predict import Predictor
@@ -112,7 +116,7 @@ def render_page(prediction: ClipPrediction, bundle: ModelBundle) -> str:
         _scores(prediction.scores),
         "<h2>Sampled frames</h2>",
         _frames(prediction, bundle, clip, boxes=bool(cropped)),
-        "<h2>Facial action units and emotion probabilities (fau) over time</h2>",
+        "<h2>Facial action units and emotion probabilities over time</h2>",
         _traces(prediction, bundle),
     ]
     return (
@@ -224,13 +228,13 @@ def _thumbnail(frame: np.ndarray, box: np.ndarray | None) -> str:
 def _traces(prediction: ClipPrediction, bundle: ModelBundle) -> str:
     parts = []
     for feature in bundle.features:
-        if feature.modality == "fau":
+        if feature.modality in TRACED:
             key = feature.key
             names = getattr(prediction.extractors[key], "feature_names", None)
             png = _trace_figure(prediction.clips[key], prediction.features[key], names, feature.name)
             parts.append(f"<img class='traces' alt='fau traces' src='data:image/png;base64,{png}'>")
     if not parts:
-        return "<p class='note'>this checkpoint uses no fau features, so there are no traces to show</p>"
+        return "<p class='note'>this checkpoint uses no fau or expression features, so there are no traces</p>"
     return "<p class='note'>grey bands: frames where the features are masked (no face, or no face mesh)</p>" + "".join(
         parts
     )

@@ -63,17 +63,24 @@ class ClipPrediction:
 
 
 class Predictor:
-    """A checkpoint with the extractors it was trained on, loaded once; call it on a video path.
+    """A checkpoint (or, without one, viper's general model) with the extractors it reads, loaded once; call it on
+    a video path.
 
     The checkpoint names its extractors (backend, version, config, frames, face-crop setting); the same ones
     run here, so a prediction sees the features the model was trained on.
     """
 
-    def __init__(self, checkpoint: Path | str, device: str = "cpu") -> None:
-        from ..checkpoint import load_checkpoint
+    def __init__(self, checkpoint: Path | str | None = None, device: str = "cpu") -> None:
         from ..extraction import Extraction, configs_from_features
 
-        self.bundle: ModelBundle = load_checkpoint(checkpoint, device=device)
+        if checkpoint is None:
+            from ..general_model import general_bundle
+
+            self.bundle: ModelBundle = general_bundle(device=device)
+        else:
+            from ..checkpoint import load_checkpoint
+
+            self.bundle = load_checkpoint(checkpoint, device=device)
         self.extractions = []
         for config in configs_from_features(self.bundle.features, self.bundle.n_frames):
             config.device = device
@@ -143,14 +150,16 @@ class Predictor:
 
 
 def predict(
-    videos: list[Path | str] | Path | str, checkpoint: Path | str, device: str = "cpu"
+    videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu"
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Per readable video `{"video": path, "scores": {emotion: value}, "coverage": {"frames": N, "face": k,
-    "audio": m}, "warnings": [...]}`, and (path, reason) failures."""
+    "audio": m}, "warnings": [...]}`, and (path, reason) failures. Without a checkpoint the scores are the general
+    model's probabilities of the 7 basic emotions (they sum to 1)."""
     from ..checkpoint import checkpoint_file
 
     videos = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
-    checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
+    if checkpoint is not None:
+        checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
     missing = {video for video in videos if not video.exists()}
     failures = [(str(video), f"{video}: file does not exist") for video in videos if video in missing]
     readable = [video for video in videos if video not in missing]

@@ -24,6 +24,7 @@ from ..atomic import atomic_write_text
 from ..checkpoint import predict_model, save_checkpoint, torch_save_atomic
 from ..config import save_config, to_dict
 from ..errors import SettingError, ViperError
+from ..general_model import anchoring
 from ..metrics import pearson_scores
 from ..model import Perceiver, count_parameters, model_config
 from ..progress import Hook, notify
@@ -60,6 +61,11 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training forward/backward (pays off only for long runs; see README)
     standardise: bool = True  # standardise each token feature with train-split mean/std (stored in the model)
     modality_dropout: float = 0.0  # training batches only: mask a whole modality of a clip with this probability
+    # Anchor on the general model (when the store has `expression` features and outputs named after basic
+    # emotions): the model predicts a correction to the general model's probabilities, shrunk toward 0 by a loss
+    # term anchor_shrink * mean(correction^2), so a run on few people keeps what many people taught the prior.
+    anchor: bool = True
+    anchor_shrink: float = 1.0
 
 
 def train_config(config_file: Path | str | None = None, **given: Any) -> TrainConfig:
@@ -134,7 +140,11 @@ def train(
     amp_dtype = resolve_precision(config.precision, device)
 
     torch.manual_seed(config.seed)
-    model_cfg = model_config(config.model, config.model_overrides)
+    features = [store.feature_spec(key) for key in keys]
+    anchor = anchoring([f.modality for f in features], train_data.dims, train_data.emotions) if config.anchor else {}
+    if config.anchor and not anchor:
+        log.info("not anchored on the general model: no expression features, or no output is a basic emotion")
+    model_cfg = model_config(config.model, {**config.model_overrides, **anchor})
     model = Perceiver(token_dims=train_data.dims, num_outputs=len(train_data.emotions), config=model_cfg)
     if config.standardise:
         model.set_standardisation(*(torch.from_numpy(s) for s in standardisation_stats(train_data)))
@@ -148,7 +158,6 @@ def train(
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
-    features = [store.feature_spec(key) for key in keys]
     run_info = {
         "train": to_dict(config),
         "model": dataclasses.asdict(model_cfg),
@@ -197,7 +206,8 @@ def train(
             began = time.perf_counter()
             lr = optimiser.param_groups[0]["lr"]
             loader = make_loader(train_data, batch_size=config.batch_size, shuffle_seed=config.seed * 100_003 + epoch)
-            train_loss = _train_epoch(forward, loader, optimiser, scaler, autocast, device, config.modality_dropout)
+            train_loss = _train_epoch(forward, loader, optimiser, scaler, autocast, device, config.modality_dropout,
+                                      model.prior if model.config.anchor_start >= 0 else None, config.anchor_shrink)
             scheduler.step()
             row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
             if dev_data is not None:
@@ -252,8 +262,9 @@ def drop_modalities(masks: torch.Tensor, p: float, generator: torch.Generator | 
     return masks & ~drop[:, None, :]
 
 
-def _train_epoch(model, loader, optimiser, scaler, autocast, device, modality_dropout: float = 0.0) -> float:
-    """One pass over the train split; returns the mean loss per clip."""
+def _train_epoch(model, loader, optimiser, scaler, autocast, device, modality_dropout: float = 0.0,
+                 prior=None, anchor_shrink: float = 0.0) -> float:
+    """One pass over the train split; returns the mean loss per clip (the shrinkage term included)."""
     model.train()
     total, count = 0.0, 0
     for tokens, masks, labels in loader:
@@ -263,6 +274,8 @@ def _train_epoch(model, loader, optimiser, scaler, autocast, device, modality_dr
             predictions = model(tokens, masks)
         # the mean over emotions of each emotion's MSE (equal counts, so this is the plain mean)
         loss = F.mse_loss(predictions.float(), labels)
+        if prior is not None and anchor_shrink:  # the correction's size: shrinks the model toward the general one
+            loss = loss + anchor_shrink * F.mse_loss(predictions.float(), prior(tokens))
         optimiser.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimiser)
@@ -307,6 +320,11 @@ def _fingerprint(run_info: dict[str, Any]) -> dict[str, Any]:
         del train["modality_dropout"]
     if model.get("layout") == "concat":
         del model["layout"]
+    if model.get("anchor_start") == -1:  # not anchored: neither the anchoring settings nor their absence matter
+        for name in ("anchor_start", "anchor_map"):
+            model.pop(name, None)
+        for name in ("anchor", "anchor_shrink"):
+            train.pop(name, None)
     return json.loads(json.dumps({**run_info, "train": train, "model": model}))
 
 

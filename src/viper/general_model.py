@@ -1,0 +1,90 @@
+"""viper's general model: what `viper predict` uses without a checkpoint, and what training is anchored on.
+
+It has no weights of its own and was never fitted to any clip viper ships: it pools the `expression:general`
+evidence (per face, a probability per basic emotion from networks trained on many people) over the clip. Acted
+and filmed clips start and end on a neutral face, so a plain mean dilutes the expression: the pool keeps the more
+expressive half of the frames with a face (expressiveness = 1 - p(neutral)) and averages their probabilities.
+A clip without any face gets the uniform distribution (no evidence), and its prediction carries a warning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from .extractors.expression_general import BASIC_EMOTIONS
+
+if TYPE_CHECKING:
+    from .checkpoint import ModelBundle
+
+GENERAL_MODEL = Path("viper general model")  # what a prediction names as its model when no checkpoint is given
+NEUTRAL = BASIC_EMOTIONS.index("neutral")
+
+
+def pool_expressions(probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B, N, 7) per-frame probabilities and (B, N) validity -> (B, 7) clip probabilities: the mean over the more
+    expressive half (rounded up) of the valid frames; uniform where a clip has no valid frame."""
+    expressive = torch.where(valid, 1.0 - probs[..., NEUTRAL], torch.full_like(probs[..., NEUTRAL], -1.0))
+    rank = expressive.argsort(dim=1, descending=True).argsort(dim=1)
+    keep = valid & (rank < (valid.sum(dim=1, keepdim=True) + 1) // 2)
+    weights = keep.to(probs.dtype)
+    pooled = (probs * weights[..., None]).sum(dim=1) / weights.sum(dim=1, keepdim=True).clamp(min=1.0)
+    uniform = torch.full_like(pooled, 1.0 / probs.shape[-1])
+    return torch.where(keep.any(dim=1, keepdim=True), pooled, uniform)
+
+
+def expression_validity(values: torch.Tensor) -> torch.Tensor:
+    """Frames whose expression evidence is present: its probabilities sum to 1 (masked frames hold zeros)."""
+    return values.sum(dim=-1) > 0.5
+
+
+class GeneralModel(nn.Module):
+    """Tokens holding only `expression:general` (B, N, 7) -> clip probabilities (B, 7), in BASIC_EMOTIONS order."""
+
+    token_dims = (len(BASIC_EMOTIONS),)
+    num_outputs = len(BASIC_EMOTIONS)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        frame_mask = mask if mask.dim() == 2 else mask.all(dim=-1)
+        values = tokens.float()
+        return pool_expressions(values, frame_mask & expression_validity(values))
+
+
+def general_bundle(frames: int = 32, device: str = "cpu") -> ModelBundle:
+    """The general model as a bundle `Predictor` and `inspect` use like a trained checkpoint."""
+    from .checkpoint import ModelBundle
+    from .extraction import ExtractConfig, Extraction
+
+    extraction = Extraction(ExtractConfig(frames=frames, extractors=["expression:general"], device=device))
+    return ModelBundle(
+        model=GeneralModel().to(device).eval(),
+        emotions=list(BASIC_EMOTIONS),
+        features=[extraction.spec(extractor) for extractor in extraction.extractors],
+        n_frames=frames,
+        train_config={},
+        info={"model": "general"},
+        path=GENERAL_MODEL,
+    )
+
+
+SYNONYMS = {"anger": "angry", "fear": "fearful", "afraid": "fearful", "surprise": "surprised", "happiness": "happy",
+            "joy": "happy", "sadness": "sad", "disgusted": "disgust", "calm": "", "contempt": ""}
+
+
+def anchoring(modalities: list[str], dims: list[int], emotions: list[str]) -> dict[str, object]:
+    """The Perceiver settings that anchor a model on the general model (`anchor_start`, `anchor_map`), or {} when
+    the tokens hold no `expression` modality or no output is a basic emotion (by name: angry/anger, ...)."""
+    if "expression" not in modalities:
+        return {}
+    mapped = []
+    for emotion in emotions:
+        name = emotion.strip().lower()
+        name = SYNONYMS.get(name, name)
+        mapped.append(BASIC_EMOTIONS.index(name) if name in BASIC_EMOTIONS else -1)
+    if max(mapped) < 0:
+        return {}
+    start = sum(dims[: modalities.index("expression")])
+    return {"anchor_start": start, "anchor_map": mapped}

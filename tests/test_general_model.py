@@ -1,0 +1,114 @@
+"""viper's general model (no checkpoint: expression networks trained on many people, pooled over the clip) and
+training anchored on it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from viper.cli import app
+from viper.extractors.expression_general import BASIC_EMOTIONS, shift_prior
+from viper.general_model import anchoring, pool_expressions
+from viper.jobs.demo import demo_clips
+from viper.model import Perceiver, model_config
+
+
+def _frames(*rows) -> torch.Tensor:
+    return torch.tensor([rows], dtype=torch.float32)
+
+
+def test_pooling_keeps_the_expressive_half_and_says_nothing_without_a_face():
+    neutral = [0.9, 0.1, 0, 0, 0, 0, 0]
+    happy = [0.1, 0.9, 0, 0, 0, 0, 0]
+    sad = [0.2, 0, 0.8, 0, 0, 0, 0]
+    probs = _frames(neutral, happy, neutral, sad, neutral)
+    valid = torch.tensor([[True, True, True, True, False]])
+    pooled = pool_expressions(probs, valid)[0]  # 4 valid frames: the 2 least neutral are kept
+    assert torch.allclose(pooled, (torch.tensor(happy) + torch.tensor(sad)) / 2)
+    assert torch.allclose(pool_expressions(probs, torch.zeros(1, 5, dtype=torch.bool))[0], torch.full((7,), 1 / 7))
+    odd = pool_expressions(_frames(neutral, happy, neutral), torch.ones(1, 3, dtype=torch.bool))[0]
+    assert torch.allclose(odd, (torch.tensor(happy) + torch.tensor(neutral)) / 2)  # half of 3, rounded up: 2
+
+
+def test_prior_shift_raises_the_rare_classes_and_keeps_a_distribution():
+    even = np.full((1, 7), 1 / 7)
+    shifted = shift_prior(even, 0.5)[0]
+    assert shifted.sum() == pytest.approx(1.0, abs=1e-6)
+    assert shifted[BASIC_EMOTIONS.index("disgust")] > shifted[BASIC_EMOTIONS.index("fearful")]
+    assert shifted[BASIC_EMOTIONS.index("fearful")] > shifted[BASIC_EMOTIONS.index("happy")]
+    assert np.allclose(shift_prior(even, 0.0)[0], even[0], atol=1e-6)
+
+
+def test_predict_without_a_checkpoint_gives_basic_emotion_probabilities(tmp_path):
+    from media import make_clip
+
+    happy = demo_clips() / "01-01-03-02-02-01-05.mp4"  # happy, strong: never used to fit the general model
+    blank = make_clip(tmp_path / "no_face.mp4", frames=20, size=(160, 120), audio_seconds=2.0)
+    result = CliRunner().invoke(app, ["predict", str(happy), str(blank)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.stdout.splitlines() if line.startswith("{"))
+    assert list(first["scores"]) == list(BASIC_EMOTIONS)
+    assert sum(first["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert max(first["scores"], key=first["scores"].get) == "happy" and first["warnings"] == []
+    assert second["coverage"]["face"] == 0
+    assert all(value == pytest.approx(1 / 7) for value in second["scores"].values())  # no face: no evidence
+    assert "no evidence" in second["warnings"][-1]
+
+
+def test_inspect_without_a_checkpoint_traces_the_expression_evidence(tmp_path):
+    page = tmp_path / "page.html"
+    clip = demo_clips() / "01-01-05-02-01-01-05.mp4"  # angry, strong
+    result = CliRunner().invoke(app, ["inspect", str(clip), "--out", str(page)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    assert "viper general model" in text and "expression:general" in text and "data:image/png;base64," in text
+
+
+def test_anchoring_maps_outputs_by_name_and_needs_expression_features():
+    settings = anchoring(["face_image", "expression"], [128, 7], ["Anger", "calm", "surprise", "happy"])
+    assert settings == {"anchor_start": 128, "anchor_map": [3, -1, 6, 1]}
+    assert anchoring(["face_image", "fau"], [128, 59], ["happy"]) == {}
+    assert anchoring(["expression"], [7], ["amusement", "adoration"]) == {}
+
+
+def test_an_anchored_model_starts_as_the_general_model_and_no_mask_removes_the_prior():
+    torch.manual_seed(0)
+    emotions = ["neutral", "calm", "happy", "sad"]
+    config = model_config("compact", anchoring(["fau", "expression"], [3, 7], emotions))
+    model = Perceiver(token_dims=[3, 7], num_outputs=4, config=config).eval()
+    expression = torch.softmax(torch.randn(2, 6, 7), dim=-1)
+    tokens = torch.cat([torch.randn(2, 6, 3), expression], dim=-1)
+    general = pool_expressions(expression, torch.ones(2, 6, dtype=torch.bool))
+    expected = torch.stack([general[:, 0], torch.zeros(2), general[:, 1], general[:, 2]], dim=1)
+    masks = torch.ones(2, 6, 2, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(model(tokens, masks), expected, atol=1e-6)
+        masks[..., 1] = False  # the expression modality dropped (modality dropout, or a masked token)
+        assert torch.allclose(model.prior(tokens), expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_anchored_training_round_trips_through_the_checkpoint(tmp_path):
+    from synthetic import make_synthetic_store
+
+    from viper.checkpoint import load_checkpoint, predict_arrays
+    from viper.jobs.train import TrainConfig, train
+    from viper.tokens import load_split
+
+    store = make_synthetic_store(tmp_path / "store", {"fau": ("fau", 5), "expression": ("expression", 7)},
+                                 ("happy", "sad", "calm"), n_clips=36, n_frames=6)
+    result = train(store.root, tmp_path / "run", TrainConfig(modalities=["fau", "expression"], epochs=3, lr=1e-3,
+                                                                      batch_size=8, device="cpu"))
+    bundle = load_checkpoint(result.checkpoint)
+    assert bundle.model.config.anchor_start == 5 and bundle.model.config.anchor_map == (1, 2, -1)
+    data = load_split(store, bundle.keys, "test")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["anchor"] is True and saved["model"]["anchor_map"] == [1, 2, -1]
+    again = predict_arrays(bundle, data.tokens, data.modality_masks)
+    assert np.allclose(again, predict_arrays(load_checkpoint(result.checkpoint), data.tokens, data.modality_masks))
+    plain = train(store.root, tmp_path / "plain", TrainConfig(epochs=1, device="cpu", anchor=False))
+    assert load_checkpoint(plain.checkpoint).model.config.anchor_start == -1
