@@ -43,7 +43,7 @@ def arrays(store: FeatureStore) -> dict[tuple[str, str], tuple[np.ndarray, np.nd
 
 def test_store_holds_every_modality_for_every_clip(store):
     modalities = sorted(store.feature_spec(key).modality for key in store.extractor_keys())
-    assert modalities == ["audio", "caption", "face_image", "fau"]
+    assert modalities == ["audio", "caption", "expression", "face_image", "fau"]
     for key in store.extractor_keys():
         info = store.feature_spec(key)
         values, mask = store.load(key, ["single_face", "no_face"])

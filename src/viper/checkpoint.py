@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .store import FeatureStore
 
 CHECKPOINT_FORMAT = 1
+GENERAL_MODEL = Path("viper general model")  # what a prediction names as its model when no checkpoint is given
 
 
 @dataclass
@@ -119,6 +120,24 @@ def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu")
         train_config=payload["train_config"],
         info=payload["info"],
         path=file,
+    )
+
+
+def general_model_bundle(frames: int = 32, device: str = "cpu") -> ModelBundle:
+    """The general model as a bundle `Predictor` and `inspect` use like a trained checkpoint."""
+    from .extraction import ExtractConfig, Extraction
+    from .extractors.expression_general import BASIC_EMOTIONS
+    from .general_model import GeneralModel
+
+    extraction = Extraction(ExtractConfig(frames=frames, extractors=["expression:general"], device=device))
+    return ModelBundle(
+        model=GeneralModel().to(device).eval(),
+        emotions=list(BASIC_EMOTIONS),
+        features=[extraction.spec(extractor) for extractor in extraction.extractors],
+        n_frames=frames,
+        train_config={},
+        info={"model": "general"},
+        path=GENERAL_MODEL,
     )
 
 

@@ -9,18 +9,11 @@ A clip without any face gets the uniform distribution (no evidence), and its pre
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from .extractors.expression_general import BASIC_EMOTIONS
 
-if TYPE_CHECKING:
-    from .checkpoint import ModelBundle
-
-GENERAL_MODEL = Path("viper general model")  # what a prediction names as its model when no checkpoint is given
 NEUTRAL = BASIC_EMOTIONS.index("neutral")
 
 
@@ -51,23 +44,6 @@ class GeneralModel(nn.Module):
         frame_mask = mask if mask.dim() == 2 else mask.all(dim=-1)
         values = tokens.float()
         return pool_expressions(values, frame_mask & expression_validity(values))
-
-
-def general_bundle(frames: int = 32, device: str = "cpu") -> ModelBundle:
-    """The general model as a bundle `Predictor` and `inspect` use like a trained checkpoint."""
-    from .checkpoint import ModelBundle
-    from .extraction import ExtractConfig, Extraction
-
-    extraction = Extraction(ExtractConfig(frames=frames, extractors=["expression:general"], device=device))
-    return ModelBundle(
-        model=GeneralModel().to(device).eval(),
-        emotions=list(BASIC_EMOTIONS),
-        features=[extraction.spec(extractor) for extractor in extraction.extractors],
-        n_frames=frames,
-        train_config={},
-        info={"model": "general"},
-        path=GENERAL_MODEL,
-    )
 
 
 SYNONYMS = {"anger": "angry", "fear": "fearful", "afraid": "fearful", "surprise": "surprised", "happiness": "happy",

@@ -74,9 +74,9 @@ class Predictor:
         from ..extraction import Extraction, configs_from_features
 
         if checkpoint is None:
-            from ..general_model import general_bundle
+            from ..checkpoint import general_model_bundle
 
-            self.bundle: ModelBundle = general_bundle(device=device)
+            self.bundle: ModelBundle = general_model_bundle(device=device)
         else:
             from ..checkpoint import load_checkpoint
 
