@@ -9,8 +9,9 @@ of its settings were chosen on them, see the README) and the four labelled posed
 the 52 takes that are not `calm`, and over 8 classes on all 60 with `calm` scored as `neutral` (the general model
 has no calm); per-class recall. Components, each switched off in turn from the shipped setting: the flip
 test-time augmentation, the FER2013 prior shift (0, the shipped 0.5, full 1), the face margin (0, 0.05, 0.1), the
-pooling (plain mean vs the expressive half). Then `viper predict` itself, as a user runs it, on every clip: seconds
-per clip (models loaded once) and the process's peak memory. Writes WORK/general_model.{md,json}
+AffectNet expert (0, the shipped 0.25, 0.5), the pooling (plain mean vs the expressive half). Then `viper
+predict` itself, as a user runs it, on every clip: seconds per clip (models loaded once) and the process's peak
+memory. Writes WORK/general_model.{md,json}
 (default WORK: benchmarks/out/general_model).
 """
 
@@ -30,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 PYFEAT = REPO.parent / "shared/data/pyfeat-samples"
 IMAGE_CODES = {"su": "surprised", "hao": "happy", "anc": "angry", "di": "disgust"}  # see its SOURCE.md
-SHIPPED = "shipped (flip, prior 0.5, margin 0.05, expressive half)"
+SHIPPED = "shipped (flip, prior 0.5, AffectNet 0.25, margin 0.05, expressive half)"
 
 
 def labelled_media(quick: bool) -> list[tuple[Path, str, str]]:
@@ -114,8 +115,10 @@ def components(clips, media) -> list[dict]:
     variants = [(SHIPPED, {}, "half"), ("no flip", {"flip": False}, "half"),
                 ("prior shift 0", {"prior_shift": 0.0}, "half"), ("prior shift 1 (full)", {"prior_shift": 1.0}, "half"),
                 ("margin 0", {"margin": 0.0}, "half"), ("margin 0.1", {"margin": 0.1}, "half"),
-                ("plain mean pooling", {}, "mean"),
-                ("fer as viper had it (no flip, prior 0, mean)", {"flip": False, "prior_shift": 0.0}, "mean")]
+                ("no AffectNet (mini-Xception alone)", {"affectnet": 0.0}, "half"),
+                ("AffectNet weight 0.5", {"affectnet": 0.5}, "half"), ("plain mean pooling", {}, "mean"),
+                ("mini-Xception as viper had it (no flip, prior 0, mean)",
+                 {"flip": False, "prior_shift": 0.0, "affectnet": 0.0}, "mean")]
     takes = [i for i, (_, _, kind) in enumerate(media) if kind == "actor05"]
     images = [i for i, (_, _, kind) in enumerate(media) if kind == "image"]
     rows = []

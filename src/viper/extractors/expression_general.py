@@ -1,14 +1,14 @@
 """`expression:general`, the per-frame evidence of viper's general model: a probability per basic emotion from
 expression networks trained on many people, so it means the same on a face viper has never seen.
 
-Per face: mini-Xception (FER2013, ~28k faces of many people) on the face and its mirror image, averaged
-(horizontal-flip test-time augmentation); its log-probabilities are shifted by half the log of FER2013's class
-frequencies (`PRIOR_SHIFT`: FER2013 has 13x fewer disgust than happy faces, so the network under-calls disgust and
-fear; the full correction over-calls them on RAVDESS actor 05, half of it helped, see benchmarks/general_model.py).
-Where the AffectNet model is installed in the assets, its 5 classes join as a second expert (product of experts:
-its centred log-probabilities are added for the classes it knows, fear and disgust get no vote from it).
-Values are in `viper.general_model.BASIC_EMOTIONS` order and sum to 1 on frames with a face; frames without a
-face are masked.
+Per face, two experts, each on the face and its mirror image averaged (horizontal-flip test-time augmentation):
+- mini-Xception (FER2013, ~28k grey faces of many people), its log-probabilities shifted by half the log of
+  FER2013's class frequencies (`prior_shift`: FER2013 has 13x fewer disgust than happy faces, so the network
+  under-calls disgust and fear; the full correction over-calls them on RAVDESS actor 05, half of it did not);
+- Intel's AffectNet model (colour faces in the wild; 5 classes), mixed in with weight `affectnet`, its anger
+  shared between angry and disgust and its surprise between surprised and fearful (it cannot tell them apart).
+Values are in BASIC_EMOTIONS order and sum to 1 on frames with a face; frames without a face are masked.
+benchmarks/general_model.py measures each part.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class ExpressionConfig:
     margin: float = 0.05  # margin around the detected face box, share of its side (mini-Xception reads tight crops)
     flip: bool = True  # average each face with its mirror image
     prior_shift: float = 0.5  # share of log(FER2013 class frequency) removed from mini-Xception's log-probabilities
+    affectnet: float = 0.25  # weight of the AffectNet model in the mixture (0: mini-Xception alone)
+    affectnet_margin: float = 0.1  # its own crop margin (it read 0-0.1 best on actor 05, 0.2 worse)
 
 
 def shift_prior(probs: np.ndarray, share: float) -> np.ndarray:
@@ -65,16 +67,33 @@ class GeneralExpression(Extractor):
         from ..backbones.mini_xception import load_mini_xception
 
         load_mini_xception(self.device)
+        if self.config.affectnet:
+            from ..backbones.affectnet_emotions import load_affectnet_emotions
+
+            load_affectnet_emotions(self.device)
+
+    def _both_ways(self, classify, faces: list[np.ndarray]) -> np.ndarray:
+        """A classifier's probabilities, averaged with those of the mirrored faces when `flip`."""
+        probs = classify(faces)
+        if self.config.flip:
+            probs = (probs + classify([np.ascontiguousarray(face[:, ::-1]) for face in faces])) / 2
+        return probs
 
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
-        from ..backbones.mini_xception import classify, face_inputs
+        from ..backbones import affectnet_emotions, mini_xception
 
         self.ensure_loaded()
-        faces = [face for clip in clips for face in face_inputs(clip, self.config.margin)]
-        probs = classify(faces, self.device)[0] if faces else np.zeros((0, 7), np.float32)
-        if self.config.flip and faces:
-            probs = (probs + classify([np.ascontiguousarray(face[:, ::-1]) for face in faces], self.device)[0]) / 2
-        probs = shift_prior(probs[:, FER_TO_BASIC], self.config.prior_shift)
+        faces = [face for clip in clips for face in mini_xception.face_inputs(clip, self.config.margin)]
+        probs = np.zeros((0, self.dim), np.float32)
+        if faces:
+            fer = self._both_ways(lambda batch: mini_xception.classify(batch, self.device)[0], faces)
+            probs = shift_prior(fer[:, FER_TO_BASIC], self.config.prior_shift)
+        if faces and self.config.affectnet:
+            wide = [face for clip in clips for face in mini_xception.face_inputs(clip, self.config.affectnet_margin)]
+            five = self._both_ways(lambda batch: affectnet_emotions.classify(batch, self.device), wide)
+            neutral, happy, sad, surprise, anger = five.T  # its CLASSES order
+            seven = np.stack([neutral, happy, sad, anger / 2, surprise / 2, anger / 2, surprise / 2], axis=1)
+            probs = ((1 - self.config.affectnet) * probs + self.config.affectnet * seven).astype(np.float32)
         out, row = [], 0
         for clip in clips:
             mask = np.asarray(clip.face_mask, bool) & (clip.frames is not None)
