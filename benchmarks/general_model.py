@@ -134,6 +134,30 @@ def components(clips, media) -> list[dict]:
     return rows
 
 
+def checkpoint_on_images(run: Path, clips, media) -> dict:
+    """A trained checkpoint on the posed images of other people, beside the general model: the argmax over its
+    outputs that are basic emotions (a RAVDESS run also predicts `calm`, which no image is)."""
+    from viper.checkpoint import predict_arrays
+    from viper.extractors.expression_general import BASIC_EMOTIONS
+    from viper.jobs.predict import Predictor
+    from viper.tokens import build_tokens
+
+    predictor = Predictor(run)  # the checkpoint's own extractors, on the clips decoded with the default face settings
+    bundle = predictor.bundle
+    images = [clips[i] for i, (_, _, kind) in enumerate(media) if kind == "image"]
+    chosen = [media[i] for i, (_, _, kind) in enumerate(media) if kind == "image"]
+    features = {key: extractor.extract_batch(images)
+                for _, keys in predictor.extractions for key, extractor in keys.items()}
+    tokens, _, masks = zip(*(build_tokens({key: features[key][j] for key in bundle.keys}, bundle.keys)
+                             for j in range(len(images))), strict=True)
+    scores = predict_arrays(bundle, np.stack(tokens), np.stack(masks))
+    basic = [i for i, emotion in enumerate(bundle.emotions) if emotion in BASIC_EMOTIONS]
+    probs = np.full((len(chosen), len(BASIC_EMOTIONS)), -np.inf)  # emotions the checkpoint lacks never win
+    for column in basic:
+        probs[:, BASIC_EMOTIONS.index(bundle.emotions[column])] = scores[:, column]
+    return score(probs, chosen, False)
+
+
 def predict_cost(paths: list[Path]) -> dict:
     """`viper.predict` on every clip in a fresh process: seconds per clip after loading, and peak memory."""
     code = (
@@ -170,16 +194,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks/out/general_model")
+    parser.add_argument("--checkpoint", type=Path, help="a trained run to score on the posed images too")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
     started = time.perf_counter()
     media = labelled_media(args.quick)
-    rows = components(decode(media), media)
+    clips = decode(media)
+    rows = components(clips, media)
     cost = predict_cost([path for path, _, kind in media if kind == "actor05"])
     load = os.getloadavg()
     table = markdown(rows, cost, f"{load[0]:.1f}")
+    if args.checkpoint and any(kind == "image" for _, _, kind in media):
+        trained = checkpoint_on_images(args.checkpoint, clips, media)
+        table += (f"\n\nOn the posed images of other people: {args.checkpoint} {trained['correct']}/{trained['n']} "
+                  f"({trained['recall']}), the general model {rows[0]['images']['correct']}/{rows[0]['images']['n']} "
+                  f"({rows[0]['images']['recall']})")
     print(table)
     args.work.mkdir(parents=True, exist_ok=True)
     (args.work / "general_model.md").write_text(table + "\n")
