@@ -66,7 +66,8 @@ class Predictor:
     """A checkpoint with the extractors it was trained on, loaded once; call it on a video path.
 
     The checkpoint names its extractors (backend, version, config, frames, face-crop setting); the same ones
-    run here, so a prediction sees the features the model was trained on.
+    run here, so a prediction sees the features the model was trained on. A checkpoint trained with person_norm
+    is refused: a single video carries no person's mean to subtract.
     """
 
     def __init__(self, checkpoint: Path | str, device: str = "cpu") -> None:
@@ -74,6 +75,12 @@ class Predictor:
         from ..extraction import Extraction, configs_from_features
 
         self.bundle: ModelBundle = load_checkpoint(checkpoint, device=device)
+        if self.bundle.train_config.get("person_norm"):
+            raise ViperError(
+                f"{self.bundle.path} was trained with person_norm: its inputs are features minus the person's mean "
+                "over their clips, which one video does not give. Score that person's clips with `viper evaluate` "
+                "on a store whose manifest has a person column, or use a run trained without --person-norm"
+            )
         self.extractions = []
         for config in configs_from_features(self.bundle.features, self.bundle.n_frames):
             config.device = device

@@ -26,13 +26,15 @@ from ..config import save_config, to_dict
 from ..errors import SettingError, ViperError
 from ..metrics import pearson_scores
 from ..model import Perceiver, count_parameters, model_config
+from ..persons import check_disjoint_persons
 from ..progress import Hook, notify
 from ..store import FeatureStore
 from ..tokens import load_split, make_loader, resolve_keys, split_ids, standardisation_stats
 
 log = logging.getLogger(__name__)
 
-RESUMABLE_CHANGES = ("epochs", "device", "compile")  # may differ when a run is continued; anything else may not
+# may differ when a run is continued (they do not change the weights); anything else may not
+RESUMABLE_CHANGES = ("epochs", "device", "compile", "allow_shared_people")
 TENSORBOARD_TAGS = {
     "lr": "lr",
     "train_loss": "loss/train",
@@ -60,6 +62,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training forward/backward (pays off only for long runs; see README)
     standardise: bool = True  # standardise each token feature with train-split mean/std (stored in the model)
     modality_dropout: float = 0.0  # training batches only: mask a whole modality of a clip with this probability
+    allow_shared_people: bool = False  # train although dev or test holds people of train (see viper.persons)
+    person_norm: bool = False  # subtract each person's mean features first (train and evaluate; predict refuses)
 
 
 def train_config(config_file: Path | str | None = None, **given: Any) -> TrainConfig:
@@ -126,8 +130,10 @@ def train(
     out = Path(out)
     store = FeatureStore.open(features)
     keys = resolve_keys(store, config.modalities)
-    train_data = load_split(store, keys, "train")
-    dev_data = load_split(store, keys, "dev") if split_ids(store, "dev") else None
+    for split, names in check_disjoint_persons(store, allow=config.allow_shared_people).items():
+        log.info("%s: %s shares %d person(s) with train, as allowed", store.root, split, len(names))
+    train_data = load_split(store, keys, "train", person_norm=config.person_norm)
+    dev_data = load_split(store, keys, "dev", person_norm=config.person_norm) if split_ids(store, "dev") else None
     if dev_data is None:
         log.warning("%s has no dev split: best.pt will be the last epoch, not the best by dev Pearson", store.root)
     device = resolve_device(config.device)
@@ -305,6 +311,8 @@ def _fingerprint(run_info: dict[str, Any]) -> dict[str, Any]:
     # settings added later, left out at their defaults so runs started before them still resume
     if train.get("modality_dropout") == 0.0:
         del train["modality_dropout"]
+    if train.get("person_norm") is False:
+        del train["person_norm"]
     if model.get("layout") == "concat":
         del model["layout"]
     return json.loads(json.dumps({**run_info, "train": train, "model": model}))
