@@ -14,6 +14,7 @@ on the argmax class (C by grouped CV on train). Chance: uniform 1/8 and the test
     python benchmarks/real_labels.py                 # 5 seeds: about 2.5 min on 2 idle cores (4.5 when busy)
     python benchmarks/real_labels.py --quick         # 2 seeds, 20 epochs: a smoke test
     python benchmarks/real_labels.py --lr 3e-4 --overrides '{"ff_dropout": 0.3}'   # a TrainConfig variant
+    python benchmarks/real_labels.py --person-norm   # tokens (and the baselines' clip means) centred per person
 
 Prints the Markdown table (setting | mean Pearson ± std | top-1 accuracy ± std, std over seeds), whether the
 full fusion beats every single modality and the ridge baseline, and per-emotion Pearson; writes
@@ -92,12 +93,14 @@ def perceiver_runs(store: Path, work: Path, base: Any, seeds: list[int]) -> Runs
         return {name: [futures[(name, seed)].result() for seed in seeds] for name in SETTINGS}
 
 
-def clip_means(store: Path, modalities: list[str], split: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+def clip_means(
+    store: Path, modalities: list[str], split: str, person_norm: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Per clip: each modality's mean over its valid frames, concatenated; labels; ids; emotions."""
     from viper.store import FeatureStore
     from viper.tokens import load_split
 
-    data = load_split(FeatureStore.open(store), modalities, split)
+    data = load_split(FeatureStore.open(store), modalities, split, person_norm=person_norm)
     parts, start = [], 0
     for m, dim in enumerate(data.dims):
         mask = data.modality_masks[..., m][..., None]
@@ -106,7 +109,7 @@ def clip_means(store: Path, modalities: list[str], split: str) -> tuple[np.ndarr
     return np.concatenate(parts, axis=1), data.labels, data.video_ids, data.emotions
 
 
-def baselines(store: Path, modalities: list[str]) -> dict[str, dict[str, Any]]:
+def baselines(store: Path, modalities: list[str], person_norm: bool = False) -> dict[str, dict[str, Any]]:
     """Ridge (alpha by CV) and logistic regression (C by CV) on clip means, standardised with train statistics.
 
     CV folds keep the two repetitions of a take together (they are near-duplicates), so CV does not pick the
@@ -118,8 +121,8 @@ def baselines(store: Path, modalities: list[str]) -> dict[str, dict[str, Any]]:
 
     from viper.metrics import pearson_scores, top1
 
-    x_train, y_train, train_ids, emotions = clip_means(store, modalities, "train")
-    x_test, y_test, _, _ = clip_means(store, modalities, "test")
+    x_train, y_train, train_ids, emotions = clip_means(store, modalities, "train", person_norm)
+    x_test, y_test, _, _ = clip_means(store, modalities, "test", person_norm)
     groups = [video_id[:11] for video_id in train_ids]  # modality-channel-emotion-intensity: one take
     folds = list(GroupKFold(5).split(x_train, y_train, groups))
     ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 29), cv=folds))
@@ -224,6 +227,7 @@ def main() -> None:
     parser.add_argument("--overrides", type=json.loads, default={}, help="model_overrides as JSON")
     parser.add_argument("--modality-dropout", type=float, default=0.0, help="TrainConfig.modality_dropout")
     parser.add_argument("--no-standardise", action="store_true")
+    parser.add_argument("--person-norm", action="store_true", help="TrainConfig.person_norm (baselines too)")
     parser.add_argument("--fau", help="a fau backend other than the default, e.g. mesh (its own store)")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -233,11 +237,12 @@ def main() -> None:
     seeds = list(range(2 if args.quick else args.seeds))
     config = dataclasses.replace(
         DEMO_TRAIN, epochs=args.epochs or (20 if args.quick else DEMO_TRAIN.epochs), lr=args.lr or DEMO_TRAIN.lr,
-        model_overrides=args.overrides, standardise=not args.no_standardise, modality_dropout=args.modality_dropout)
+        model_overrides=args.overrides, standardise=not args.no_standardise, modality_dropout=args.modality_dropout,
+        person_norm=args.person_norm)
     store = build_store(args.work, args.include_full, args.fau)
     print(f"training {len(SETTINGS)} settings x {len(seeds)} seeds: {config}")
     perceiver = perceiver_runs(store, args.work, config, seeds)
-    base = {name: baselines(store, modalities) for name, modalities in SETTINGS.items()}
+    base = {name: baselines(store, modalities, config.person_norm) for name, modalities in SETTINGS.items()}
     table, verdicts = markdown(perceiver, base, len(seeds)), verdict(perceiver, base)
     print("\n" + table + "\n\n" + "\n".join(verdicts) + "\n\n" + per_emotion(perceiver, base))
     note = f"\n\nTrain config: `{config}`; data: {store.name}."

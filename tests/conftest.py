@@ -77,5 +77,7 @@ def tiny_demo_run(tmp_path_factory) -> Path:
         shutil.copy(demo_clips() / name, clips / name)
     write_ravdess_manifest(clips, out / "manifest.csv")
     extract(out / "manifest.csv", out / "store", frames=8)
-    train(out / "store", out / "run", TrainConfig(epochs=2, lr=1e-3, batch_size=4, device="cpu"))
+    # one actor on both sides, as in the demo
+    train(out / "store", out / "run", TrainConfig(epochs=2, lr=1e-3, batch_size=4, device="cpu",
+                                                  allow_shared_people=True))
     return out

@@ -82,7 +82,8 @@ def test_train_and_evaluate_commands(demo, tmp_path):
     store, run = out / "store", tmp_path / "run"
     runner = CliRunner()
     trained = runner.invoke(
-        app, ["train", "-f", str(store), "-o", str(run), "--epochs", "3", "--lr", "1e-3", "-m", "face_image,audio"],
+        app, ["train", "-f", str(store), "-o", str(run), "--epochs", "3", "--lr", "1e-3", "-m", "face_image,audio",
+              "--allow-shared-people"],
         catch_exceptions=False,
     )
     assert trained.exit_code == 0, trained.stderr
@@ -98,7 +99,7 @@ def test_train_and_evaluate_commands(demo, tmp_path):
 def test_train_config_file_with_flags_on_top(demo, tmp_path):
     out, _ = demo
     config = tmp_path / "train.yaml"
-    config.write_text("epochs: 2\nlr: 0.001\nseed: 5\nmodalities: [audio]\n")
+    config.write_text("epochs: 2\nlr: 0.001\nseed: 5\nmodalities: [audio]\nallow_shared_people: true\n")
     run = tmp_path / "run"
     command = ["train", "-f", str(out / "store"), "-o", str(run), "--config", str(config), "--seed", "7",
                "--precision", "bf16"]

@@ -98,7 +98,7 @@ def test_a_checkpoint_without_fau_and_caption_says_so(tiny_demo_run, tmp_path, o
 
     run = tmp_path / "run"
     train(tiny_demo_run / "store", run, TrainConfig(epochs=1, lr=1e-3, batch_size=4, device="cpu",
-                                                    modalities=["face_image", "audio"]))
+                                                    modalities=["face_image", "audio"], allow_shared_people=True))
     inspect([demo_clips() / DEMO_CLIP], run, tmp_path / "page.html")
     page = (tmp_path / "page.html").read_text(encoding="utf-8")
     assert "uses no fau features" in page and "<img class='traces'" not in page

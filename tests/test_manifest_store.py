@@ -50,7 +50,8 @@ def test_folder_input_finds_videos_recursively(tmp_path):
 def test_ravdess_names_become_intensity_targets_and_statement_splits(ravdess_dir):
     table = ravdess_manifest(ravdess_dir)
     assert len(table) == 74 and table["video_id"].is_unique
-    assert list(table.columns) == ["video_id", "path", "split", *EMOTIONS]
+    assert list(table.columns) == ["video_id", "path", "split", "person", *EMOTIONS]
+    assert set(table["person"]) == {"05"}
     row = table[table["video_id"] == "01-01-06-02-01-02-05"].iloc[0]  # fearful, strong, statement 01
     assert row["fearful"] == 1.0 and row[[e for e in EMOTIONS if e != "fearful"]].sum() == 0
     assert row["split"] == "train"

@@ -127,11 +127,19 @@ def dataset(
                                "the test split) or hume-reaction (MuSe 2022 Reaction root)."),
     root: Path = typer.Argument(..., help="The dataset's folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Manifest CSV to write."),
+    split_by: str | None = typer.Option(
+        None, "--split-by", help="ravdess only: statement (default; statement 02 tests) or actor (whole actors per "
+        "split: the highest-numbered sixth tests, the sixth below it is dev; needs two actors or more)."
+    ),
 ) -> None:
-    """Convert a dataset's own layout into a viper manifest CSV (video_id, path, split, one column per emotion)."""
+    """Convert a dataset's own layout into a viper manifest CSV (video_id, path, split, [person,] one column per
+    emotion)."""
     from .datasets import DATASET_LAYOUTS, write_manifest
 
-    rows = write_manifest(DATASET_LAYOUTS.get(name)(root), out)
+    reader = DATASET_LAYOUTS.get(name)
+    if split_by is not None and name != "ravdess":
+        raise ViperError(f"--split-by is for the ravdess layout; {name} has its own splits")
+    rows = write_manifest(reader(root) if split_by is None else reader(root, split_by=split_by), out)
     typer.echo(f"{rows} clips -> {out}")
 
 
@@ -168,6 +176,14 @@ def train(
     anchor_shrink: float = typer.Option(
         1.0, "--anchor-shrink", help="Weight of the loss term that keeps the correction small (0: none)."
     ),
+    allow_shared_people: bool = typer.Option(
+        False, "--allow-shared-people", help="Train although dev or test holds people of train (the manifest's person "
+        "column); refused otherwise, since such scores measure how well the model knows those people."
+    ),
+    person_norm: bool = typer.Option(
+        False, "--person-norm", help="Subtract each person's mean features (over their clips in the split) before "
+        "standardising; every clip needs a person. `viper predict` refuses such a run (one video has no person mean)."
+    ),
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML TrainConfig; flags given override it."),
 ) -> None:
     """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
@@ -177,7 +193,8 @@ def train(
     flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
              "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device,
              "modality_dropout": modality_dropout, "precision": precision, "compile": compile, "layout": layout,
-             "anchor": anchor, "anchor_shrink": anchor_shrink}
+             "anchor": anchor, "anchor_shrink": anchor_shrink,
+             "allow_shared_people": allow_shared_people, "person_norm": person_norm}
     given = {name: value for name, value in flags.items() if _given(context, name)}
     result = run_train(features, out, train_config(config, **given), hook=ProgressBars())
     best = "n/a (no dev split: last epoch kept)"

@@ -1,4 +1,5 @@
-"""What to extract: a folder of videos or a manifest CSV (`video_id,path,split,<one column per emotion>`)."""
+"""What to extract: a folder of videos or a manifest CSV (`video_id,path,split,<one column per emotion>`, and an
+optional `person` column: who is in the clip, blank when unknown, so splits can be checked and grouped by person)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from .errors import ViperError
 from .video import VIDEO_SUFFIXES
 
 REQUIRED_COLUMNS = ("video_id", "path")
+PERSON_COLUMN = "person"
 SPLIT_NAMES = {"train": "train", "dev": "dev", "devel": "dev", "val": "dev", "validation": "dev", "test": "test"}
 
 
@@ -65,6 +67,8 @@ def read_manifest(csv_path: Path):
     table["video_id"] = ids
     table["path"] = [str(path) for path in resolved]
     table["split"] = table["split"].map(normalise_split)
+    if PERSON_COLUMN in table.columns:
+        table[PERSON_COLUMN] = table[PERSON_COLUMN].str.strip()
     return table
 
 

@@ -3,7 +3,7 @@
 Layout (every file is written to a temp name and renamed, so a crash never leaves half a file):
 
     STORE/store.json                         format, N (frames per clip), viper version
-    STORE/labels.csv                         video_id, path, split, one column per emotion (from the manifest)
+    STORE/labels.csv                         video_id, path, split, [person,] one column per emotion (the manifest's)
     STORE/clips/<video_id>.json              source path, size, mtime, sha256, sampled times, face mask, ...
     STORE/features/<key>/extractor.json      modality, backend, version, config, dim, key
     STORE/features/<key>/videos/<id>.npz     values (N, dim) float32, mask (N,) bool
@@ -31,7 +31,8 @@ from .feature_spec import FeatureSpec
 
 STORE_FORMAT = 1
 STALE_TMP_SECONDS = 60  # temp files older than this are leftovers of a killed writer
-ID_COLUMNS = ("video_id", "path", "split")
+ID_COLUMNS = ("video_id", "path", "split", "person")  # every other labels.csv column is an emotion
+LABEL_DTYPES = {"video_id": str, "split": str, "person": str}
 
 
 def file_sha256(path: Path) -> str:
@@ -101,22 +102,30 @@ class FeatureStore:
 
         path = self.root / "labels.csv"
         if path.exists():
-            old = pd.read_csv(path, dtype={"video_id": str, "split": str}, keep_default_na=False, na_values=[""])
+            old = pd.read_csv(path, dtype=LABEL_DTYPES, keep_default_na=False, na_values=[""])
             manifest = pd.concat([old[~old["video_id"].isin(manifest["video_id"])], manifest], ignore_index=True)
         atomic_write_text(path, manifest.to_csv(index=False))
 
     def labels(self):
-        """The manifest rows of every extracted clip (video_id, path, split, emotion columns)."""
+        """The manifest rows of every extracted clip (video_id, path, split, person when given, emotion columns)."""
         import pandas as pd
 
         path = self.root / "labels.csv"
         if not path.exists():
             raise ViperError(f"{self.root}: the store has no labels.csv; extract from a manifest CSV with labels")
-        return pd.read_csv(path, dtype={"video_id": str, "split": str}, keep_default_na=False, na_values=[""])
+        return pd.read_csv(path, dtype=LABEL_DTYPES, keep_default_na=False, na_values=[""])
 
     def emotions(self) -> list[str]:
-        """Emotion names: the label columns after video_id, path and split."""
+        """Emotion names: the label columns other than video_id, path, split and person."""
         return [column for column in self.labels().columns if column not in ID_COLUMNS]
+
+    def persons(self) -> dict[str, str]:
+        """video_id -> person of every clip in labels.csv; "" where unknown (blank, or a store without persons)."""
+        table = self.labels()
+        if "person" not in table.columns:
+            return dict.fromkeys(table["video_id"], "")
+        people = table["person"].fillna("").astype(str).str.strip()
+        return dict(zip(table["video_id"], people, strict=True))
 
     # --- per-clip metadata -----------------------------------------------------------------------
     def clip_path(self, video_id: str) -> Path:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from .errors import ViperError
 from .manifest import SPLIT_NAMES
 from .manifest import normalise_split as read_split
+from .persons import centre_by_person
 from .store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ def build_tokens(
 
 @dataclass
 class SplitData:
-    """One split in memory: tokens (V, N, Σdim), frame mask (V, N), modality masks (V, N, M), labels (V, E)."""
+    """One split in memory: tokens (V, N, Σdim), frame mask (V, N), modality masks (V, N, M), labels (V, E), and
+    the person of each clip ("" where unknown)."""
 
     tokens: np.ndarray
     mask: np.ndarray
@@ -63,6 +65,7 @@ class SplitData:
     emotions: list[str]
     keys: list[str]
     dims: list[int]
+    persons: list[str]
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -115,8 +118,13 @@ def read_labels(store: FeatureStore, video_ids: Sequence[str]) -> tuple[np.ndarr
     return values.to_numpy(np.float32, copy=True), emotions
 
 
-def load_split(store: FeatureStore, modalities: Sequence[str] | None, split: str, *, labels: bool = True) -> SplitData:
-    """Tokens, masks and (with `labels`) labels of every clip of a split; modalities are names or keys."""
+def load_split(
+    store: FeatureStore, modalities: Sequence[str] | None, split: str, *, labels: bool = True, person_norm: bool = False
+) -> SplitData:
+    """Tokens, masks and (with `labels`) labels of every clip of a split; modalities are names or keys.
+
+    `person_norm` centres the tokens on each person's mean over this split's clips (`persons.centre_by_person`);
+    every clip of the split then needs a person."""
     keys = resolve_keys(store, modalities)
     video_ids = split_ids(store, split)
     if not video_ids:
@@ -128,7 +136,19 @@ def load_split(store: FeatureStore, modalities: Sequence[str] | None, split: str
     tokens, mask, modality_masks = build_tokens(features, keys)
     label_values, emotions = read_labels(store, video_ids) if labels else (None, store.emotions())
     dims = [int(store.feature_spec(key).dim) for key in keys]
-    return SplitData(tokens, mask, modality_masks, label_values, video_ids, emotions, keys, dims)
+    people = store.persons()
+    persons = [people[video_id] for video_id in video_ids]
+    if person_norm:
+        unknown = [video_id for video_id, person in zip(video_ids, persons, strict=True) if not person]
+        if unknown:
+            raise ViperError(
+                f"{store.root / 'labels.csv'}: per-person normalisation needs the person of every clip; "
+                f"{len(unknown)} clip(s) of the {normalise_split(split)!r} split have none (e.g. "
+                f"{', '.join(unknown[:5])}); give the manifest a person column, or train without person_norm"
+            )
+        kept = [store.feature_spec(key).modality == "expression" for key in keys]  # probabilities the anchor reads
+        tokens = centre_by_person(tokens, modality_masks, dims, persons, kept)
+    return SplitData(tokens, mask, modality_masks, label_values, video_ids, emotions, keys, dims, persons)
 
 
 def standardisation_stats(data: SplitData) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,9 @@ video folder; `mp4/` is where the ViPER authors' scripts read the Hume-Reaction 
 (github.com/VaianiLorenzo/ViPER get_frame.py and README: data/mp4, data/wav).
 
 viper's video ids are the bracket-less ids (as in the file names); `viper.jobs.submit` puts the brackets back.
+These files name no subject (partition.csv's first column, which the baseline's parser calls `subject`, is the
+clip id), so the manifest has no person column: `viper train` cannot check whether splits share people, and
+`person_norm` cannot be used.
 """
 
 from __future__ import annotations

@@ -53,13 +53,14 @@ def evaluate(
     emotion, its chance level (most frequent true class), and the emotions whose r was undefined (counted as 0).
     `drop` (modality names or store keys) scores with those modalities masked in every frame, as if they were
     missing; metrics.json then says which under "dropped" and the default folder is RUN/eval-SPLIT-without-NAMES.
+    A run trained with `person_norm` is scored on tokens centred on each person's mean over the split's clips.
     """
     bundle = load_checkpoint(run)
     positions, dropped = resolve_drop(bundle, drop)
     store = FeatureStore.open(features)
     check_store(bundle, store)
     split = normalise_split(split)
-    data = load_split(store, bundle.keys, split)
+    data = load_split(store, bundle.keys, split, person_norm=bundle.train_config.get("person_norm", False))
     if data.emotions != bundle.emotions:
         raise ViperError(f"{store.root}: emotions {data.emotions} differ from the model's {bundle.emotions}")
     if positions:

@@ -67,7 +67,8 @@ class Predictor:
     a video path.
 
     The checkpoint names its extractors (backend, version, config, frames, face-crop setting); the same ones
-    run here, so a prediction sees the features the model was trained on.
+    run here, so a prediction sees the features the model was trained on. A checkpoint trained with person_norm
+    is refused: a single video carries no person's mean to subtract.
     """
 
     def __init__(self, checkpoint: Path | str | None = None, device: str = "cpu") -> None:
@@ -81,6 +82,12 @@ class Predictor:
             from ..checkpoint import load_checkpoint
 
             self.bundle = load_checkpoint(checkpoint, device=device)
+        if self.bundle.train_config.get("person_norm"):
+            raise ViperError(
+                f"{self.bundle.path} was trained with person_norm: its inputs are features minus the person's mean "
+                "over their clips, which one video does not give. Score that person's clips with `viper evaluate` "
+                "on a store whose manifest has a person column, or use a run trained without --person-norm"
+            )
         self.extractions = []
         for config in configs_from_features(self.bundle.features, self.bundle.n_frames):
             config.device = device

@@ -29,7 +29,8 @@ def write_submission(run: Path | str, features: Path | str, out: Path | str, spl
         )
     store = FeatureStore.open(features)
     check_store(bundle, store)
-    data = load_split(store, bundle.keys, split, labels=False)
+    data = load_split(store, bundle.keys, split, labels=False,
+                      person_norm=bundle.train_config.get("person_norm", False))
     predictions = predict_arrays(bundle, data.tokens, data.modality_masks)
     table = pd.DataFrame(predictions, columns=list(EMOTIONS))
     table.insert(0, "File_ID", [f"[{video_id}]" for video_id in data.video_ids])

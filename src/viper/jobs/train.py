@@ -27,13 +27,15 @@ from ..errors import SettingError, ViperError
 from ..general_model import anchoring
 from ..metrics import pearson_scores
 from ..model import Perceiver, count_parameters, model_config
+from ..persons import check_disjoint_persons
 from ..progress import Hook, notify
 from ..store import FeatureStore
 from ..tokens import load_split, make_loader, resolve_keys, split_ids, standardisation_stats
 
 log = logging.getLogger(__name__)
 
-RESUMABLE_CHANGES = ("epochs", "device", "compile")  # may differ when a run is continued; anything else may not
+# may differ when a run is continued (they do not change the weights); anything else may not
+RESUMABLE_CHANGES = ("epochs", "device", "compile", "allow_shared_people")
 TENSORBOARD_TAGS = {
     "lr": "lr",
     "train_loss": "loss/train",
@@ -66,6 +68,8 @@ class TrainConfig:
     # term anchor_shrink * mean(correction^2), so a run on few people keeps what many people taught the prior.
     anchor: bool = True
     anchor_shrink: float = 1.0
+    allow_shared_people: bool = False  # train although dev or test holds people of train (see viper.persons)
+    person_norm: bool = False  # subtract each person's mean features first (train and evaluate; predict refuses)
 
 
 def train_config(config_file: Path | str | None = None, **given: Any) -> TrainConfig:
@@ -132,8 +136,10 @@ def train(
     out = Path(out)
     store = FeatureStore.open(features)
     keys = resolve_keys(store, config.modalities)
-    train_data = load_split(store, keys, "train")
-    dev_data = load_split(store, keys, "dev") if split_ids(store, "dev") else None
+    for split, names in check_disjoint_persons(store, allow=config.allow_shared_people).items():
+        log.info("%s: %s shares %d person(s) with train, as allowed", store.root, split, len(names))
+    train_data = load_split(store, keys, "train", person_norm=config.person_norm)
+    dev_data = load_split(store, keys, "dev", person_norm=config.person_norm) if split_ids(store, "dev") else None
     if dev_data is None:
         log.warning("%s has no dev split: best.pt will be the last epoch, not the best by dev Pearson", store.root)
     device = resolve_device(config.device)
@@ -318,6 +324,8 @@ def _fingerprint(run_info: dict[str, Any]) -> dict[str, Any]:
     # settings added later, left out at their defaults so runs started before them still resume
     if train.get("modality_dropout") == 0.0:
         del train["modality_dropout"]
+    if train.get("person_norm") is False:
+        del train["person_norm"]
     if model.get("layout") == "concat":
         del model["layout"]
     if model.get("anchor_start") == -1:  # not anchored: neither the anchoring settings nor their absence matter

@@ -40,8 +40,9 @@ def clip_means(data) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.float64)
 
 
-def ridge(features: Path, keys: list[str], run_dir: Path, splits: Sequence[str], *_unused) -> None:
-    """sklearn RidgeCV on per-clip means (deterministic, so one run)."""
+def ridge(features: Path, keys: list[str], run_dir: Path, splits: Sequence[str], _seed, config, *_unused) -> None:
+    """sklearn RidgeCV on per-clip means (deterministic, so one run); centred per person as the Perceiver's tokens
+    when the sweep's config asks for `person_norm`."""
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -49,13 +50,14 @@ def ridge(features: Path, keys: list[str], run_dir: Path, splits: Sequence[str],
     from ...tokens import load_split
 
     store = FeatureStore.open(features)
-    train = load_split(store, keys, "train")
+    person_norm = bool(config.get("person_norm", False))
+    train = load_split(store, keys, "train", person_norm=person_norm)
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 15), alpha_per_target=True))
     model.fit(clip_means(train), train.labels)
     alphas = np.atleast_1d(model[-1].alpha_).tolist()
     atomic_write_text(run_dir / "config.json", json.dumps({"kind": "ridge", "keys": keys, "alphas": alphas}, indent=2))
     for split in splits:
-        data = load_split(store, keys, split)
+        data = load_split(store, keys, split, person_norm=person_norm)
         predictions = model.predict(clip_means(data)).astype(np.float32)
         write_evaluation(run_dir / f"eval-{split}", predictions, data, split, plots=False)
 
@@ -68,7 +70,8 @@ def gru(features, keys, run_dir, splits, seed, config, epochs=None, hidden: int 
     from ...tokens import load_split, split_ids, standardisation_stats
 
     store = FeatureStore.open(features)
-    train = load_split(store, keys, "train")
+    person_norm = bool(config.get("person_norm", False))
+    train = load_split(store, keys, "train", person_norm=person_norm)
     mean, std = standardisation_stats(train)
 
     def inputs(data) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +96,8 @@ def gru(features, keys, run_dir, splits, seed, config, epochs=None, hidden: int 
     y_train = torch.from_numpy(train.labels)
     model = GRU(x_train.shape[-1], y_train.shape[1])
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    dev = load_split(store, keys, "dev") if "dev" in splits and split_ids(store, "dev") else None
+    has_dev = "dev" in splits and split_ids(store, "dev")
+    dev = load_split(store, keys, "dev", person_norm=person_norm) if has_dev else None
     dev_inputs = inputs(dev) if dev is not None else None
     batch = int(config.get("batch_size", 16))
     generator = torch.Generator().manual_seed(seed)
@@ -121,7 +125,7 @@ def gru(features, keys, run_dir, splits, seed, config, epochs=None, hidden: int 
     info = {"kind": "gru", "keys": keys, "seed": seed, "hidden": hidden, "lr": lr, "history": history}
     atomic_write_text(run_dir / "config.json", json.dumps(info, indent=2))
     for split in splits:
-        data = dev if split == "dev" and dev is not None else load_split(store, keys, split)
+        data = dev if split == "dev" and dev is not None else load_split(store, keys, split, person_norm=person_norm)
         with torch.no_grad():
             predictions = model(*inputs(data)).numpy()
         write_evaluation(run_dir / f"eval-{split}", predictions, data, split, plots=False)
