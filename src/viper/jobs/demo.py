@@ -54,4 +54,5 @@ def run_demo(out: Path, workers: int = 2, frames: int = 32, config: TrainConfig 
     metrics = evaluate(out / "run", out / "store", "test", out / "report")
     say(metrics_table(metrics))
     say(f"report (metrics.json, predictions.csv, plots): {out / 'report'}  [{time.perf_counter() - started:.0f} s]")
+    say(f"next: viper predict VIDEO --checkpoint {out / 'run'}   (or without --checkpoint: viper's general model)")
     return metrics

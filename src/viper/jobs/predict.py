@@ -1,4 +1,5 @@
-"""`viper predict`: videos to per-emotion scores with a trained run, extracting exactly the features it knows."""
+"""`viper predict`: videos to per-emotion scores with viper's general model or a trained run, extracting exactly the
+features the model reads."""
 
 from __future__ import annotations
 
