@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .store import FeatureStore
 
 CHECKPOINT_FORMAT = 1
+CHECKPOINT_KEYS = ("model_state", "model_config", "token_dims", "emotions", "features", "n_frames", "train_config",
+                   "info")
 GENERAL_MODEL = Path("viper general model")  # what a prediction names as its model when no checkpoint is given
 
 
@@ -95,32 +97,93 @@ def checkpoint_file(run_or_file: Path | str) -> Path:
     return file
 
 
-def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu") -> ModelBundle:
-    """Rebuild the trained model from a run folder (its best.pt) or a checkpoint file, in eval mode."""
-    file = checkpoint_file(run_or_file)  # first: a wrong path is refused without importing torch
+def torch_load(file: Path, what: str, fix: str) -> dict[str, Any]:
+    """torch.load with weights_only, so a file never runs code; a file torch refuses (cut short, corrupt, holding
+    code, or no dict at all) is one ViperError naming it: "FILE is damaged or not WHAT (why): FIX"."""
     import torch
-
-    from .model import Perceiver, PerceiverConfig
 
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated or foreign file
-        raise ViperError(f"{file}: not a readable viper checkpoint ({error})") from error
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+    except OSError as error:
+        raise ViperError(f"{file} cannot be read ({error.strerror or error})") from error
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for one bad file
+        raise ViperError(f"{file} is damaged or not {what} ({_load_problem(error)}): {fix}") from error
+    if not isinstance(payload, dict):
+        raise ViperError(f"{file} is damaged or not {what} (it holds a {type(payload).__name__}): {fix}")
+    return payload
+
+
+def _load_problem(error: Exception) -> str:
+    """The line of torch.load's many that says what was wrong (its messages run to a dozen lines)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    refused = [line for line in lines if "nsupported" in line]
+    if refused:
+        return f"it asks for what a weights file never holds, refused: {refused[0]}"
+    if not lines:
+        return "the file ends too early" if isinstance(error, EOFError) else type(error).__name__
+    return lines[0].split(". ")[0]
+
+
+def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu") -> ModelBundle:
+    """Rebuild the trained model from a run folder (its best.pt) or a checkpoint file, in eval mode; a file that
+    does not hold a whole, consistent checkpoint is a ViperError saying what is wrong."""
+    file = checkpoint_file(run_or_file)  # first: a wrong path is refused without importing torch
+    from .model import Perceiver, PerceiverConfig
+
+    payload = torch_load(file, "a viper checkpoint", "give the best.pt of a run made by `viper train`")
+    if payload.get("format") != CHECKPOINT_FORMAT:
         raise ViperError(f"{file}: not a viper checkpoint of format {CHECKPOINT_FORMAT}")
-    config = from_dict(PerceiverConfig, payload["model_config"])
-    model = Perceiver(token_dims=payload["token_dims"], num_outputs=len(payload["emotions"]), config=config)
+    missing = [key for key in CHECKPOINT_KEYS if key not in payload]
+    if missing:
+        raise ViperError(f"{file}: an incomplete viper checkpoint, without {', '.join(missing)}; train again")
+    emotions, dims, features = payload["emotions"], payload["token_dims"], payload["features"]
+    if not emotions or not all(isinstance(name, str) for name in emotions):
+        raise ViperError(f"{file}: the checkpoint's emotions are not a list of names: {emotions!r}")
+    if len(features) != len(dims):
+        raise ViperError(f"{file}: the checkpoint names {len(features)} feature(s) for {len(dims)} token part(s)")
+    try:
+        specs = [FeatureSpec.from_dict(record) for record in features]
+        model = Perceiver(token_dims=dims, num_outputs=len(emotions),
+                          config=from_dict(PerceiverConfig, payload["model_config"]))
+    except (ViperError, TypeError, ValueError, RuntimeError) as error:
+        raise ViperError(f"{file}: its model or feature settings are not this viper's ({error})") from error
+    problems = [f"{spec.key} is {spec.dim} wide, its token part {dim}"
+                for spec, dim in zip(specs, dims, strict=True) if spec.dim is not None and spec.dim != dim]
+    problems += weight_problems(model.state_dict(), payload["model_state"])
+    if problems:
+        raise ViperError(
+            f"{file}: the weights do not fit the model it describes ({len(emotions)} emotions: "
+            f"{', '.join(emotions)}; token widths {list(dims)}): {'; '.join(problems)}"
+        )
     model.load_state_dict(payload["model_state"])
     model.to(device).eval()
     return ModelBundle(
         model=model,
-        emotions=payload["emotions"],
-        features=[FeatureSpec.from_dict(record) for record in payload["features"]],
+        emotions=emotions,
+        features=specs,
         n_frames=payload["n_frames"],
         train_config=payload["train_config"],
         info=payload["info"],
         path=file,
     )
+
+
+def weight_problems(expected: dict[str, Any], found: Any, show: int = 3) -> list[str]:
+    """What keeps `found` weights from loading into a model whose state dict is `expected`: missing and
+    unexpected names, and shapes that differ (the first `show` of each)."""
+    if not isinstance(found, dict):
+        return [f"the weights are a {type(found).__name__}, not named tensors"]
+    missing = [name for name in expected if name not in found]
+    extra = [name for name in found if name not in expected]
+    shapes = [f"{name} is {tuple(getattr(found[name], 'shape', ()))}, the model needs {tuple(value.shape)}"
+              for name, value in expected.items()
+              if name in found and tuple(getattr(found[name], "shape", ())) != tuple(value.shape)]
+    problems = []
+    for label, names in (("missing", missing), ("unexpected", extra)):
+        if names:
+            more = f" and {len(names) - show} more" if len(names) > show else ""
+            problems.append(f"{label} {', '.join(names[:show])}{more}")
+    return problems + shapes[:show]
 
 
 def general_model_bundle(frames: int = 32, device: str = "cpu") -> ModelBundle:

@@ -377,18 +377,14 @@ def ablate(
 ) -> None:
     """Modality ablation (the paper's Tables 2-3): every setting x seeds, report.md/html, runs.csv, p-values, and
     a robustness table (each fusion setting scored with each modality removed)."""
-    from .config import from_dict, load_config_file
     from .jobs.ablate import run_ablation
-    from .jobs.train import TrainConfig
+    from .jobs.train import train_config
 
-    settings = load_config_file(config) if config else {}
-    if epochs is not None:
-        settings["epochs"] = epochs
     chosen = [] if baselines.strip().lower() == "none" else (_split_list(baselines) or [])
-    result = run_ablation(features, out, grid=grid, seeds=seeds, workers=workers,
-                          config=from_dict(TrainConfig, settings), baselines=chosen, gru_epochs=gru_epochs,
-                          resamples=resamples, run_plots=run_plots, fusions=_split_list(fusion) or ["concat"],
-                          robustness=robustness, hook=ProgressBars())
+    settings = train_config(config, **({} if epochs is None else {"epochs": epochs}))
+    result = run_ablation(features, out, grid=grid, seeds=seeds, workers=workers, config=settings,
+                          baselines=chosen, gru_epochs=gru_epochs, resamples=resamples, run_plots=run_plots,
+                          fusions=_split_list(fusion) or ["concat"], robustness=robustness, hook=ProgressBars())
     typer.echo(f"best setting on {result.ranking_split}: {result.best}")
     if result.failed:
         raise typer.Exit(1)

@@ -48,10 +48,27 @@ def save_config(config: Any, path: Path) -> None:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a JSON or YAML config file into a dict."""
-    text = Path(path).read_text()
-    if Path(path).suffix in (".yaml", ".yml"):
+    """Read a JSON or YAML config file into a dict; a file that is missing, unreadable or not a mapping of
+    settings is a ViperError naming it."""
+    from .errors import ViperError
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ViperError(f"{path}: cannot read the config file ({error.strerror or error})") from error
+    if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        return yaml.safe_load(text) or {}
-    return json.loads(text)
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ViperError(f"{path}: not valid YAML: {error}") from error
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise ViperError(f"{path}: not valid JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ViperError(f"{path}: expected a mapping of settings (name: value), got a {type(data).__name__}")
+    return data

@@ -19,7 +19,9 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,10 @@ from .atomic import atomic_save_npy, atomic_save_npz, atomic_write_text
 from .errors import ViperError
 from .feature_spec import FeatureSpec
 
+log = logging.getLogger(__name__)
+
 STORE_FORMAT = 1
+CLIP_KEYS = {"source_size", "source_mtime", "source_sha256", "face_mask", "times"}  # what resuming reads
 STALE_TMP_SECONDS = 60  # temp files older than this are leftovers of a killed writer
 ID_COLUMNS = ("video_id", "path", "split", "person")  # every other labels.csv column is an emotion
 LABEL_DTYPES = {"video_id": str, "split": str, "person": str}
@@ -41,6 +46,10 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class DamagedFeatures(ViperError):
+    """A clip's feature file that cannot be read; it has been removed, so the clip counts as not extracted."""
 
 
 class FeatureStore:
@@ -85,11 +94,24 @@ class FeatureStore:
         store = cls(root)
         if not (store.root / "store.json").exists():
             raise ViperError(f"{store.root}: not a viper feature store (no store.json); run `viper extract` first")
+        store.n_frames  # noqa: B018 - a damaged store.json is reported here, not by whatever reads it first
         return store
 
     @property
     def info(self) -> dict[str, Any]:
-        return json.loads((self.root / "store.json").read_text())
+        """store.json; damaged (cut short, edited) it is a ViperError saying how to write it again."""
+        path = self.root / "store.json"
+        try:
+            info = json.loads(path.read_text())
+            if isinstance(info, dict) and isinstance(info.get("n_frames"), int) and info["n_frames"] >= 1:
+                return info
+            problem = "no frames per clip (n_frames) in it"
+        except ValueError as error:
+            problem = f"not JSON: {error}"
+        raise ViperError(
+            f"{path} is damaged ({problem}): delete it and run `viper extract` into this store with the --frames it "
+            "was made with (each clips/*.json says it as \"frames\"); the features already extracted are kept"
+        )
 
     @property
     def n_frames(self) -> int:
@@ -135,8 +157,13 @@ class FeatureStore:
         atomic_write_text(self.clip_path(video_id), json.dumps(meta, indent=1))
 
     def clip_meta(self, video_id: str) -> dict[str, Any] | None:
+        """The clip's metadata; None when it was never written or is damaged (the clip is then extracted again)."""
         path = self.clip_path(video_id)
-        return json.loads(path.read_text()) if path.exists() else None
+        try:
+            meta = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) and CLIP_KEYS <= meta.keys() else None
 
     def source_unchanged(self, video_id: str, source: Path) -> bool:
         """True when the clip was extracted from this very file (same size and mtime, or same hash)."""
@@ -191,11 +218,24 @@ class FeatureStore:
         atomic_save_npz(self.video_path(key, video_id), values=values.astype(np.float32), mask=mask.astype(bool))
 
     def read(self, key: str, video_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """A clip's values (N, dim) and mask (N,). A file that cannot be read as those two arrays (cut short,
+        corrupt, pickled objects) is removed, so the clip counts as missing and `viper extract` makes it again,
+        and a DamagedFeatures error names it."""
         path = self.video_path(key, video_id)
         if not path.exists():
             raise ViperError(f"{self.root}: clip {video_id!r} has no {key} features; run `viper extract` for it")
-        with np.load(path) as data:
-            return data["values"], data["mask"]
+        try:
+            with np.load(path) as data:
+                values, mask = data["values"], data["mask"]
+            if values.ndim != 2 or mask.shape != values.shape[:1] or values.dtype.kind != "f" or mask.dtype != bool:
+                raise ValueError(f"values {values.dtype} {values.shape} and mask {mask.dtype} {mask.shape}")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            path.unlink(missing_ok=True)
+            raise DamagedFeatures(
+                f"{path} was damaged ({type(error).__name__}: {error}) and is removed: run `viper extract` into "
+                f"{self.root} again to extract clip {video_id!r} anew"
+            ) from error
+        return values, mask
 
     def video_ids(self, key: str) -> list[str]:
         folder = self.feature_dir(key) / "videos"
@@ -213,17 +253,31 @@ class FeatureStore:
             self._pack_locked(key, folder)
 
     def _pack_locked(self, key: str, folder: Path) -> None:
-        ids = self.video_ids(key)
-        if not ids:
+        """The pack of every readable clip; a damaged one is left out and removed (see `read`), with a warning."""
+        ids, kept = self.video_ids(key), []
+        values = mask = None
+        for video_id in ids:
+            try:
+                one_values, one_mask = self.read(key, video_id)
+            except DamagedFeatures as error:
+                log.warning("%s", error)
+                continue
+            if values is None:
+                values = np.zeros((len(ids), self.n_frames, one_values.shape[1]), np.float32)
+                mask = np.zeros((len(ids), self.n_frames), bool)
+            if one_values.shape != values.shape[1:]:
+                self.video_path(key, video_id).unlink(missing_ok=True)
+                log.warning("%s holds %s values where the store's clips have %s; removed it: run `viper extract` "
+                            "again to extract clip %r anew", self.video_path(key, video_id), one_values.shape,
+                            values.shape[1:], video_id)
+                continue
+            values[len(kept)], mask[len(kept)] = one_values, one_mask
+            kept.append(video_id)
+        if not kept:
             return
-        first_values, _ = self.read(key, ids[0])
-        values = np.zeros((len(ids), *first_values.shape), np.float32)
-        mask = np.zeros((len(ids), first_values.shape[0]), bool)
-        for row, video_id in enumerate(ids):
-            values[row], mask[row] = self.read(key, video_id)
-        atomic_save_npy(folder / "values.npy", values)
-        atomic_save_npy(folder / "mask.npy", mask)
-        atomic_write_text(folder / "ids.json", json.dumps(ids))  # written last: marks the pack complete
+        atomic_save_npy(folder / "values.npy", values[: len(kept)])
+        atomic_save_npy(folder / "mask.npy", mask[: len(kept)])
+        atomic_write_text(folder / "ids.json", json.dumps(kept))  # written last: marks the pack complete
 
     def _packed(self, key: str):
         folder = self.feature_dir(key) / "packed"
@@ -231,12 +285,13 @@ class FeatureStore:
         if not ids_path.exists():
             return None
         with _locked(folder / ".lock", fcntl.LOCK_SH):  # never read while another process packs
-            if not ids_path.exists():
-                return None
-            ids = json.loads(ids_path.read_text())
-            values = np.load(folder / "values.npy", mmap_mode="r")
-            mask = np.load(folder / "mask.npy", mmap_mode="r")
-        if len(ids) != values.shape[0] or len(ids) != mask.shape[0]:
+            try:
+                ids = json.loads(ids_path.read_text())
+                values = np.load(folder / "values.npy", mmap_mode="r")
+                mask = np.load(folder / "mask.npy", mmap_mode="r")
+            except (OSError, ValueError):
+                return None  # gone, cut short or corrupt: the per-clip files rebuild it
+        if not isinstance(ids, list) or values.ndim != 3 or mask.ndim != 2 or not len(ids) == len(values) == len(mask):
             return None  # a pack from another moment; rebuild
         return {video_id: row for row, video_id in enumerate(ids)}, values, mask
 
@@ -244,7 +299,13 @@ class FeatureStore:
         """Features of many clips at once: values (V, N, dim) float32 and mask (V, N) bool."""
         packed = self._packed(key)
         if packed is None or any(video_id not in packed[0] for video_id in video_ids):
-            self.pack(key)
+            try:
+                self.pack(key)
+            except OSError as error:
+                raise ViperError(
+                    f"{self.feature_dir(key) / 'packed'}: stale or damaged, and it cannot be rebuilt here "
+                    f"({error.strerror or error}); run `viper extract` where the store can be written"
+                ) from error
             packed = self._packed(key)
         if packed is None:
             raise ViperError(f"{self.root}: no {key} features at all; run `viper extract` first")

@@ -15,6 +15,7 @@ from ..config import save_config
 from ..errors import SettingError, ViperError
 from ..extraction import DEFAULT_EXTRACTORS, ExtractConfig, Extraction
 from ..progress import Hook, notify
+from ..settings import extraction_settings
 
 
 @dataclass
@@ -92,16 +93,9 @@ def extract(
 
     specs = [":".join(parse_spec(spec)) for spec in (extractors or DEFAULT_EXTRACTORS)]
     options = {":".join(parse_spec(spec)): value for spec, value in (options or {}).items()}
-    if frames < 1:
-        raise SettingError("frames", f"must be at least 1, got {frames}")
-    if batch_videos is None:
-        batch_videos = 16 if device.startswith("cuda") else 1
-    if batch_videos < 1:
-        raise SettingError("batch_videos", f"must be at least 1, got {batch_videos}")
-    if workers is not None and workers < 1:
-        raise SettingError("workers", f"must be at least 1, got {workers}")
     if backend not in BACKENDS:
         raise SettingError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    batch_videos, workers = extraction_settings(frames, batch_videos, workers, device, here=backend == "local")
     if backend == "ray":
         from .extract_ray import check_settings
 

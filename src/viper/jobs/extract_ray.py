@@ -41,7 +41,7 @@ def require_ray():
 
 def check_settings(gpus_per_worker: float) -> None:
     """Refuse what Ray would refuse only after starting: a GPU share that is not (0, 1] or a whole number."""
-    if gpus_per_worker <= 0 or (gpus_per_worker > 1 and not float(gpus_per_worker).is_integer()):
+    if not gpus_per_worker > 0 or (gpus_per_worker > 1 and not float(gpus_per_worker).is_integer()):
         raise SettingError("gpus_per_worker", f"must be a fraction in (0, 1] or a whole number, got {gpus_per_worker}")
     require_ray()
 

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import config_hash
-from ..errors import ViperError
+from ..errors import SettingError, ViperError
 from ..feature_spec import FeatureSpec
 from ..progress import Hook, notify
+from ..settings import MAX_FRAMES, real_number, whole_number
 from ..store import FeatureStore
 from ..video import nearest_indices, sample_frame_times
 
@@ -61,7 +62,11 @@ def import_challenge_features(
     from ..datasets.hume_reaction import dataset_root, hume_reaction_manifest
 
     if time_unit not in ("auto", "s", "ms"):
-        raise ViperError(f"time unit must be auto, s or ms, not {time_unit!r}")
+        raise SettingError("time_unit", f"must be auto, s or ms, got {time_unit!r}")
+    if frames is not None:
+        whole_number("frames", frames, 1, MAX_FRAMES)
+    if tolerance is not None:
+        real_number("tolerance", tolerance, above_minimum=True)
     root = dataset_root(root)
     table = hume_reaction_manifest(root, require_media=False)
     folders = feature_folders(root / "feats", feature_names)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VideoReadError, ViperError
+from ..settings import check_device
 
 if TYPE_CHECKING:
     from ..checkpoint import ModelBundle
@@ -75,6 +76,7 @@ class Predictor:
     def __init__(self, checkpoint: Path | str | None = None, device: str = "cpu") -> None:
         from ..extraction import Extraction, configs_from_features
 
+        check_device(device)
         if checkpoint is None:
             from ..checkpoint import general_model_bundle
 
@@ -166,6 +168,7 @@ def predict(
     from ..checkpoint import checkpoint_file
 
     videos = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
+    check_device(device)
     if checkpoint is not None:
         checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
     missing = {video for video in videos if not video.exists()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import time
@@ -21,14 +22,15 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import atomic_write_text
-from ..checkpoint import predict_model, save_checkpoint, torch_save_atomic
+from ..checkpoint import predict_model, save_checkpoint, torch_load, torch_save_atomic
 from ..config import save_config, to_dict
-from ..errors import SettingError, ViperError
+from ..errors import ViperError
 from ..general_model import anchoring
 from ..metrics import pearson_scores
 from ..model import Perceiver, count_parameters, model_config
 from ..persons import check_disjoint_persons
 from ..progress import Hook, notify
+from ..settings import check_device, real_number, resolve_device, resolve_precision, whole_number
 from ..store import FeatureStore
 from ..tokens import load_split, make_loader, resolve_keys, split_ids, standardisation_stats
 
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # may differ when a run is continued (they do not change the weights); anything else may not
 RESUMABLE_CHANGES = ("epochs", "device", "compile", "allow_shared_people")
+RESUME_KEYS = ("fingerprint", "epoch", "history", "best", "model", "optimiser", "scheduler", "scaler", "rng_cpu",
+               "rng_cuda")
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)  # a write refused: the run folder cannot grow
 TENSORBOARD_TAGS = {
     "lr": "lr",
     "train_loss": "loss/train",
@@ -71,6 +76,18 @@ class TrainConfig:
     allow_shared_people: bool = False  # train although dev or test holds people of train (see viper.persons)
     person_norm: bool = False  # subtract each person's mean features first (train and evaluate; predict refuses)
 
+    def __post_init__(self) -> None:
+        """Refuse values torch would fail on deep in a run, or that would train nothing, naming the setting."""
+        for name in ("epochs", "batch_size", "lr_step_epochs"):
+            whole_number(name, getattr(self, name))
+        whole_number("seed", self.seed, -(2**31), 2**31 - 1)
+        real_number("lr", self.lr, above_minimum=True)
+        real_number("lr_gamma", self.lr_gamma, above_minimum=True, maximum=1.0)
+        real_number("weight_decay", self.weight_decay)
+        real_number("modality_dropout", self.modality_dropout, maximum=1.0)
+        real_number("anchor_shrink", self.anchor_shrink)
+        check_device(self.device, auto=True, here=False)  # whether cuda is here is asked when the run starts
+
 
 def train_config(config_file: Path | str | None = None, **given: Any) -> TrainConfig:
     """A TrainConfig from a YAML/JSON file (when given), with the `given` settings on top of it; `layout` is a
@@ -82,7 +99,12 @@ def train_config(config_file: Path | str | None = None, **given: Any) -> TrainCo
     settings.update(given)
     if layout is not None:
         settings["model_overrides"] = {**(settings.get("model_overrides") or {}), "layout": layout}
-    return from_dict(TrainConfig, settings)
+    try:
+        return from_dict(TrainConfig, settings)
+    except ViperError as error:  # a value from the file, not a flag: name the file
+        if config_file is None or getattr(error, "setting", None) in given:
+            raise
+        raise ViperError(f"{config_file}: {error}") from None
 
 
 @dataclass
@@ -95,29 +117,6 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SettingError("device", "cuda was asked for, but torch sees no CUDA device")
-    return torch.device(name)
-
-
-def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype: fp32 unless asked otherwise on CPU (bf16 autocast there is opt-in), mixed on CUDA."""
-    if name not in ("auto", "fp32", "bf16", "fp16"):
-        raise ViperError(f"unknown precision {name!r}; use auto, fp32, bf16 or fp16")
-    if device.type != "cuda":
-        if name == "fp16":
-            raise ViperError("precision fp16 needs CUDA; on CPU use bf16 (mixed precision) or fp32")
-        return torch.bfloat16 if name == "bf16" else torch.float32
-    if name == "fp32":
-        return torch.float32
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if name == "bf16" else torch.float16
-
-
 def make_optimiser(parameters, *, lr: float, weight_decay: float = 0.01) -> torch.optim.AdamW:
     """AdamW with its fused kernel: one pass over each parameter instead of a dozen (8x faster on CPU for the
     10 M parameters of the compact model on full tokens); the same update rule."""
@@ -127,12 +126,26 @@ def make_optimiser(parameters, *, lr: float, weight_decay: float = 0.01) -> torc
 def train(
     features: Path | str, out: Path | str, config: TrainConfig | None = None, *, hook: Hook | None = None
 ) -> TrainResult:
-    """Train on the store's train split, keep the best epoch by dev mean Pearson in OUT/best.pt."""
+    """Train on the store's train split, keep the best epoch by dev mean Pearson in OUT/best.pt.
+
+    A full disk stops the run with one message; every file is written atomically, so best.pt and last.pt stay
+    those of the last completed epoch and the same call resumes once there is space."""
+    try:
+        return _train(features, out, config, hook)
+    except OSError as error:
+        if error.errno not in FULL_DISK:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        raise ViperError(
+            f"{out}: training stopped, the run folder cannot be written: {error.strerror or error}{where}; best.pt "
+            "and last.pt of the last completed epoch are intact, free space and run the same command to resume"
+        ) from error
+
+
+def _train(features: Path | str, out: Path | str, config: TrainConfig | None, hook: Hook | None) -> TrainResult:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     config = config or TrainConfig()
-    if not 0.0 <= config.modality_dropout <= 1.0:
-        raise ViperError(f"modality_dropout must be in [0, 1], got {config.modality_dropout}")
     out = Path(out)
     store = FeatureStore.open(features)
     keys = resolve_keys(store, config.modalities)
@@ -339,7 +352,11 @@ def _fingerprint(run_info: dict[str, Any]) -> dict[str, Any]:
 def _resume_state(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    fix = "delete it to start over"
+    state = torch_load(path, "a viper resume file", fix)
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing:
+        raise ViperError(f"{path} is damaged or not a viper resume file (no {', '.join(missing)}): {fix}")
     if state["fingerprint"] != fingerprint:
         changed = _differences(state["fingerprint"], fingerprint)
         raise ViperError(

@@ -15,12 +15,15 @@ from ...atomic import atomic_write_text
 from ...config import from_dict, to_dict
 from ...errors import SettingError, ViperError
 from ...progress import Hook, notify
+from ...settings import cap_workers, whole_number
 from ...store import FeatureStore
 from .baselines import BASELINES
 from .grid import AblationResult, Fusion, Setting, grid_settings, labelled_splits
 from .report import write_report
 
 log = logging.getLogger(__name__)
+MAX_RESAMPLES = 100_000  # paired-bootstrap resamples: 2000 give p-values to about 0.001
+RUN_MEMORY = 1 << 30  # one training run's process: torch, the store's split and the model
 
 
 def _score_folders(run_dir: Path, split: str, drops: Sequence[str]) -> list[Path]:
@@ -100,10 +103,11 @@ def run_ablation(
     from ..train import TrainConfig
 
     began = time.perf_counter()
-    if seeds < 1:
-        raise SettingError("seeds", "must be at least 1")
-    if workers < 1:
-        raise SettingError("workers", "must be at least 1")
+    whole_number("seeds", seeds)
+    whole_number("resamples", resamples, 1, MAX_RESAMPLES)
+    if gru_epochs is not None:
+        whole_number("gru_epochs", gru_epochs)
+    workers = cap_workers("workers", whole_number("workers", workers), RUN_MEMORY)
     out = Path(out)
     store = FeatureStore.open(features)
     config = config or TrainConfig()
