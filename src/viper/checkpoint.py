@@ -117,8 +117,9 @@ def _load_problem(error: Exception) -> str:
     """The line of torch.load's many that says what was wrong (its messages run to a dozen lines)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     refused = [line for line in lines if "nsupported" in line]
-    if refused:
-        return f"it asks for what a weights file never holds, refused: {refused[0]}"
+    if refused:  # weights_only met a pickled object or call: what a booby-trapped file holds
+        found = refused[0].removeprefix("WeightsUnpickler error:").strip().split(". ")[0]
+        return f"it asks to load code, which viper never runs: {found}"
     if not lines:
         return "the file ends too early" if isinstance(error, EOFError) else type(error).__name__
     return lines[0].split(". ")[0]

@@ -68,18 +68,20 @@ def _split_list(text: str | None) -> list[str] | None:
 def extract(
     data: Path = typer.Argument(..., help="Folder of videos, manifest CSV (video_id,path,split,<emotions>) or video."),
     out: Path = typer.Option(..., "--out", "-o", help="Feature store folder (created or resumed)."),
-    frames: int = typer.Option(32, "--frames", "-n", help="Frames sampled per clip (N)."),
+    frames: int = typer.Option(32, "--frames", "-n", help="Frames sampled per clip (N), 1 to 1024."),
     extractors: str | None = typer.Option(
         None, "--extractors", "-e", help="Comma-separated modality[:backend]; default face_image,fau,caption,audio."
     ),
     workers: int | None = typer.Option(
-        None, "--workers", "-w", help="Processes (Ray: actors), each with its own loaded models; default 1 locally, "
-        "as many as the Ray cluster fits with --backend ray."
+        None, "--workers", "-w", help="Processes (Ray: actors), each with its own loaded models; default 1 locally "
+        "(at most what this machine's CPUs and memory hold, ~1 GB each), as many as the Ray cluster fits with "
+        "--backend ray."
     ),
     no_face_crop: bool = typer.Option(False, "--no-face-crop", help="Use whole frames (the paper's Table 2 ablation)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (for backends that use torch)."),
     batch_videos: int | None = typer.Option(
-        None, "--batch-videos", help="Clips whose frames each model sees in one batch (default 16 on cuda, 1 on cpu)."
+        None, "--batch-videos", help="Clips whose frames each model sees in one batch, 1 to 256 (default 16 on cuda, "
+        "1 on cpu; fewer when their decoded frames would not fit in memory)."
     ),
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML with per-extractor options."),
     dataset: str | None = typer.Option(
