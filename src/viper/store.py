@@ -34,7 +34,6 @@ from .feature_spec import FeatureSpec
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = 1
-CLIP_KEYS = {"source_size", "source_mtime", "source_sha256", "face_mask", "times"}  # what resuming reads
 STALE_TMP_SECONDS = 60  # temp files older than this are leftovers of a killed writer
 ID_COLUMNS = ("video_id", "path", "split", "person")  # every other labels.csv column is an emotion
 LABEL_DTYPES = {"video_id": str, "split": str, "person": str}
@@ -163,7 +162,7 @@ class FeatureStore:
             meta = json.loads(path.read_text())
         except (FileNotFoundError, ValueError):
             return None
-        return meta if isinstance(meta, dict) and CLIP_KEYS <= meta.keys() else None
+        return meta if isinstance(meta, dict) else None
 
     def source_unchanged(self, video_id: str, source: Path) -> bool:
         """True when the clip was extracted from this very file (same size and mtime, or same hash)."""
@@ -171,9 +170,9 @@ class FeatureStore:
         if meta is None:
             return False
         stat = source.stat()
-        if meta["source_size"] == stat.st_size and meta["source_mtime"] == stat.st_mtime:
-            return True
-        return meta["source_size"] == stat.st_size and meta["source_sha256"] == file_sha256(source)
+        if meta.get("source_size") != stat.st_size or "face_mask" not in meta:  # another file, or edited metadata
+            return False
+        return meta.get("source_mtime") == stat.st_mtime or meta.get("source_sha256") == file_sha256(source)
 
     # --- features --------------------------------------------------------------------------------
     def feature_dir(self, key: str) -> Path:
