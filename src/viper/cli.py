@@ -100,6 +100,8 @@ def extract(
     from .jobs.extract import extract as run_extract
 
     options = load_config_file(config).get("options", {}) if config else None
+    if options is not None and not (isinstance(options, dict) and all(isinstance(v, dict) for v in options.values())):
+        raise ViperError(f"{config}: `options` must map each extractor (modality:backend) to its settings")
     summary = run_extract(data, out, frames=frames, extractors=_split_list(extractors), workers=workers,
                           face_crop=not no_face_crop, options=options, device=device, dataset=dataset,
                           batch_videos=batch_videos, backend=backend, ray_address=ray_address,

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import from_dict
-from .errors import ViperError
+from .errors import SettingError, ViperError
 from .extractors.expression_general import BASIC_EMOTIONS
+from .settings import real_number, whole_number
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,18 @@ class PerceiverConfig:
     anchor_map: tuple[int, ...] = ()  # per output, its index in BASIC_EMOTIONS, or -1 (no prior for that output)
 
     def __post_init__(self) -> None:
+        """Refuse sizes torch would fail on while building the model (named as model_overrides' keys)."""
         object.__setattr__(self, "anchor_map", tuple(self.anchor_map))  # a list when read back from JSON
+        try:
+            for name in ("num_latents", "latent_dim", "cross_heads", "cross_layers", "self_layers", "latent_heads",
+                         "widening_factor"):
+                whole_number(name, getattr(self, name))
+            if self.input_dim is not None:
+                whole_number("input_dim", self.input_dim)
+            for name in ("attn_dropout", "ff_dropout"):
+                real_number(name, getattr(self, name), maximum=1.0)
+        except SettingError as error:
+            raise ViperError(f"model setting {error}") from None
 
 
 PRESETS: dict[str, PerceiverConfig] = {

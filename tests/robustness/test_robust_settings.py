@@ -129,6 +129,15 @@ def test_bad_extract_option_is_refused_by_name(clip, tmp_path, case):
     assert not out.exists()
 
 
+def test_extract_config_options_must_be_settings_per_extractor(clip, tmp_path):
+    """`viper extract --config` whose `options` are not a mapping of extractor -> settings: one message naming
+    the file (exit 2)."""
+    config = tmp_path / "extract.json"
+    config.write_text('{"options": {"audio": 3}}')
+    assert_refused(viper("extract", clip, "--out", tmp_path / "store", "-e", "audio", "--config", config),
+                   f"{config}: `options` must map each extractor (modality:backend) to its settings")
+
+
 def test_too_many_workers_are_capped_with_a_warning(clip, tmp_path, caplog):
     """`--workers 999` (which started one process per clip: 5 GB in 23 s): capped to this machine's CPUs and
     memory, with a warning naming the option and the number used; the run succeeds."""
@@ -195,3 +204,12 @@ def test_bad_import_features_option_is_refused_by_name(tmp_path, case):
     """Each bad `viper import-features` option: `error: --option must be ...`, exit 2, before reading the data."""
     arguments, expected = IMPORT_OPTIONS[case]
     assert_refused(viper("import-features", tmp_path, "--out", tmp_path / "store", *arguments), expected)
+
+
+def test_bad_model_setting_in_a_config_file_is_one_message(store, tmp_path):
+    """`model_overrides: {num_latents: 0}` in a `--config` file: `error: model setting num_latents must be at least
+    1, got 0` (exit 2), not a torch error from building the model."""
+    config = tmp_path / "train.yaml"
+    config.write_text("model_overrides:\n  num_latents: 0\n")
+    assert_refused(viper("train", "--features", store, "--out", tmp_path / "run", "--config", config),
+                   "model setting num_latents must be at least 1, got 0")
