@@ -237,6 +237,10 @@ def predict(
         None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
     ),
     output_format: str = typer.Option("json", "--format", help="json (one object per line) or csv."),
+    per_frame: Path | None = typer.Option(
+        None, "--per-frame", metavar="TABLE.csv|.parquet", help="Also write one row per sampled frame: time, face "
+        "box, blendshapes, expression probabilities, audio present, the clip's scores."
+    ),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """Score videos with viper's general model, or with a trained run (extracting the features it was trained on).
@@ -255,7 +259,15 @@ def predict(
 
     if output_format not in ("json", "csv"):
         raise ViperError(f"--format must be json or csv, not {output_format!r}")
-    results, failures = run_predict(videos, checkpoint, device=device)
+    if per_frame is not None and per_frame.suffix.lower() not in (".csv", ".parquet"):
+        raise ViperError(f"--per-frame {per_frame}: name a .csv or .parquet file")
+    if per_frame is None:
+        results, failures = run_predict(videos, checkpoint, device=device)
+    else:
+        from .jobs.predict import predict_frames, write_table
+
+        table, results, failures = predict_frames(videos, checkpoint, device=device)
+        write_table(table, per_frame)
     if output_format == "json":
         for result in results:
             typer.echo(json.dumps(result))
