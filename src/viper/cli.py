@@ -251,10 +251,8 @@ def predict(
     (of the N frames, those with a face and with audio) and warnings when the model could not see what it reads
     (e.g. no face found: the scores carry no evidence).
     """
-    import csv
-    import json
-    import sys
 
+    from .jobs.predict import format_records
     from .jobs.predict import predict as run_predict
 
     if output_format not in ("json", "csv"):
@@ -268,17 +266,7 @@ def predict(
 
         table, results, failures = predict_frames(videos, checkpoint, device=device)
         write_table(table, per_frame)
-    if output_format == "json":
-        for result in results:
-            typer.echo(json.dumps(result))
-    elif results:
-        writer = csv.writer(sys.stdout)
-        emotions = list(results[0]["scores"])
-        writer.writerow(["video", *emotions, "frames", "face_frames", "audio_frames", "warnings"])
-        for result in results:
-            coverage = result["coverage"]
-            writer.writerow([result["video"], *(f"{result['scores'][e]:.6f}" for e in emotions), coverage["frames"],
-                             coverage["face"], coverage["audio"], "; ".join(result["warnings"])])
+    typer.echo(format_records(results, output_format), nl=False)
     for _, reason in failures:
         typer.secho(f"error: {reason}", fg=typer.colors.RED, err=True)
     if failures:

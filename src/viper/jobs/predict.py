@@ -263,3 +263,25 @@ def write_table(table, path: Path | str) -> None:
         atomic_write_bytes(path, buffer.getvalue())
     else:
         atomic_write_text(path, table.to_csv(index=False))
+
+
+def format_records(results: list[dict[str, Any]], output_format: str) -> str:
+    """`predict`'s records as `viper predict` prints them: one JSON object per line, or CSV
+    (`video,<emotions>,frames,face_frames,audio_frames,warnings`)."""
+    import csv
+    import io
+    import json
+
+    if output_format == "json":
+        return "".join(json.dumps(result) + "\n" for result in results)
+    if not results:
+        return ""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    emotions = list(results[0]["scores"])
+    writer.writerow(["video", *emotions, "frames", "face_frames", "audio_frames", "warnings"])
+    for result in results:
+        coverage = result["coverage"]
+        writer.writerow([result["video"], *(f"{result['scores'][e]:.6f}" for e in emotions), coverage["frames"],
+                         coverage["face"], coverage["audio"], "; ".join(result["warnings"])])
+    return text.getvalue()
