@@ -93,9 +93,10 @@ def test_train_and_evaluate_commands(demo, tmp_path):
     assert len((run / "history.csv").read_text().splitlines()) == 4  # header + 3 epochs
     evaluated = runner.invoke(app, ["evaluate", str(run), "-f", str(store)], catch_exceptions=False)
     assert evaluated.exit_code == 0, evaluated.stderr
-    assert "mean Pearson" in evaluated.stdout
+    assert "Pearson r" in evaluated.stdout and "CCC" in evaluated.stdout and "UAR" in evaluated.stdout
     metrics = json.loads((run / "eval-test" / "metrics.json").read_text())
-    assert metrics["n"] == 30 and set(metrics["pearson"]) == set(EMOTIONS)
+    assert metrics["n"] == 30 and set(metrics["pearson"]) == set(metrics["ccc"]) == set(EMOTIONS)
+    assert 0 <= metrics["uar"] <= 1 and 0 <= metrics["macro_f1"] <= 1
 
 
 def test_train_config_file_with_flags_on_top(demo, tmp_path):
