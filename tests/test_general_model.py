@@ -4,12 +4,14 @@ training anchored on it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+import viper
 from viper.cli import app
 from viper.extractors.expression_general import BASIC_EMOTIONS, shift_prior
 from viper.general_model import anchoring, pool_expressions
@@ -141,3 +143,17 @@ def test_predict_frames_in_python_keeps_the_model_and_adds_the_named_values():
     table, records, failures = predict_frames(demo_clips() / "01-01-05-02-01-01-05.mp4")
     assert failures == [] and len(records) == 1 and len(table) == 32
     assert max(records[0]["scores"], key=records[0]["scores"].get) == table.filter(like="score.").iloc[0].idxmax()[6:]
+
+
+def test_predict_takes_a_folder_as_extract_does(tmp_path):
+    import shutil
+
+    folder = tmp_path / "clips" / "day1"
+    folder.mkdir(parents=True)
+    for name in ("01-01-03-02-02-01-05.mp4", "01-01-05-02-01-01-05.mp4"):
+        shutil.copy(demo_clips() / name, folder / name)
+    (folder / "notes.txt").write_text("not a video")
+    (tmp_path / "empty").mkdir()
+    results, failures = viper.predict([tmp_path / "clips", tmp_path / "empty"])
+    assert [Path(r["video"]).name for r in results] == ["01-01-03-02-02-01-05.mp4", "01-01-05-02-01-01-05.mp4"]
+    assert len(failures) == 1 and "no video files found" in failures[0][1]

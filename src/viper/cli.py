@@ -232,7 +232,7 @@ def evaluate(
 @app.command()
 @friendly
 def predict(
-    videos: list[Path] = typer.Argument(..., help="Video files to score."),
+    videos: list[Path] = typer.Argument(..., help="Video files to score, or folders of them (searched recursively)."),
     checkpoint: Path = typer.Option(
         None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
     ),
@@ -276,7 +276,7 @@ def predict(
 @app.command()
 @friendly
 def inspect(
-    videos: list[Path] = typer.Argument(..., help="Video files to look at."),
+    videos: list[Path] = typer.Argument(..., help="Video files to look at, or folders of them."),
     checkpoint: Path = typer.Option(
         None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
     ),

@@ -197,21 +197,36 @@ class Predictor:
 def predictions(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None, device: str, also: Iterable[str] = ()
 ) -> Iterator[tuple[Path, ClipPrediction | str]]:
-    """(video, its prediction or the reason it has none), in the order given; when no video exists, no model
-    loads."""
+    """(video, its prediction or the reason it has none), in the order given (a folder: its videos, as `viper
+    extract` finds them); when no video exists, no model loads."""
     from ..checkpoint import checkpoint_file
 
-    videos = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
+    given = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
     if checkpoint is not None:
         checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
-    readable = [video for video in videos if video.exists()]
+    videos, problems = [], {}
+    for path in given:
+        try:
+            videos += _folder_videos(path) if path.is_dir() else [path]
+        except ViperError as error:  # a folder without videos
+            videos.append(path)
+            problems[path] = str(error)
+    problems |= {video: f"{video}: file does not exist" for video in videos if not video.exists()}
+    readable = [video for video in videos if video not in problems]
     scored = Predictor(checkpoint, device=device, also=also).many(readable) if readable else iter(())
     for video in videos:
-        if not video.exists():
-            yield video, f"{video}: file does not exist"
+        if video in problems:
+            yield video, problems[video]
             continue
         _, prediction = next(scored)
         yield video, str(prediction) if isinstance(prediction, VideoReadError) else prediction
+
+
+def _folder_videos(folder: Path) -> list[Path]:
+    """The video files under a folder, as `viper extract` finds them (none: a clear error naming the folder)."""
+    from ..manifest import scan_folder
+
+    return [Path(path) for path in scan_folder(folder)["path"]]
 
 
 def predict(
