@@ -56,7 +56,9 @@ def test_predict_says_what_a_clip_without_a_face_rests_on(demo, tmp_path):
     assert result.exit_code == 0, result.output
     first, second = (json.loads(line) for line in result.stdout.splitlines() if line.startswith("{"))
     assert first["coverage"]["face"] == 0 and first["coverage"]["audio"] > 16
-    assert first["warnings"] == ["no face found: scores come from audio only"]
+    # the demo's run reads only the face (fau + expression): audio present is no evidence for it
+    assert first["warnings"][0] == "no face found: the face-based features are all missing"
+    assert "no evidence" in first["warnings"][-1]
     assert second["coverage"] == {"frames": 32, "face": 0, "audio": 0}
     assert second["warnings"][0].startswith("no face found") and "no evidence" in second["warnings"][-1]
 
@@ -91,9 +93,10 @@ def test_train_and_evaluate_commands(demo, tmp_path):
     assert len((run / "history.csv").read_text().splitlines()) == 4  # header + 3 epochs
     evaluated = runner.invoke(app, ["evaluate", str(run), "-f", str(store)], catch_exceptions=False)
     assert evaluated.exit_code == 0, evaluated.stderr
-    assert "mean Pearson" in evaluated.stdout
+    assert "Pearson r" in evaluated.stdout and "CCC" in evaluated.stdout and "UAR" in evaluated.stdout
     metrics = json.loads((run / "eval-test" / "metrics.json").read_text())
-    assert metrics["n"] == 30 and set(metrics["pearson"]) == set(EMOTIONS)
+    assert metrics["n"] == 30 and set(metrics["pearson"]) == set(metrics["ccc"]) == set(EMOTIONS)
+    assert 0 <= metrics["uar"] <= 1 and 0 <= metrics["macro_f1"] <= 1
 
 
 def test_train_config_file_with_flags_on_top(demo, tmp_path):

@@ -4,12 +4,14 @@ training anchored on it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+import viper
 from viper.cli import app
 from viper.extractors.expression_general import BASIC_EMOTIONS, shift_prior
 from viper.general_model import anchoring, pool_expressions
@@ -112,3 +114,46 @@ def test_anchored_training_round_trips_through_the_checkpoint(tmp_path):
     assert np.allclose(again, predict_arrays(load_checkpoint(result.checkpoint), data.tokens, data.modality_masks))
     plain = train(store.root, tmp_path / "plain", TrainConfig(epochs=1, device="cpu", anchor=False))
     assert load_checkpoint(plain.checkpoint).model.config.anchor_start == -1
+
+
+def test_per_frame_table_names_every_value_and_matches_the_clip_scores(tmp_path):
+    import pandas as pd
+
+    happy = demo_clips() / "01-01-03-02-02-01-05.mp4"
+    table_path = tmp_path / "frames.csv"
+    result = CliRunner().invoke(app, ["predict", str(happy), str(tmp_path / "missing.mp4"), "--per-frame",
+                                      str(table_path)], catch_exceptions=False)
+    assert result.exit_code == 1 and "missing.mp4: file does not exist" in result.stderr
+    record = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    table = pd.read_csv(table_path)
+    assert len(table) == 32 and list(table["frame"]) == list(range(32)) and table["time"].is_monotonic_increasing
+    assert {"face", "face_x0", "face_y1", "audio", "fau.browInnerUp", "fau.mouthSmileLeft"} <= set(table.columns)
+    expression = table[[f"expression.{name}" for name in BASIC_EMOTIONS]]
+    faces = table["face"].astype(bool)
+    assert np.allclose(expression[faces].sum(axis=1), 1.0, atol=1e-5) and expression[~faces].isna().all().all()
+    for emotion, value in record["scores"].items():
+        assert table[f"score.{emotion}"].iloc[0] == pytest.approx(value, abs=1e-6)
+    bad = CliRunner().invoke(app, ["predict", str(happy), "--per-frame", str(tmp_path / "frames.xlsx")])
+    assert bad.exit_code != 0 and "name a .csv or .parquet file" in bad.output
+
+
+def test_predict_frames_in_python_keeps_the_model_and_adds_the_named_values():
+    from viper import predict_frames
+
+    table, records, failures = predict_frames(demo_clips() / "01-01-05-02-01-01-05.mp4")
+    assert failures == [] and len(records) == 1 and len(table) == 32
+    assert max(records[0]["scores"], key=records[0]["scores"].get) == table.filter(like="score.").iloc[0].idxmax()[6:]
+
+
+def test_predict_takes_a_folder_as_extract_does(tmp_path):
+    import shutil
+
+    folder = tmp_path / "clips" / "day1"
+    folder.mkdir(parents=True)
+    for name in ("01-01-03-02-02-01-05.mp4", "01-01-05-02-01-01-05.mp4"):
+        shutil.copy(demo_clips() / name, folder / name)
+    (folder / "notes.txt").write_text("not a video")
+    (tmp_path / "empty").mkdir()
+    results, failures = viper.predict([tmp_path / "clips", tmp_path / "empty"])
+    assert [Path(r["video"]).name for r in results] == ["01-01-03-02-02-01-05.mp4", "01-01-05-02-01-01-05.mp4"]
+    assert len(failures) == 1 and "no video files found" in failures[0][1]

@@ -101,7 +101,7 @@ def test_a_checkpoint_without_fau_and_caption_says_so(tiny_demo_run, tmp_path, o
                                                     modalities=["face_image", "audio"], allow_shared_people=True))
     inspect([demo_clips() / DEMO_CLIP], run, tmp_path / "page.html")
     page = (tmp_path / "page.html").read_text(encoding="utf-8")
-    assert "uses no fau features" in page and "<img class='traces'" not in page
+    assert "uses no fau or expression features" in page and "<img class='traces'" not in page
     assert "uses no caption features" in page and "<q class='caption'>" not in page
     assert "face_image:fer" in page and "fau:mesh" not in page and page.count("<img class='thumb'") == N
 

@@ -12,6 +12,7 @@ _LAZY = {
     "train": "viper.jobs.train:train",
     "evaluate": "viper.jobs.evaluate:evaluate",
     "predict": "viper.jobs.predict:predict",
+    "predict_frames": "viper.jobs.predict:predict_frames",
     "inspect": "viper.jobs.inspect:inspect",
     "FeatureStore": "viper.store:FeatureStore",
     "TrainConfig": "viper.jobs.train:TrainConfig",

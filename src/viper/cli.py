@@ -236,11 +236,15 @@ def evaluate(
 @app.command()
 @friendly
 def predict(
-    videos: list[Path] = typer.Argument(..., help="Video files to score."),
+    videos: list[Path] = typer.Argument(..., help="Video files to score, or folders of them (searched recursively)."),
     checkpoint: Path = typer.Option(
         None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
     ),
     output_format: str = typer.Option("json", "--format", help="json (one object per line) or csv."),
+    per_frame: Path | None = typer.Option(
+        None, "--per-frame", metavar="TABLE.csv|.parquet", help="Also write one row per sampled frame: time, face "
+        "box, blendshapes, expression probabilities, audio present, the clip's scores."
+    ),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """Score videos with viper's general model, or with a trained run (extracting the features it was trained on).
@@ -251,26 +255,22 @@ def predict(
     (of the N frames, those with a face and with audio) and warnings when the model could not see what it reads
     (e.g. no face found: the scores carry no evidence).
     """
-    import csv
-    import json
-    import sys
 
+    from .jobs.predict import format_records
     from .jobs.predict import predict as run_predict
 
     if output_format not in ("json", "csv"):
         raise ViperError(f"--format must be json or csv, not {output_format!r}")
-    results, failures = run_predict(videos, checkpoint, device=device)
-    if output_format == "json":
-        for result in results:
-            typer.echo(json.dumps(result))
-    elif results:
-        writer = csv.writer(sys.stdout)
-        emotions = list(results[0]["scores"])
-        writer.writerow(["video", *emotions, "frames", "face_frames", "audio_frames", "warnings"])
-        for result in results:
-            coverage = result["coverage"]
-            writer.writerow([result["video"], *(f"{result['scores'][e]:.6f}" for e in emotions), coverage["frames"],
-                             coverage["face"], coverage["audio"], "; ".join(result["warnings"])])
+    if per_frame is not None and per_frame.suffix.lower() not in (".csv", ".parquet"):
+        raise ViperError(f"--per-frame {per_frame}: name a .csv or .parquet file")
+    if per_frame is None:
+        results, failures = run_predict(videos, checkpoint, device=device)
+    else:
+        from .jobs.predict import predict_frames, write_table
+
+        table, results, failures = predict_frames(videos, checkpoint, device=device)
+        write_table(table, per_frame)
+    typer.echo(format_records(results, output_format), nl=False)
     for _, reason in failures:
         typer.secho(f"error: {reason}", fg=typer.colors.RED, err=True)
     if failures:
@@ -280,7 +280,7 @@ def predict(
 @app.command()
 @friendly
 def inspect(
-    videos: list[Path] = typer.Argument(..., help="Video files to look at."),
+    videos: list[Path] = typer.Argument(..., help="Video files to look at, or folders of them."),
     checkpoint: Path = typer.Option(
         None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
     ),

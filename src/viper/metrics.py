@@ -1,5 +1,5 @@
-"""The numbers viper reports: per-emotion Pearson, top-1 against chance, a terminal table of them, and a paired
-bootstrap test between two models.
+"""The numbers viper reports: per-emotion Pearson and CCC, top-1 against chance, macro-F1 and UAR of the argmax
+emotion, a terminal table of them, and a paired bootstrap test between two models.
 
 Paired bootstrap: both models' predictions (V, E) are scored on the same V clips. Each of B resamples draws V
 clips with replacement (the same draw for both models), recomputes each model's mean-over-emotions Pearson r (an
@@ -49,17 +49,50 @@ def top1(predictions: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return accuracy, chance
 
 
+def ccc_scores(predictions: np.ndarray, truth: np.ndarray, emotions: Sequence[str]) -> tuple[dict[str, float], float]:
+    """Per-emotion concordance correlation (Lin 1989: 2 cov / (var_p + var_t + (mean_p - mean_t)^2), population
+    moments; the continuous-emotion challenges' metric) and their mean. Unlike Pearson it also punishes a shifted or
+    rescaled prediction; a column where both are constant and equal counts as 1, constant and different as 0."""
+    scores = {}
+    for column, emotion in enumerate(emotions):
+        pred, true = predictions[:, column].astype(np.float64), truth[:, column].astype(np.float64)
+        denominator = pred.var() + true.var() + (pred.mean() - true.mean()) ** 2
+        covariance = ((pred - pred.mean()) * (true - true.mean())).mean()
+        scores[emotion] = float(2 * covariance / denominator) if denominator > 1e-12 else 1.0
+    return scores, float(np.mean(list(scores.values())))
+
+
+def class_scores(predictions: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """For class labels (the argmax emotion): macro-F1 over the classes that occur in truth or predictions, and
+    UAR (unweighted average recall: the mean recall of the true classes), as the categorical challenges report."""
+    from sklearn.metrics import f1_score, recall_score
+
+    true_class, predicted = truth.argmax(1), predictions.argmax(1)
+    present = np.unique(true_class)
+    return {"macro_f1": float(f1_score(true_class, predicted, average="macro", zero_division=0)),
+            "uar": float(recall_score(true_class, predicted, labels=present, average="macro", zero_division=0))}
+
+
 def metrics_table(metrics: dict[str, Any]) -> str:
-    """Per-emotion Pearson, their mean, and top-1 accuracy against chance, as an aligned table."""
-    width = max(len("mean Pearson"), *(len(emotion) for emotion in metrics["pearson"]))
-    lines = [f"{'emotion':{width}s}  Pearson r", f"{'-' * width}  ---------"]
-    lines += [f"{emotion:{width}s}  {r:+.3f}" for emotion, r in metrics["pearson"].items()]
-    lines += [f"{'-' * width}  ---------", f"{'mean Pearson':{width}s}  {metrics['mean_pearson']:+.3f}"]
+    """Per-emotion Pearson (and CCC), their means, top-1 accuracy against chance, macro-F1 and UAR, as a table."""
+    ccc = metrics.get("ccc")  # reports written before CCC have none
+    width = max(len("mean"), len("emotion"), *(len(emotion) for emotion in metrics["pearson"]))
+
+    def row(name: str, pearson: str, concordance: str) -> str:
+        return f"{name:{width}s}  {pearson:>9s}" + (f"  {concordance:>7s}" if ccc else "")
+
+    rule = row("-" * width, "-" * 9, "-" * 7)
+    lines = [row("emotion", "Pearson r", "CCC"), rule]
+    lines += [row(emotion, f"{r:+.3f}", f"{ccc[emotion]:+.3f}" if ccc else "")
+              for emotion, r in metrics["pearson"].items()]
+    lines += [rule, row("mean", f"{metrics['mean_pearson']:+.3f}", f"{metrics['mean_ccc']:+.3f}" if ccc else "")]
     if "top1_accuracy" in metrics:
         lines.append(
             f"top-1 accuracy {metrics['top1_accuracy']:.1%} (chance: {metrics['chance_top1']:.1%}, the most frequent "
             f"class; {1 / len(metrics['pearson']):.1%} uniform) on {metrics['n']} clips"
         )
+    if "macro_f1" in metrics:
+        lines.append(f"macro-F1 {metrics['macro_f1']:.3f}, UAR {metrics['uar']:.3f} (of the argmax emotion)")
     return "\n".join(lines)
 
 DEFAULT_RESAMPLES = 2000

@@ -13,7 +13,7 @@ import numpy as np
 from ..atomic import atomic_write_bytes, atomic_write_text
 from ..checkpoint import ModelBundle, check_store, load_checkpoint, predict_arrays
 from ..errors import ViperError
-from ..metrics import pearson_scores, top1
+from ..metrics import ccc_scores, class_scores, pearson_scores, top1
 from ..store import FeatureStore
 from ..tokens import load_split, normalise_split
 
@@ -82,12 +82,16 @@ def write_evaluation(
     if undefined:
         log.warning("Pearson r undefined (constant predictions or labels) for %s; counted as 0", ", ".join(undefined))
     accuracy, chance = top1(predictions, data.labels)
+    ccc, mean_ccc = ccc_scores(predictions, data.labels, data.emotions)
     metrics = {
         "pearson": scores,
         "mean_pearson": mean_r,
+        "ccc": ccc,
+        "mean_ccc": mean_ccc,
         "n": len(data),
         "top1_accuracy": accuracy,
         "chance_top1": chance,
+        **class_scores(predictions, data.labels),
         "undefined_pearson": undefined,
         "split": split,
     }

@@ -81,22 +81,20 @@ def inspect(
     """Write one page per readable video (checkpoint None: the general model); returns the pages and (path, reason)
     for videos that could not be read."""
     from ..atomic import atomic_write_text
-    from ..errors import VideoReadError
-    from .predict import Predictor
+    from .predict import predictions
 
     videos = [Path(video) for video in videos]
     targets = page_paths(videos, Path(out))
-    predictor = Predictor(checkpoint, device=device)
     pages, failures = [], []
-    predictions = predictor.many(videos)
-    for done, ((video, prediction), target) in enumerate(zip(predictions, targets, strict=True), 1):
+    for done, ((video, prediction), target) in enumerate(zip(predictions(videos, checkpoint, device), targets,
+                                                             strict=True), 1):
         if len(videos) > 1:
             notify(hook, "inspect", completed=done, total=len(videos))
-        if isinstance(prediction, VideoReadError):
-            failures.append((str(video), str(prediction)))
+        if isinstance(prediction, str):
+            failures.append((str(video), prediction))
             continue
         try:
-            atomic_write_text(target, render_page(prediction, predictor.bundle))
+            atomic_write_text(target, render_page(prediction, prediction.bundle))
         except OSError as error:
             raise ViperError(f"{target}: cannot write the page ({error.strerror or error})") from error
         pages.append(target)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 AUDIO_MODALITIES = ("audio",)  # every other modality is read from the face
+PER_FRAME = ("fau:blendshapes", "expression:general")  # the named per-frame values `--per-frame` always shows
 
 
 @dataclass
@@ -57,6 +58,29 @@ class ClipPrediction:
     scores: dict[str, float]  # emotion -> score, in the checkpoint's emotion order
     coverage: Coverage
     warnings: list[str]
+    bundle: ModelBundle  # the model that made the scores
+
+    def frame_table(self):
+        """One row per sampled frame (pandas): video, frame, time (s), face found and its box (frame pixels),
+        audio present, every named per-frame value as `<modality>.<name>` (blendshapes, AUs, expression
+        probabilities; NaN where masked), then the clip's scores as `score.<emotion>`."""
+        import numpy as np
+        import pandas as pd
+
+        clip = next(iter(self.clips.values()))  # the clip of the model's first features (the face settings it used)
+        box = np.asarray(clip.face_boxes, dtype=float)
+        table = {"video": str(self.video), "frame": np.arange(clip.n), "time": clip.times,
+                 "face": np.asarray(clip.face_mask, bool), "face_x0": box[:, 0], "face_y0": box[:, 1],
+                 "face_x1": box[:, 2], "face_y1": box[:, 3], "audio": clip.audio_mask}
+        for key, features in self.features.items():
+            names = getattr(self.extractors[key], "feature_names", None)
+            if not names:  # embeddings (face image, caption, voice): hundreds of unnamed numbers, not a table
+                continue
+            values = np.where(features.mask[:, None], features.values, np.nan)
+            for index, name in enumerate(names):
+                table[f"{self.extractors[key].modality}.{name}"] = values[:, index]
+        table |= {f"score.{emotion}": value for emotion, value in self.scores.items()}
+        return pd.DataFrame(table)
 
     def record(self) -> dict[str, Any]:
         """What `viper predict` prints: video, scores, coverage and warnings."""
@@ -73,8 +97,10 @@ class Predictor:
     is refused: a single video carries no person's mean to subtract.
     """
 
-    def __init__(self, checkpoint: Path | str | None = None, device: str = "cpu") -> None:
-        from ..extraction import Extraction, configs_from_features
+    def __init__(self, checkpoint: Path | str | None = None, device: str = "cpu", also: Iterable[str] = ()) -> None:
+        """`also`: extractors to run beside the model's own (e.g. `PER_FRAME` for `frame_table`), read by nobody
+        but the caller."""
+        from ..extraction import ExtractConfig, Extraction, configs_from_features
 
         check_device(device)
         if checkpoint is None:
@@ -92,7 +118,17 @@ class Predictor:
                 "on a store whose manifest has a person column, or use a run trained without --person-norm"
             )
         self.extractions = []
-        for config in configs_from_features(self.bundle.features, self.bundle.n_frames):
+        configs = configs_from_features(self.bundle.features, self.bundle.n_frames)
+        extra = [spec for spec in also if spec not in {feature.name for feature in self.bundle.features}]
+        default = ExtractConfig(frames=self.bundle.n_frames, extractors=[])
+        same = [c for c in configs if (c.face_crop, c.face_detector, c.face_margin) ==
+                (default.face_crop, default.face_detector, default.face_margin)]
+        if extra:  # into the clip decoded with the default face settings, so no video is decoded twice for them
+            if not same:
+                configs.append(default)
+                same = [default]
+            same[0].extractors.extend(extra)
+        for config in configs:
             config.device = device
             extraction = Extraction(config)
             keys = extraction.keys()
@@ -135,6 +171,7 @@ class Predictor:
             scores=dict(zip(self.bundle.emotions, map(float, scores), strict=True)),
             coverage=coverage,
             warnings=coverage.warnings(face_based, audio_based),
+            bundle=self.bundle,
         )
 
 
@@ -159,28 +196,110 @@ class Predictor:
                 yield video, clips if isinstance(clips, VideoReadError) else self.score(video, clips)
 
 
+def predictions(
+    videos: list[Path | str] | Path | str, checkpoint: Path | str | None, device: str, also: Iterable[str] = ()
+) -> Iterator[tuple[Path, ClipPrediction | str]]:
+    """(video, its prediction or the reason it has none), in the order given (a folder: its videos, as `viper
+    extract` finds them); when no video exists, no model loads."""
+    from ..checkpoint import checkpoint_file
+
+    given = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
+    check_device(device)
+    if checkpoint is not None:
+        checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
+    videos, problems = [], {}
+    for path in given:
+        try:
+            videos += _folder_videos(path) if path.is_dir() else [path]
+        except ViperError as error:  # a folder without videos
+            videos.append(path)
+            problems[path] = str(error)
+    problems |= {video: f"{video}: file does not exist" for video in videos if not video.exists()}
+    readable = [video for video in videos if video not in problems]
+    scored = Predictor(checkpoint, device=device, also=also).many(readable) if readable else iter(())
+    for video in videos:
+        if video in problems:
+            yield video, problems[video]
+            continue
+        _, prediction = next(scored)
+        yield video, str(prediction) if isinstance(prediction, VideoReadError) else prediction
+
+
+def _folder_videos(folder: Path) -> list[Path]:
+    """The video files under a folder, as `viper extract` finds them (none: a clear error naming the folder)."""
+    from ..manifest import scan_folder
+
+    return [Path(path) for path in scan_folder(folder)["path"]]
+
+
 def predict(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu"
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Per readable video `{"video": path, "scores": {emotion: value}, "coverage": {"frames": N, "face": k,
     "audio": m}, "warnings": [...]}`, and (path, reason) failures. Without a checkpoint the scores are the general
     model's probabilities of the 7 basic emotions (they sum to 1)."""
-    from ..checkpoint import checkpoint_file
-
-    videos = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
-    check_device(device)
-    if checkpoint is not None:
-        checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
-    missing = {video for video in videos if not video.exists()}
-    failures = [(str(video), f"{video}: file does not exist") for video in videos if video in missing]
-    readable = [video for video in videos if video not in missing]
-    if not readable:  # nothing to score: no reason to load the models (seconds)
-        return [], failures
-    predictor = Predictor(checkpoint, device=device)
-    results = []
-    for video, prediction in predictor.many(readable):
-        if isinstance(prediction, VideoReadError):
-            failures.append((str(video), str(prediction)))
+    results, failures = [], []
+    for video, prediction in predictions(videos, checkpoint, device):
+        if isinstance(prediction, str):
+            failures.append((str(video), prediction))
         else:
             results.append(prediction.record())
     return results, failures
+
+
+def predict_frames(
+    videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu"
+) -> tuple[Any, list[dict[str, Any]], list[tuple[str, str]]]:
+    """The per-frame table of every readable video (one pandas DataFrame, `ClipPrediction.frame_table`'s columns;
+    the blendshapes and expression probabilities are always in it), the clip records `predict` returns, and
+    (path, reason) failures."""
+    import pandas as pd
+
+    tables, results, failures = [], [], []
+    for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME):
+        if isinstance(prediction, str):
+            failures.append((str(video), prediction))
+        else:
+            tables.append(prediction.frame_table())
+            results.append(prediction.record())
+    return (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()), results, failures
+
+
+def write_table(table, path: Path | str) -> None:
+    """A per-frame table as CSV or Parquet (by suffix), atomically; Parquet needs pyarrow."""
+    import io
+
+    from ..atomic import atomic_write_bytes, atomic_write_text
+
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        buffer = io.BytesIO()
+        try:
+            table.to_parquet(buffer, index=False)
+        except ImportError as error:
+            raise ViperError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow), or name a .csv") from error
+        atomic_write_bytes(path, buffer.getvalue())
+    else:
+        atomic_write_text(path, table.to_csv(index=False))
+
+
+def format_records(results: list[dict[str, Any]], output_format: str) -> str:
+    """`predict`'s records as `viper predict` prints them: one JSON object per line, or CSV
+    (`video,<emotions>,frames,face_frames,audio_frames,warnings`)."""
+    import csv
+    import io
+    import json
+
+    if output_format == "json":
+        return "".join(json.dumps(result) + "\n" for result in results)
+    if not results:
+        return ""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    emotions = list(results[0]["scores"])
+    writer.writerow(["video", *emotions, "frames", "face_frames", "audio_frames", "warnings"])
+    for result in results:
+        coverage = result["coverage"]
+        writer.writerow([result["video"], *(f"{result['scores'][e]:.6f}" for e in emotions), coverage["frames"],
+                         coverage["face"], coverage["audio"], "; ".join(result["warnings"])])
+    return text.getvalue()

@@ -43,6 +43,8 @@ def _collect(result: AblationResult, store: FeatureStore, seeds: int):
                         "n": metrics["n"],
                         "mean_pearson": metrics["mean_pearson"],
                         "top1_accuracy": metrics["top1_accuracy"],
+                        # runs scored before these metrics existed have none: NaN, shown as "—"
+                        **{name: metrics.get(name, float("nan")) for name in ("mean_ccc", "macro_f1", "uar")},
                         "pearson": metrics["pearson"],
                     }
                 )
@@ -92,6 +94,7 @@ def write_report(
                     "mean": float(values.mean()),
                     "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
                     "top1": float(np.mean([row["top1_accuracy"] for row in mine])),
+                    **{name: float(np.mean([row[name] for row in mine])) for name in ("mean_ccc", "macro_f1", "uar")},
                     "pearson": {e: float(np.mean([row["pearson"][e] for row in mine])) for e in emotions},
                     "p": None,
                     "diff": None,
@@ -190,7 +193,8 @@ def _notes(
         + (f", model_overrides={train_settings['model_overrides']}" if train_settings.get("model_overrides") else "")
         + ".",
         "Cells: mean Pearson r over the emotions, mean ± std over seeds; emotion columns: the per-emotion r averaged "
-        "over seeds; top-1: argmax-emotion accuracy.",
+        "over seeds; CCC: mean concordance correlation over the emotions; top-1, macro-F1, UAR (unweighted "
+        "average recall): of the argmax emotion, means over seeds.",
         f"**Bold**: the best setting, chosen by mean r on {result.ranking_split}"
         + (
             ""
@@ -220,7 +224,7 @@ def _notes(
 
 
 def _table(result: AblationResult, split: str, emotions: list[str]) -> tuple[list[str], list[list[str]], list[bool]]:
-    header = ["setting", "group", "runs", "mean r (± std)", "Δ", "p", "top-1", *emotions]
+    header = ["setting", "group", "runs", "mean r (± std)", "Δ", "p", "CCC", "top-1", "macro-F1", "UAR", *emotions]
     body, bold = [], []
     for row in result.summary:
         if row["split"] != split:
@@ -236,12 +240,19 @@ def _table(result: AblationResult, split: str, emotions: list[str]) -> tuple[lis
                 mean,
                 diff,
                 p,
+                _number(row["mean_ccc"], "{:.3f}"),
                 f"{row['top1']:.1%}",
+                _number(row["macro_f1"], "{:.3f}"),
+                _number(row["uar"], "{:.3f}"),
                 *(f"{row['pearson'][e]:.3f}" for e in emotions),
             ]
         )
         bold.append(row["slug"] == result.best)
     return header, body, bold
+
+
+def _number(value: float, form: str) -> str:
+    return "—" if np.isnan(value) else form.format(value)
 
 
 def _render(result, store, emotions, train_settings, seeds, resamples, plots) -> tuple[str, str]:

@@ -1,0 +1,25 @@
+"""The README's Python examples run as written, from a fresh clone (bundled clips only)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+# an example that extracts and trains takes minutes: it runs with the slow tests
+CASES = [pytest.param(block, marks=[pytest.mark.slow] if "viper.train(" in block else [], id=f"block{i + 1}")
+         for i, block in enumerate(BLOCKS)]
+
+
+def test_the_readme_has_python_examples():
+    assert len(BLOCKS) >= 2
+
+
+@pytest.mark.parametrize("block", CASES)
+def test_readme_python_block_runs(block, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out.strip()  # every example prints what it shows
