@@ -138,10 +138,10 @@ def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu")
     if missing:
         raise ViperError(f"{file}: an incomplete viper checkpoint, without {', '.join(missing)}; train again")
     emotions, dims, features = payload["emotions"], payload["token_dims"], payload["features"]
-    if not emotions or not all(isinstance(name, str) for name in emotions):
+    if not (isinstance(emotions, list) and emotions and all(isinstance(name, str) for name in emotions)):
         raise ViperError(f"{file}: the checkpoint's emotions are not a list of names: {emotions!r}")
-    if len(features) != len(dims):
-        raise ViperError(f"{file}: the checkpoint names {len(features)} feature(s) for {len(dims)} token part(s)")
+    if not (isinstance(features, list) and isinstance(dims, list) and len(features) == len(dims)):
+        raise ViperError(f"{file}: the checkpoint's features {features!r} do not match its token widths {dims!r}")
     try:
         specs = [FeatureSpec.from_dict(record) for record in features]
         model = Perceiver(token_dims=dims, num_outputs=len(emotions),
@@ -150,7 +150,7 @@ def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu")
         raise ViperError(f"{file}: its model or feature settings are not this viper's ({error})") from error
     problems = [f"{spec.key} is {spec.dim} wide, its token part {dim}"
                 for spec, dim in zip(specs, dims, strict=True) if spec.dim is not None and spec.dim != dim]
-    problems += weight_problems(model.state_dict(), payload["model_state"])
+    problems += _weight_problems(model.state_dict(), payload["model_state"])
     if problems:
         raise ViperError(
             f"{file}: the weights do not fit the model it describes ({len(emotions)} emotions: "
@@ -169,7 +169,7 @@ def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu")
     )
 
 
-def weight_problems(expected: dict[str, Any], found: Any, show: int = 3) -> list[str]:
+def _weight_problems(expected: dict[str, Any], found: Any, show: int = 3) -> list[str]:
     """What keeps `found` weights from loading into a model whose state dict is `expected`: missing and
     unexpected names, and shapes that differ (the first `show` of each)."""
     if not isinstance(found, dict):

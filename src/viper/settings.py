@@ -42,8 +42,8 @@ def real_number(setting: str, value: object, *, minimum: float = 0.0, maximum: f
     if maximum is None:
         wanted = f"a number {'above' if above_minimum else 'at least'} {minimum:g}"
     else:
-        wanted = f"a number above {minimum:g} and at most {maximum:g}" if above_minimum else \
-            f"a number between {minimum:g} and {maximum:g}"
+        wanted = (f"a number above {minimum:g} and at most {maximum:g}" if above_minimum
+                  else f"a number between {minimum:g} and {maximum:g}")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SettingError(setting, f"must be {wanted}, got {value!r}")
     if value < minimum or (above_minimum and value == minimum) or (maximum is not None and value > maximum):

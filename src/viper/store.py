@@ -228,7 +228,9 @@ class FeatureStore:
                 values, mask = data["values"], data["mask"]
             if values.ndim != 2 or mask.shape != values.shape[:1] or values.dtype.kind != "f" or mask.dtype != bool:
                 raise ValueError(f"values {values.dtype} {values.shape} and mask {mask.dtype} {mask.shape}")
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        except OSError as error:  # the disk or the permissions, not the file: keep it
+            raise ViperError(f"{path}: cannot read ({error.strerror or error})") from error
+        except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             path.unlink(missing_ok=True)
             raise DamagedFeatures(
                 f"{path} was damaged ({type(error).__name__}: {error}) and is removed: run `viper extract` into "
@@ -262,14 +264,13 @@ class FeatureStore:
                 log.warning("%s", error)
                 continue
             if values is None:
-                values = np.zeros((len(ids), self.n_frames, one_values.shape[1]), np.float32)
+                values = np.zeros((len(ids), self.n_frames, self._width(key) or one_values.shape[1]), np.float32)
                 mask = np.zeros((len(ids), self.n_frames), bool)
             if one_values.shape != values.shape[1:]:
-                self.video_path(key, video_id).unlink(missing_ok=True)
-                log.warning("%s holds %s values where the store's clips have %s; removed it: run `viper extract` "
-                            "again to extract clip %r anew", self.video_path(key, video_id), one_values.shape,
-                            values.shape[1:], video_id)
-                continue
+                raise ViperError(
+                    f"{self.video_path(key, video_id)} holds {one_values.shape} values where the store's clips have "
+                    f"{values.shape[1:]}: delete it and run `viper extract` again to extract clip {video_id!r} anew"
+                )
             values[len(kept)], mask[len(kept)] = one_values, one_mask
             kept.append(video_id)
         if not kept:
@@ -277,6 +278,13 @@ class FeatureStore:
         atomic_save_npy(folder / "values.npy", values[: len(kept)])
         atomic_save_npy(folder / "mask.npy", mask[: len(kept)])
         atomic_write_text(folder / "ids.json", json.dumps(kept))  # written last: marks the pack complete
+
+    def _width(self, key: str) -> int | None:
+        """The width extractor.json records for a key (None: not recorded, or unreadable)."""
+        try:
+            return self.feature_spec(key).dim
+        except (ViperError, ValueError, TypeError):
+            return None
 
     def _packed(self, key: str):
         folder = self.feature_dir(key) / "packed"

@@ -131,6 +131,20 @@ def test_damaged_clip_features_name_the_clip_in_train(run, tmp_path, caplog):
     assert any(str(store.video_path(KEY, "clip003")) in record.getMessage() for record in caplog.records)
 
 
+def test_clip_features_of_another_shape_are_named(run, tmp_path):
+    """A readable .npz whose arrays have another shape than the store's clips (N = 4, width 4): the pack stops
+    with `error: <file> holds (5, 4) values where the store's clips have (4, 4): delete it ...` (exit 2); a
+    well-formed file is never removed on its own."""
+    store = FeatureStore(tmp_path / "store")
+    shutil.copytree(run / "store", store.root)
+    path = store.video_path(KEY, "clip005")
+    np.savez(path, values=np.zeros((5, 4), np.float32), mask=np.ones(5, bool))
+    (store.feature_dir(KEY) / "packed" / "ids.json").unlink()
+    result = viper("train", "--features", store.root, "--out", tmp_path / "r", "--epochs", "1")
+    assert_message(result, f"{path} holds (5, 4) values where the store's clips have (4, 4): delete it")
+    assert path.exists()
+
+
 @pytest.mark.parametrize("how", ["deleted", "truncated"])
 def test_damaged_packed_arrays_are_rebuilt(extracted, tmp_path, how):
     """packed/values.npy deleted or cut short: the pack is rebuilt from the per-clip files on the next read and

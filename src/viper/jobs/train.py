@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_CHANGES = ("epochs", "device", "compile", "allow_shared_people")
 RESUME_KEYS = ("fingerprint", "epoch", "history", "best", "model", "optimiser", "scheduler", "scaler", "rng_cpu",
                "rng_cuda")
-FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)  # a write refused: the run folder cannot grow
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, quota or file size limit: the run cannot grow
 TENSORBOARD_TAGS = {
     "lr": "lr",
     "train_loss": "loss/train",
@@ -138,7 +138,7 @@ def train(
         where = f" ({error.filename})" if error.filename else ""
         raise ViperError(
             f"{out}: training stopped, the run folder cannot be written: {error.strerror or error}{where}; best.pt "
-            "and last.pt of the last completed epoch are intact, free space and run the same command to resume"
+            "and last.pt of the last completed epoch are intact: free space and run the same command to resume"
         ) from error
 
 
