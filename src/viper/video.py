@@ -96,12 +96,16 @@ def _video_stream(container, path: Path):
         timestamps = _video_timestamps(container, streams)
     except av.FFmpegError as error:
         raise VideoReadError(f"{path}: cannot read video packets ({error})") from error
+    except IndexError as error:  # PyAV's demuxer fails on a stream that first appears mid-file (PyAV issue 692)
+        raise VideoReadError(f"{path}: cannot read video packets (a stream appears mid-file)") from error
     default = av.stream.Disposition.default
 
     def rank(stream):
         stamps = timestamps[stream.index][0]
         span = stamps[-1] - stamps[0] if len(stamps) else -1.0
-        return (bool(stream.disposition & default), span, len(stamps), stream.width * stream.height)
+        codec = stream.codec_context  # None where the codec is unknown: decoding it then fails with a message
+        pixels = codec.width * codec.height if codec is not None else 0
+        return (bool(stream.disposition & default), span, len(stamps), pixels)
 
     stream = max(streams, key=rank)
     note = None
