@@ -80,11 +80,12 @@ def _open(path: Path):
 
 
 def _video_stream(container, path: Path):
-    """The clip's moving picture and, when there was a choice, a note saying which stream was taken.
+    """The stream to read: (stream, its frame times, whether its packets all carried times, a note saying which
+    stream it is when there was a choice, else None).
 
-    Cover art (a stream with the attached_pic disposition, as in an m4a) is no video; of several streams the
-    default one is taken, else the longest, else the largest. Returns (stream, its frame times, whether every
-    packet carried its own time, note)."""
+    Cover art (a stream with the attached_pic disposition, as in an m4a) is not video; of several streams the
+    default one is read, else the longest, else the largest: a file's first stream may be a thumbnail or an
+    alternate angle."""
     import av
 
     attached = av.stream.Disposition.attached_pic
