@@ -78,3 +78,63 @@ def sample_frames(folder: Path, names, per_clip: int) -> list[np.ndarray]:
         else:
             frames.append(np.asarray(Image.open(path).convert("RGB")))
     return frames
+
+
+def make_numbered_clip(path: Path, frames: int, fps: int = 10, codec: str = "libx264", first: int = 0,
+                       size: tuple[int, int] = (64, 48), container_format: str | None = None) -> Path:
+    """A clip whose frame i shows the number first + i in 8 black/white bars (read back with `frame_number`), so
+    a test can tell exactly which frame it got, in any container."""
+    container = av.open(str(path), "w", format=container_format)
+    add_numbered_stream(container, codec, fps, size)
+    write_numbered_frames(container, container.streams.video[0], frames, first)
+    container.close()
+    return path
+
+
+def add_numbered_stream(container, codec: str, fps: int, size: tuple[int, int]):
+    stream = container.add_stream(codec, rate=fps)
+    stream.width, stream.height = size
+    stream.pix_fmt = "yuv420p"
+    return stream
+
+
+def write_numbered_frames(container, stream, frames: int, first: int = 0) -> None:
+    for i in range(first, first + frames):
+        for packet in stream.encode(av.VideoFrame.from_ndarray(_numbered_image(i, stream), format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+
+
+def _numbered_image(number: int, stream) -> np.ndarray:
+    bits = (number >> np.arange(8)) & 1
+    columns = (bits[np.arange(stream.width) * 8 // stream.width] * 255).astype(np.uint8)
+    return np.ascontiguousarray(np.broadcast_to(columns[None, :, None], (stream.height, stream.width, 3)))
+
+
+def frame_number(image: np.ndarray) -> int:
+    """The number `make_numbered_clip` drew in a decoded frame."""
+    width = image.shape[1]
+    centres = ((np.arange(8) + 0.5) * width / 8).astype(int)
+    bits = image[:, centres].mean(axis=(0, 2)) > 128
+    return int((bits * (1 << np.arange(8))).sum())
+
+
+def make_with_cover_art(path: Path, video_frames: int = 0, audio_seconds: float = 0.0) -> Path:
+    """An mp4-family file (e.g. .m4a) whose first stream is cover art (one mjpeg picture marked attached_pic, as
+    music files carry it), then optionally a numbered video stream and tone audio."""
+    container = av.open(str(path), "w", format="mp4")
+    cover = container.add_stream("mjpeg", rate=1)
+    cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+    cover.disposition = av.stream.Disposition.attached_pic
+    video = add_numbered_stream(container, "libx264", 10, (64, 48)) if video_frames else None
+    audio = container.add_stream("aac", rate=16000, layout="mono") if audio_seconds else None
+    picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24")
+    for packet in [*cover.encode(picture.reformat(format="yuvj420p")), *cover.encode()]:
+        container.mux(packet)
+    if video is not None:
+        write_numbered_frames(container, video, video_frames)
+    if audio is not None:
+        _write_tone(container, audio, audio_seconds)
+    container.close()
+    return path

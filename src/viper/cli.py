@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -27,9 +28,10 @@ def friendly(command):
             text = error.as_flag() if isinstance(error, SettingError) else str(error)
             typer.secho(f"error: {text}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            typer.secho("interrupted: what was written so far is kept; run the same command to resume", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM where a job turns it into viper.errors.Interrupted
+            text = str(stop) or "what was written so far is kept; run the same command to resume"
+            typer.secho(f"interrupted: {text}", err=True)
+            raise typer.Exit(128 + getattr(stop, "signum", signal.SIGINT)) from None
 
     return wrapper
 

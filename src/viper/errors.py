@@ -1,5 +1,7 @@
 """User-facing errors: the CLI prints their message (no traceback) and exits non-zero."""
 
+import signal
+
 
 class ViperError(Exception):
     """An input or setup problem the user can fix; the message names the file and the problem."""
@@ -24,3 +26,12 @@ class SettingError(ViperError):
 
     def as_flag(self) -> str:
         return f"--{self.setting.replace('_', '-')} {self.problem}"
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM (`signum`) after stopping its worker processes; what it finished is kept.
+    The message says how far it got; the CLI exits with 128 + signum, as the shell reports a signal."""
+
+    def __init__(self, message: str = "", signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = signum

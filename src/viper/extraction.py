@@ -185,6 +185,7 @@ class Extraction:
             "duration": clip.duration,
             "fps": clip.fps,
             "has_video": clip.frames is not None,
+            "video_stream": clip.video_stream,
             "has_audio": clip.audio is not None,
             "face_mask": clip.face_mask.tolist(),
             "face_boxes": [None if box[0] != box[0] else [round(float(v), 1) for v in box] for box in clip.face_boxes],

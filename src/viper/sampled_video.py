@@ -31,6 +31,7 @@ class SampledVideo:
     windows: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (N, 2) audio fragment bounds
     duration: float = 0.0
     fps: float = 0.0
+    video_stream: str | None = None  # which video stream was read, when the file has several
 
     @property
     def n(self) -> int:
@@ -105,4 +106,5 @@ def sample_video(
         windows=audio_windows(times),
         duration=duration,
         fps=fps,
+        video_stream=None if video is None else video.stream,
     )

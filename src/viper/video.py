@@ -10,7 +10,8 @@ import numpy as np
 from .errors import VideoReadError
 
 AUDIO_RATE = 16_000
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".m2ts",
+                  ".mts")
 
 
 @dataclass
@@ -23,6 +24,7 @@ class VideoFrames:
     repeated: int  # how many of the N frames repeat an earlier one (clip shorter than N frames)
     duration: float
     fps: float
+    stream: str | None = None  # which video stream was read, when the file has several
 
 
 def sample_frame_times(first: float, last: float, n: int) -> np.ndarray:
@@ -77,17 +79,70 @@ def _open(path: Path):
         raise VideoReadError(f"{path}: not a readable video ({error})") from error
 
 
-def _video_timestamps(container, stream) -> np.ndarray:
-    """Presentation times of every frame, from packets alone (no decoding: cheap even for long clips)."""
-    base = float(stream.time_base)
-    stamps = []
-    for packet in container.demux(stream):
+def _video_stream(container, path: Path):
+    """The stream to read: (stream, its frame times, whether its packets all carried times, a note saying which
+    stream it is when there was a choice, else None).
+
+    Cover art (a stream with the attached_pic disposition, as in an m4a) is not video; of several streams the
+    default one is read, else the longest, else the largest: a file's first stream may be a thumbnail or an
+    alternate angle."""
+    import av
+
+    attached = av.stream.Disposition.attached_pic
+    streams = [stream for stream in container.streams.video if not stream.disposition & attached]
+    if not streams:
+        covers = " (only cover art)" if container.streams.video else ""
+        raise VideoReadError(f"{path}: no video stream{covers}")
+    try:
+        timestamps = _video_timestamps(container, streams)
+    except av.FFmpegError as error:
+        raise VideoReadError(f"{path}: cannot read video packets ({error})") from error
+    except IndexError as error:  # PyAV's demuxer fails on a stream that first appears mid-file (PyAV issue 692)
+        raise VideoReadError(f"{path}: cannot read video packets (a stream appears mid-file)") from error
+    default = av.stream.Disposition.default
+
+    def rank(stream):
+        stamps = timestamps[stream.index][0]
+        span = stamps[-1] - stamps[0] if len(stamps) else -1.0
+        codec = stream.codec_context  # None where the codec is unknown: decoding it then fails with a message
+        pixels = codec.width * codec.height if codec is not None else 0
+        return (bool(stream.disposition & default), span, len(stamps), pixels)
+
+    stream = max(streams, key=rank)
+    note = None
+    if len(streams) > 1:
+        best, runner_up = sorted(map(rank, streams), reverse=True)[:2]
+        criteria = ("default", "longest", "one with most frames", "largest")
+        because = next((name for name, a, b in zip(criteria, best, runner_up, strict=True) if a != b), "first")
+        note = f"stream #{stream.index}, the {because} of {len(streams)} video streams"
+    return stream, *timestamps[stream.index], note
+
+
+def _video_timestamps(container, streams) -> dict[int, tuple[np.ndarray, bool]]:
+    """Presentation times of every frame of each stream, from packets alone (no decoding: cheap even for long
+    clips), and whether every packet carried its own time.
+
+    Where some packets carry none (H.264 in MPEG-PS stamps a few, and in decoding order), the frames are taken
+    as evenly spaced at the stream's frame rate from the earliest stamp; `_decode_at` then times them by count."""
+    ticks: dict[int, list[int]] = {stream.index: [] for stream in streams}
+    counts = dict.fromkeys(ticks, 0)
+    for packet in container.demux(*streams):
         if packet.size == 0 or packet.is_discard:
             continue
+        counts[packet.stream.index] += 1
         stamp = packet.pts if packet.pts is not None else packet.dts
         if stamp is not None:
-            stamps.append(stamp * base)
-    return np.unique(np.asarray(stamps, dtype=np.float64))
+            ticks[packet.stream.index].append(stamp)
+    timestamps = {}
+    for stream in streams:
+        stamps = np.asarray(ticks[stream.index], dtype=np.float64) * float(stream.time_base)
+        rate = stream.guessed_rate or stream.average_rate
+        if len(stamps) == counts[stream.index] or not rate:
+            timestamps[stream.index] = np.unique(stamps), True
+        else:
+            first = stamps.min() if len(stamps) else 0.0
+            timestamps[stream.index] = first + np.arange(counts[stream.index]) / float(rate), False
+    return timestamps
 
 
 def _to_rgb(frame, max_side: int) -> np.ndarray:
@@ -103,25 +158,25 @@ def read_frames(path: Path, n: int, max_side: int = 1280, seek_gap: float = 2.0)
     """Read the N sampled frames of a clip in one forward pass, seeking only across gaps over `seek_gap` s.
 
     Short clips decode sequentially (cheaper than a seek per frame); long clips jump between the sampled
-    times, so memory stays bounded by N frames whatever the clip's length.
+    times, so memory stays bounded by N frames whatever the clip's length. Where seeking cannot be trusted
+    (MPEG-TS and MPEG-PS seek by byte position; packets without times), the clip is decoded in order instead.
     """
     import av
 
     container = _open(path)
     try:
-        if not container.streams.video:
-            raise VideoReadError(f"{path}: no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            stamps = _video_timestamps(container, stream)
-        except av.FFmpegError as error:
-            raise VideoReadError(f"{path}: cannot read video packets ({error})") from error
+        stream, stamps, timed, note = _video_stream(container, path)
         if len(stamps) == 0:
             raise VideoReadError(f"{path}: the video stream has no frames")
         times = sample_frame_times(stamps[0], stamps[-1], n)
         wanted = stamps[nearest_indices(stamps, times)]
-        frames = _decode_at(container, stream, np.unique(wanted), max_side, seek_gap, path)
+        frames = _decode_at(container, stream, np.unique(wanted), max_side, seek_gap, path) if timed else None
+        if frames is None:  # seeking missed: decode the clip once, in order, from a fresh start
+            index = stream.index
+            container.close()
+            container = _open(path)
+            stream = container.streams[index]
+            frames = _decode_at(container, stream, np.unique(wanted), max_side, None, path, None if timed else stamps)
         missing = [t for t in np.unique(wanted) if t not in frames]
         if missing:
             if not frames:
@@ -138,6 +193,7 @@ def read_frames(path: Path, n: int, max_side: int = 1280, seek_gap: float = 2.0)
             repeated=int(n - len(np.unique(wanted))),
             duration=duration,
             fps=fps,
+            stream=note,
         )
     except av.FFmpegError as error:  # any other damage FFmpeg reports: still this file's problem, not a crash
         raise VideoReadError(f"{path}: the video cannot be decoded ({error})") from error
@@ -145,32 +201,56 @@ def read_frames(path: Path, n: int, max_side: int = 1280, seek_gap: float = 2.0)
         container.close()
 
 
-def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: float, path: Path):
-    """Decode the frames with the given timestamps; returns {timestamp: RGB array}."""
+def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: float | None, path: Path,
+               by_count: np.ndarray | None = None):
+    """Decode the frames with the given timestamps; returns {timestamp: RGB array}.
+
+    Seeks across gaps over `seek_gap` s; None: never (a fresh container, decoded in order), the k-th frame timed
+    `by_count[k]` when given (streams whose packets lack times). Returns None when a seek lands after the frame
+    it aimed at or on no frame at all, for the caller to decode in order; a seek that lands before the frame
+    already reached saves nothing, so the rest is decoded in order from there.
+    """
     import av
 
+    stream.thread_type = "AUTO"
     base = float(stream.time_base)
     found: dict[float, np.ndarray] = {}
     position = -np.inf
-    target = 0
+    target = count = 0
     while target < len(wanted):
         try:
-            if wanted[target] - position > seek_gap:
+            seeking = seek_gap is not None and wanted[target] - position > seek_gap
+            if seeking:
                 container.seek(int(wanted[target] / base), stream=stream, backward=True)
             for frame in container.decode(stream):
-                if frame.pts is None:
+                if by_count is not None:
+                    if count == len(by_count):
+                        return found  # a frame the packets did not count cannot be one we want
+                    time = by_count[count]
+                    count += 1
+                elif frame.pts is None:
                     continue
-                position = frame.pts * base
+                else:
+                    time = frame.pts * base
+                if seeking:
+                    seeking = False
+                    if time > wanted[target] + 1e-9:
+                        return None  # the seek overshot: the frame we want is behind us
+                    if time <= position:
+                        seek_gap = None  # back before where we were: seeking again would not save decoding
+                position = time
                 while target < len(wanted) and wanted[target] < position - 1e-9:
                     target += 1  # a frame we asked for never came out (damaged stream)
                 if target < len(wanted) and abs(wanted[target] - position) < 1e-9:
                     found[wanted[target]] = _to_rgb(frame, max_side)
                     target += 1
-                    if target < len(wanted) and wanted[target] - position > seek_gap:
+                    if seek_gap is not None and target < len(wanted) and wanted[target] - position > seek_gap:
                         break  # jump ahead rather than decode the gap (a seek lands on the keyframe before)
                 if target >= len(wanted):
                     break
             else:
+                if seeking:
+                    return None  # the seek found no frame at all
                 break
         except av.FFmpegError:
             if not found:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import traceback
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import save_config
-from ..errors import SettingError, ViperError
+from ..errors import Interrupted, SettingError, ViperError
 from ..extraction import DEFAULT_EXTRACTORS, ExtractConfig, Extraction
 from ..progress import Hook, notify
 from ..settings import extraction_settings
@@ -43,26 +46,57 @@ class ExtractSummary:
         return lines
 
 
-_worker: Extraction | None = None
-
-
-def _init_worker(config: ExtractConfig, threads: int) -> None:
+def _serve(connection, config: ExtractConfig, threads: int) -> None:
+    """A worker process: extract each batch of clips it is sent and answer with their records, or with the error
+    that stopped it (a missing model, a store that cannot be written); its models load with the first batch."""
     import torch
 
-    global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     torch.set_num_threads(threads)
-    _worker = Extraction(config)
+    extraction = None
+    while True:
+        try:
+            root, batch = connection.recv()
+        except EOFError:
+            return  # the parent is gone
+        try:
+            extraction = extraction or Extraction(config)
+            connection.send(("records", extraction.run_batch(root, batch)))
+        except Exception as error:  # noqa: BLE001 - the parent decides; it stops the run as in one process
+            connection.send(("error", _picklable(error), traceback.format_exc()))
 
 
-def _work(store_root: str, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    assert _worker is not None
-    return _worker.run_batch(store_root, jobs)
+def _picklable(error: Exception) -> Exception:
+    """The error itself if it survives the pipe, else one of the same kind (ViperError or not) with its text."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001 - any failure to round-trip
+        return (ViperError if isinstance(error, ViperError) else RuntimeError)(str(error))
 
 
 BACKENDS = ("local", "ray")
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (`kill`, systemd, Kubernetes) raises in the main thread as Ctrl-C does, so the run stops its worker
+    processes and says how far it got instead of vanishing and leaving them running."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        yield
+        return
+
+    def interrupt(signum: int, frame) -> None:
+        raise Interrupted(signum=signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@_sigterm_interrupts()
 def extract(
     data: Path | str,
     out: Path | str,
@@ -139,9 +173,12 @@ def extract(
                     notify(hook, "extract", message=summary.where)
                     records = run(root, todo)
                 else:
-                    records = _records(extraction, root, todo, workers or 1)
+                    records = _records(extraction, root, todo, workers or 1, hook)
                 for (_video_id, path), record in records:
                     tally(record, path)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM; the workers are stopped by now
+            raise Interrupted(f"{done} of {len(table)} clips done; run the same command again to resume",
+                              getattr(stop, "signum", signal.SIGINT)) from None
         finally:
             summary.seconds = time.perf_counter() - started
             for key in extraction.keys():
@@ -156,29 +193,108 @@ def extract(
         ) from error
 
 
-def _records(extraction: Extraction, root: str, jobs: list[tuple[str, str]], workers: int):
-    """(job, record) pairs, in this process (with `extraction`'s models) or from a pool of workers each holding
+def _records(extraction: Extraction, root: str, jobs: list[tuple[str, str]], workers: int, hook: Hook | None):
+    """(job, record) pairs, in this process (with `extraction`'s models) or from worker processes each holding
     its own loaded models; jobs go in batches of `batch_videos` clips."""
-    config = extraction.config
-    size = config.batch_videos
+    size = extraction.config.batch_videos
     batches = [jobs[start : start + size] for start in range(0, len(jobs), size)]
     if workers <= 1 or len(batches) <= 1:
         yield from _pipelined(extraction, root, batches)
-        return
-    import multiprocessing
+    else:
+        yield from _in_processes(extraction.config, root, batches, workers, hook)
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(config, threads)) as pool:
-        futures = {pool.submit(_work, root, batch): batch for batch in batches}
+
+class _Worker:
+    """A worker process (spawned, so no parent state or locks come along) and the batch it holds."""
+
+    def __init__(self, context, config: ExtractConfig, threads: int) -> None:
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, config, threads), name="viper-extract-worker")
+        self.process.start()
+        child.close()
+        self.batch: list[tuple[str, str]] | None = None
+        self.tries = 0
+
+    def hand(self, root: str, batch: list[tuple[str, str]], tries: int) -> None:
+        self.batch, self.tries = batch, tries
+        with contextlib.suppress(OSError):  # a process that just died: its sentinel tells, as for any death
+            self.connection.send((root, batch))
+
+    def reply(self):
+        """What the process answered, or None if it died first."""
         try:
-            for future in as_completed(futures):
-                yield from zip(futures[future], future.result(), strict=True)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+            return self.connection.recv() if self.connection.poll() else None
+        except (EOFError, OSError):
+            return None
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(5)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+        self.connection.close()
+
+
+def _in_processes(config: ExtractConfig, root: str, batches: list[list[tuple[str, str]]], workers: int,
+                  hook: Hook | None):
+    """(job, record) pairs from `workers` processes, each given one batch at a time (long and short clips balance).
+
+    A process that dies (killed, out of memory, a crash in a decoder) is replaced, as Ray restarts an actor: the
+    clips it held are tried once more, each alone, and a clip whose process dies again is reported failed while
+    the run goes on. However the run ends (done, an error, Ctrl-C, SIGTERM), no worker outlives it."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    queue = deque((batch, 1) for batch in batches)
+    pool: list[_Worker] = []
+    try:
+        pool += [_Worker(context, config, threads) for _ in range(min(workers, len(batches)))]
+        while True:
+            for worker in pool:
+                if worker.batch is None and queue:
+                    worker.hand(root, *queue.popleft())
+            busy = [worker for worker in pool if worker.batch is not None]
+            if not busy:
+                return
+            wait([worker.connection for worker in busy] + [worker.process.sentinel for worker in busy])
+            for index, worker in enumerate(pool):
+                if worker.batch is None or not (worker.connection.poll() or worker.process.exitcode is not None):
+                    continue
+                batch, reply = worker.batch, worker.reply()
+                worker.batch = None
+                if reply is None:
+                    how = _death(worker.process)
+                    worker.stop()
+                    pool[index] = _Worker(context, config, threads)
+                    if worker.tries == 1:
+                        notify(hook, "extract", message=f"a worker process died ({how}) extracting "
+                               f"{', '.join(video_id for video_id, _ in batch)}; trying again in a new one")
+                        queue.extend(([job], 2) for job in batch)  # alone: a clip that kills its worker is found
+                    else:
+                        failure = {"status": "failed", "reason": f"its worker process died twice ({how})"}
+                        yield from ((job, failure) for job in batch)
+                elif reply[0] == "error":
+                    _, error, remote = reply
+                    raise error from RuntimeError(f"in a worker process:\n{remote}")
+                else:
+                    yield from zip(batch, reply[1], strict=True)
+    finally:
+        for worker in pool:  # every worker told first: a second Ctrl-C while waiting for one leaves none running
+            worker.process.terminate()
+        for worker in pool:
+            worker.stop()
+
+
+def _death(process) -> str:
+    """How a process ended, in words: "killed by SIGKILL", "exit code 1"."""
+    process.join(1)
+    code = process.exitcode
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 def _pipelined(extraction: Extraction, root: str, batches: list[list[tuple[str, str]]]):
