@@ -157,3 +157,18 @@ def test_predict_takes_a_folder_as_extract_does(tmp_path):
     results, failures = viper.predict([tmp_path / "clips", tmp_path / "empty"])
     assert [Path(r["video"]).name for r in results] == ["01-01-03-02-02-01-05.mp4", "01-01-05-02-01-01-05.mp4"]
     assert len(failures) == 1 and "no video files found" in failures[0][1]
+
+
+def test_threads_option_sets_torch_threads_for_the_command():
+    import os
+
+    before = torch.get_num_threads()
+    saved = {name: os.environ.get(name) for name in ("VIPER_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    try:
+        result = CliRunner().invoke(app, ["--threads", "1", "extractors"], catch_exceptions=False)
+        assert result.exit_code == 0 and torch.get_num_threads() == 1 and os.environ["VIPER_THREADS"] == "1"
+        assert CliRunner().invoke(app, ["--threads", "0", "extractors"]).exit_code == 2
+    finally:
+        torch.set_num_threads(before)
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import sys
 from pathlib import Path
 
 import typer
@@ -12,7 +13,7 @@ import typer
 from .errors import SettingError, ViperError
 from .progress import ProgressBars
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)
 
 
 def friendly(command):
@@ -49,10 +50,18 @@ def main(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                  help="Print viper's version and exit."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, metavar="N", help="torch threads per process (default: torch's own, every core; "
+        "extract --workers K gives each worker cores/K). On a busy machine 1 can be several times faster."
+    ),
 ) -> None:
     """viper: emotion recognition from videos of people (ViPER, MuSe 2022)."""
     if debug:
         os.environ["VIPER_DEBUG"] = "1"
+    if threads is not None:  # before torch loads (it reads OMP_NUM_THREADS once); workers inherit the variables
+        os.environ["VIPER_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:  # already loaded (the CLI called from Python)
+            sys.modules["torch"].set_num_threads(threads)
 
 
 def _given(context: typer.Context, name: str) -> bool:
@@ -151,92 +160,6 @@ def dataset(
 
 @app.command()
 @friendly
-def train(
-    context: typer.Context,
-    features: Path = typer.Option(..., "--features", "-f", help="Feature store made by `viper extract`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (created, or resumed if interrupted)."),
-    modalities: str | None = typer.Option(None, "--modalities", "-m", help="e.g. face_image,fau,caption,audio."),
-    model: str = typer.Option("compact", "--model", help="Model preset: compact (CPU) or paper (283 M, GPU)."),
-    epochs: int = typer.Option(50, "--epochs"),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    lr: float = typer.Option(1e-5, "--lr"),
-    lr_step_epochs: int = typer.Option(10, "--lr-step-epochs", help="Halve the learning rate every this many."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    precision: str = typer.Option(
-        "auto", "--precision", help="auto (mixed on CUDA, fp32 on CPU), fp32, bf16 (autocast, CPU too) or fp16 (CUDA)."
-    ),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the model for training (long runs)."),
-    layout: str = typer.Option(
-        "concat", "--layout", help="Tokens: concat (one per frame, the paper's) or per_modality (one per modality "
-        "per frame, each with its own projection)."
-    ),
-    modality_dropout: float = typer.Option(
-        0.0, "--modality-dropout", help="Probability of masking a whole modality of a clip in training batches."
-    ),
-    anchor: bool = typer.Option(
-        True, "--anchor/--no-anchor", help="Predict a correction to viper's general model (needs expression "
-        "features and basic-emotion outputs), so few people do not undo what many taught it. --no-anchor: the "
-        "paper's plain fusion, for data with many people."
-    ),
-    anchor_shrink: float = typer.Option(
-        1.0, "--anchor-shrink", help="Weight of the loss term that keeps the correction small (0: none)."
-    ),
-    allow_shared_people: bool = typer.Option(
-        False, "--allow-shared-people", help="Train although dev or test holds people of train (the manifest's person "
-        "column); refused otherwise, since such scores measure how well the model knows those people."
-    ),
-    person_norm: bool = typer.Option(
-        False, "--person-norm", help="Subtract each person's mean features (over their clips in the split) before "
-        "standardising; every clip needs a person. `viper predict` refuses such a run (one video has no person mean)."
-    ),
-    config: Path | None = typer.Option(None, "--config", help="JSON/YAML TrainConfig; flags given override it."),
-) -> None:
-    """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
-    from .jobs.train import train as run_train
-    from .jobs.train import train_config
-
-    flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
-             "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device,
-             "modality_dropout": modality_dropout, "precision": precision, "compile": compile, "layout": layout,
-             "anchor": anchor, "anchor_shrink": anchor_shrink,
-             "allow_shared_people": allow_shared_people, "person_norm": person_norm}
-    given = {name: value for name, value in flags.items() if _given(context, name)}
-    result = run_train(features, out, train_config(config, **given), hook=ProgressBars())
-    best = "n/a (no dev split: last epoch kept)"
-    if result.best_dev_pearson is not None:
-        best = f"{result.best_dev_pearson:.4f}"
-    typer.echo(f"best epoch {result.best_epoch}, dev mean Pearson {best}; checkpoint {result.checkpoint}")
-
-
-@app.command()
-@friendly
-def evaluate(
-    run: Path = typer.Argument(..., help="Run folder (or checkpoint file) made by `viper train`."),
-    features: Path = typer.Option(..., "--features", "-f", help="Feature store with the split to score."),
-    split: str = typer.Option("test", "--split", "-s"),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="Report folder (default RUN/eval-SPLIT, RUN/eval-SPLIT-without-NAMES with --drop)."
-    ),
-    drop: str | None = typer.Option(
-        None, "--drop", help="Comma-separated modalities (names or store keys) to score as missing, e.g. audio,caption."
-    ),
-) -> None:
-    """Score a run on a split: metrics.json, predictions.csv and plots."""
-    from .checkpoint import checkpoint_file
-    from .jobs.evaluate import eval_folder
-    from .jobs.evaluate import evaluate as run_evaluate
-    from .metrics import metrics_table
-
-    metrics = run_evaluate(run, features, split, out, drop=_split_list(drop))
-    typer.echo(metrics_table(metrics))
-    if metrics.get("dropped"):
-        typer.echo(f"scored without {', '.join(metrics['dropped'])}")
-    typer.echo(f"report: {out or eval_folder(checkpoint_file(run).parent, metrics['split'], metrics.get('dropped'))}")
-
-
-@app.command()
-@friendly
 def predict(
     videos: list[Path] = typer.Argument(..., help="Video files to score, or folders of them (searched recursively)."),
     checkpoint: Path = typer.Option(
@@ -247,7 +170,7 @@ def predict(
         None, "--per-frame", metavar="TABLE.csv|.parquet", help="Also write one row per sampled frame: time, face "
         "box, blendshapes, expression probabilities, audio present, the clip's scores."
     ),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where the models run."),
 ) -> None:
     """Score videos with viper's general model, or with a trained run (extracting the features it was trained on).
 
@@ -289,7 +212,7 @@ def inspect(
     out: Path = typer.Option(
         ..., "--out", "-o", help="page.html for one video; a folder (one <video>.html per clip) for several."
     ),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where the models run."),
 ) -> None:
     """One self-contained HTML page per clip: frames, faces, captions, FAU traces and the predicted scores."""
     from .jobs.inspect import inspect as run_inspect
@@ -307,7 +230,7 @@ def inspect(
 @friendly
 def demo(
     out: Path = typer.Option(Path("viper-demo"), "--out", "-o", help="Folder for the store, run and report."),
-    workers: int = typer.Option(2, "--workers", "-w"),
+    workers: int = typer.Option(2, "--workers", "-w", help="Extraction processes (capped at what the machine holds)."),
 ) -> None:
     """Extract, train and evaluate on the bundled real RAVDESS clips; prints per-emotion Pearson and accuracy."""
     from .jobs.demo import run_demo
@@ -341,56 +264,4 @@ def import_features(
     typer.echo(f"store: {out}")
 
 
-@app.command()
-@friendly
-def submission(
-    run: Path = typer.Argument(..., help="Run folder (or checkpoint file) made by `viper train`."),
-    features: Path = typer.Option(..., "--features", "-f", help="Feature store with the test clips."),
-    out: Path = typer.Option(..., "--out", "-o", help="Submission CSV to write."),
-    split: str = typer.Option("test", "--split", "-s"),
-) -> None:
-    """Write a MuSe 2022 Reaction submission: File_ID ([id]) and the 7 emotion scores of every clip of a split."""
-    from .jobs.submit import write_submission
-
-    rows = write_submission(run, features, out, split)
-    typer.echo(f"{rows} clips -> {out}")
-
-
-@app.command()
-@friendly
-def ablate(
-    features: Path = typer.Option(..., "--features", "-f", help="Feature store made by `viper extract`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Sweep folder (created, or resumed: finished runs are skipped)."),
-    grid: str = typer.Option("paper", "--grid", help="paper (Table 3: image alone, +1, +2, all four) or all."),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per setting (0..K-1)."),
-    workers: int = typer.Option(1, "--workers", "-w", help="Parallel runs (processes; torch threads = cores/N)."),
-    config: Path | None = typer.Option(
-        None, "--config", help="JSON/YAML TrainConfig for every run (default: the paper's; `viper demo` uses "
-        "epochs 60, lr 1e-3, lr_step_epochs 20, batch_size 8 for tiny data)."
-    ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Override the config's epochs."),
-    baselines: str = typer.Option("ridge,gru", "--baselines", help="Comma-separated ridge,gru, or none."),
-    gru_epochs: int | None = typer.Option(None, "--gru-epochs", help="Epochs of the GRU baseline (default: epochs)."),
-    resamples: int = typer.Option(2000, "--resamples", help="Paired-bootstrap resamples for the p-values."),
-    run_plots: bool = typer.Option(True, "--run-plots/--no-run-plots", help="evaluate's plots in every run folder."),
-    fusion: str = typer.Option(
-        "concat", "--fusion", help="Comma-separated fusions to train each multi-modality setting with: concat (the "
-        "paper's), per_modality; ':P' adds modality dropout P, e.g. concat,per_modality:0.3."
-    ),
-    robustness: bool = typer.Option(
-        True, "--robustness/--no-robustness", help="Also score each fusion run with each modality removed."
-    ),
-) -> None:
-    """Modality ablation (the paper's Tables 2-3): every setting x seeds, report.md/html, runs.csv, p-values, and
-    a robustness table (each fusion setting scored with each modality removed)."""
-    from .jobs.ablate import run_ablation
-    from .jobs.train import train_config
-
-    chosen = [] if baselines.strip().lower() == "none" else (_split_list(baselines) or [])
-    settings = train_config(config, **({} if epochs is None else {"epochs": epochs}))
-    result = run_ablation(features, out, grid=grid, seeds=seeds, workers=workers, config=settings,
-                          baselines=chosen, gru_epochs=gru_epochs, resamples=resamples, run_plots=run_plots,
-                          fusions=_split_list(fusion) or ["concat"], robustness=robustness, hook=ProgressBars())
-    typer.echo(f"best setting on {result.ranking_split}: {result.best}")
-    if result.failed:
-        raise typer.Exit(1)
+from . import cli_models  # noqa: E402, F401  (registers train, evaluate, submission, ablate)

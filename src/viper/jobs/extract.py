@@ -247,7 +247,7 @@ def _in_processes(config: ExtractConfig, root: str, batches: list[list[tuple[str
     from multiprocessing.connection import wait
 
     context = multiprocessing.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = int(os.environ.get("VIPER_THREADS", 0)) or max(1, (os.cpu_count() or 1) // workers)  # viper --threads
     queue = deque((batch, 1) for batch in batches)
     pool: list[_Worker] = []
     try:
