@@ -109,3 +109,13 @@ def test_long_clip_seeks_between_sampled_frames(tmp_path):
     video = read_frames(path, 10, seek_gap=2.0)
     assert video.repeated == 0
     assert np.allclose(video.frame_times, np.round(video.times * 10) / 10)
+
+
+def test_a_git_lfs_pointer_is_named_as_one(tmp_path):
+    from viper.errors import VideoReadError
+    from viper.video import read_frames
+
+    pointer = tmp_path / "clip.mp4"  # what a clone without git-lfs holds in place of the video
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 1234567\n")
+    with pytest.raises(VideoReadError, match="a Git LFS pointer, not the video itself; fetch it with `git lfs pull`"):
+        read_frames(pointer, 8)

@@ -73,10 +73,17 @@ def _open(path: Path):
             return av.open(str(path), metadata_errors="replace")  # garbled metadata text must not stop the read
         except TypeError:  # PyAV 19 dropped the option (and no longer fails on such text)
             return av.open(str(path))
-    except av.FFmpegError as error:
-        raise VideoReadError(f"{path}: not a readable video ({error.strerror or error})") from error
-    except (UnicodeDecodeError, ValueError) as error:
-        raise VideoReadError(f"{path}: not a readable video ({error})") from error
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise VideoReadError(_lfs_pointer(path) or f"{path}: not a readable video ({reason})") from error
+
+
+def _lfs_pointer(path: Path) -> str | None:
+    """The message for a Git LFS pointer file saved under the video's name (a clone made without `git lfs`)."""
+    with open(path, "rb") as file:
+        if file.read(64).startswith(b"version https://git-lfs.github.com/spec"):
+            return f"{path}: a Git LFS pointer, not the video itself; fetch it with `git lfs pull`"
+    return None
 
 
 def _video_stream(container, path: Path):
