@@ -3,10 +3,11 @@ optional `person` column: who is in the clip, blank when unknown, so splits can 
 
 from __future__ import annotations
 
-import re
+import csv
 from pathlib import Path
 
 from .errors import ViperError
+from .filenames import name_problem, safe_name, unique_names
 from .video import VIDEO_SUFFIXES
 
 REQUIRED_COLUMNS = ("video_id", "path")
@@ -21,14 +22,26 @@ def normalise_split(value: str) -> str:
 
 
 def scan_folder(folder: Path):
-    """Every video file under a folder (recursively), ids from the relative path without suffix."""
+    """Every video file under a folder (recursively), ids from the relative path without suffix (`sub__name`),
+    made file-name safe (`filenames.safe_name`) and unique (two files that would share an id get a hash each)."""
     import pandas as pd
 
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
     if not files:
         raise ViperError(f"{folder}: no video files found (looked for {', '.join(VIDEO_SUFFIXES)})")
-    ids = [re.sub(r"[\\/]", "__", str(p.relative_to(folder).with_suffix(""))) for p in files]
+    relative = [str(p.relative_to(folder)) for p in files]
+    ids = unique_names([safe_name(str(Path(name).with_suffix(""))) for name in relative], relative)
     return pd.DataFrame({"video_id": ids, "path": [str(p.resolve()) for p in files], "split": ""})
+
+
+def refuse_duplicate_columns(csv_path: Path) -> None:
+    """A ViperError naming the header names given more than once (pandas would quietly read a second `happy` as
+    `happy.1`, an emotion of its own)."""
+    with open(csv_path, newline="", encoding="utf-8", errors="replace") as handle:
+        header = [name.strip() for name in next(csv.reader(handle), [])]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ViperError(f"{csv_path}: column(s) {', '.join(map(repr, repeated))} given more than once; keep one each")
 
 
 def read_manifest(csv_path: Path):
@@ -40,6 +53,7 @@ def read_manifest(csv_path: Path):
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ViperError(f"{csv_path}: not a readable CSV manifest ({error})") from None
+    refuse_duplicate_columns(csv_path)
     table.columns = [column.strip() for column in table.columns]
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
     if missing:
@@ -56,6 +70,17 @@ def read_manifest(csv_path: Path):
     duplicated = sorted(set(ids[ids.duplicated() & (ids != "")]))
     if duplicated:
         problems.append(f"duplicate video_id(s): {', '.join(duplicated[:10])}{' ...' if len(duplicated) > 10 else ''}")
+    unsafe = [(index + 2, text, name_problem(text)) for index, text in ids.items() if text]
+    unsafe = [f"line {line}: {text[:80]!r} {problem}" for line, text, problem in unsafe if problem]
+    if unsafe:
+        more = f" (and {len(unsafe) - 20} more)" if len(unsafe) > 20 else ""
+        problems.append(f"{len(unsafe)} video_id(s) cannot be file names in the store: {'; '.join(unsafe[:20])}{more}")
+    splits = table["split"].map(normalise_split)
+    unknown = [index + 2 for index in splits.index[~splits.isin(["", *SPLIT_NAMES.values()])]]
+    if unknown:
+        values = ", ".join(sorted({repr(table.at[line - 2, "split"].strip()) for line in unknown})[:10])
+        problems.append(f"unknown split {values} on line(s) {_lines(unknown)}; use {', '.join(SPLIT_NAMES)} "
+                        "(any case), or leave it empty")
     resolved = [(csv_path.parent / path.strip()).resolve() for path in table["path"]]
     absent = [(index + 2, path) for index, path in enumerate(resolved) if not path.is_file()]
     if absent:
@@ -66,7 +91,7 @@ def read_manifest(csv_path: Path):
         raise ViperError(f"{csv_path}: bad manifest:\n  " + "\n  ".join(problems))
     table["video_id"] = ids
     table["path"] = [str(path) for path in resolved]
-    table["split"] = table["split"].map(normalise_split)
+    table["split"] = splits
     if PERSON_COLUMN in table.columns:
         table[PERSON_COLUMN] = table[PERSON_COLUMN].str.strip()
     return table
@@ -92,4 +117,4 @@ def load_inputs(data: Path, dataset: str | None = None):
         return scan_folder(data)
     if data.suffix.lower() == ".csv":
         return read_manifest(data)
-    return pd.DataFrame({"video_id": [data.stem], "path": [str(data.resolve())], "split": [""]})
+    return pd.DataFrame({"video_id": [safe_name(data.stem)], "path": [str(data.resolve())], "split": [""]})

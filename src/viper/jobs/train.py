@@ -25,6 +25,7 @@ from ..checkpoint import predict_model, save_checkpoint, torch_save_atomic
 from ..config import save_config, to_dict
 from ..errors import SettingError, ViperError
 from ..general_model import anchoring
+from ..locks import folder_in_use
 from ..metrics import pearson_scores
 from ..model import Perceiver, count_parameters, model_config
 from ..persons import check_disjoint_persons
@@ -127,13 +128,20 @@ def make_optimiser(parameters, *, lr: float, weight_decay: float = 0.01) -> torc
 def train(
     features: Path | str, out: Path | str, config: TrainConfig | None = None, *, hook: Hook | None = None
 ) -> TrainResult:
-    """Train on the store's train split, keep the best epoch by dev mean Pearson in OUT/best.pt."""
-    from tqdm.contrib.logging import logging_redirect_tqdm
+    """Train on the store's train split, keep the best epoch by dev mean Pearson in OUT/best.pt.
 
+    The run folder is locked for the whole run (OUT/.lock): a second `viper train` into it is refused at once
+    instead of mixing the two runs' config and weights; the OS lets go of the lock when a run dies."""
     config = config or TrainConfig()
     if not 0.0 <= config.modality_dropout <= 1.0:
         raise ViperError(f"modality_dropout must be in [0, 1], got {config.modality_dropout}")
-    out = Path(out)
+    with folder_in_use(Path(out), "`viper train`"):
+        return _train(features, Path(out), config, hook)
+
+
+def _train(features: Path | str, out: Path, config: TrainConfig, hook: Hook | None) -> TrainResult:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     store = FeatureStore.open(features)
     keys = resolve_keys(store, config.modalities)
     for split, names in check_disjoint_persons(store, allow=config.allow_shared_people).items():
