@@ -19,6 +19,10 @@ MANIFESTS = {  # case -> (manifest body, what the message must say)
     "duplicate ids": (HEADER + "a,a.mp4,train,0.5\na,a.mp4,dev,0.1\n", "duplicate video_id(s): a"),
     "paths that do not exist": (HEADER + "a,a.mp4,train,0.5\nb,nowhere.mp4,dev,0.1\n",
                                 "1 path(s) do not exist: line 3:"),
+    "a split typo": (HEADER + "a,a.mp4,tarin,0.5\nb,a.mp4,Train,0.1\nc,a.mp4,,0.1\n",
+                     "unknown split 'tarin' on line(s) 2; use train, dev, devel, val, validation, test"),
+    "a column twice": ("video_id,path,split,joy,joy\na,a.mp4,train,0.5,0.1\n", "column(s) 'joy' given more than once"),
+    "ids that are paths": (HEADER + "../x,a.mp4,train,0.5\n", "line 2: '../x' holds a path separator"),
 }
 
 
@@ -29,8 +33,10 @@ def viper(*args: str):
 
 @pytest.mark.parametrize("case", MANIFESTS)
 def test_bad_manifest_is_one_message(tmp_path, case):
-    """`viper extract manifest.csv`: missing columns, duplicate ids, or paths that do not exist each give
-    `error: <manifest path>: ...` naming the problem (and its line), exit code 2, no traceback, nothing extracted."""
+    """`viper extract manifest.csv`: missing columns, duplicate ids, paths that do not exist, a split that is not
+    one (`tarin`: it used to drop the clip from every split unsaid), a column given twice (it used to become an
+    emotion `joy.1`), or an id that is a path each give `error: <manifest path>: ...` naming the problem (and its
+    line), exit code 2, no traceback, nothing extracted."""
     make_clip(tmp_path / "a.mp4", frames=4)
     body, expected = MANIFESTS[case]
     manifest = tmp_path / "manifest.csv"
