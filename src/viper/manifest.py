@@ -44,6 +44,18 @@ def refuse_duplicate_columns(csv_path: Path) -> None:
         raise ViperError(f"{csv_path}: column(s) {', '.join(map(repr, repeated))} given more than once; keep one each")
 
 
+def split_problem(values) -> str | None:
+    """The rows of a split column (a Series; line = row + 2) whose value is no split name and not blank, worded
+    for a message; None when there are none. Such a clip would silently belong to no split."""
+    texts = values.fillna("").astype(str).str.strip()
+    unknown = [index + 2 for index, text in texts.items() if normalise_split(text) not in ("", *SPLIT_NAMES.values())]
+    if not unknown:
+        return None
+    names = sorted({repr(texts[line - 2]) for line in unknown})
+    return (f"unknown split {', '.join(names[:10])} on line(s) {_lines(unknown)}; use {', '.join(SPLIT_NAMES)} "
+            "(any case), or leave it empty")
+
+
 def read_manifest(csv_path: Path):
     """Read and check a manifest; paths become absolute. Every problem is reported at once, with line numbers."""
     import pandas as pd
@@ -75,12 +87,9 @@ def read_manifest(csv_path: Path):
     if unsafe:
         more = f" (and {len(unsafe) - 20} more)" if len(unsafe) > 20 else ""
         problems.append(f"{len(unsafe)} video_id(s) cannot be file names in the store: {'; '.join(unsafe[:20])}{more}")
-    splits = table["split"].map(normalise_split)
-    unknown = [index + 2 for index in splits.index[~splits.isin(["", *SPLIT_NAMES.values()])]]
-    if unknown:
-        values = ", ".join(sorted({repr(table.at[line - 2, "split"].strip()) for line in unknown})[:10])
-        problems.append(f"unknown split {values} on line(s) {_lines(unknown)}; use {', '.join(SPLIT_NAMES)} "
-                        "(any case), or leave it empty")
+    bad_splits = split_problem(table["split"])
+    if bad_splits:
+        problems.append(bad_splits)
     resolved = [(csv_path.parent / path.strip()).resolve() for path in table["path"]]
     absent = [(index + 2, path) for index, path in enumerate(resolved) if not path.is_file()]
     if absent:
@@ -91,7 +100,7 @@ def read_manifest(csv_path: Path):
         raise ViperError(f"{csv_path}: bad manifest:\n  " + "\n  ".join(problems))
     table["video_id"] = ids
     table["path"] = [str(path) for path in resolved]
-    table["split"] = splits
+    table["split"] = table["split"].map(normalise_split)
     if PERSON_COLUMN in table.columns:
         table[PERSON_COLUMN] = table[PERSON_COLUMN].str.strip()
     return table

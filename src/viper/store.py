@@ -124,13 +124,21 @@ class FeatureStore:
             atomic_write_text(path, manifest.to_csv(index=False))
 
     def labels(self):
-        """The manifest rows of every extracted clip (video_id, path, split, person when given, emotion columns)."""
+        """The manifest rows of every extracted clip (video_id, path, split, person when given, emotion columns).
+        A column given twice or a split that is none (labels.csv edited by hand) is refused, naming the lines."""
         import pandas as pd
+
+        from .manifest import refuse_duplicate_columns, split_problem
 
         path = self.root / "labels.csv"
         if not path.exists():
             raise ViperError(f"{self.root}: the store has no labels.csv; extract from a manifest CSV with labels")
-        return pd.read_csv(path, dtype=LABEL_DTYPES, keep_default_na=False, na_values=[""])
+        refuse_duplicate_columns(path)
+        table = pd.read_csv(path, dtype=LABEL_DTYPES, keep_default_na=False, na_values=[""])
+        problem = split_problem(table["split"]) if "split" in table.columns else None
+        if problem:
+            raise ViperError(f"{path}: {problem}")
+        return table
 
     def emotions(self) -> list[str]:
         """Emotion names: the label columns other than video_id, path, split and person."""

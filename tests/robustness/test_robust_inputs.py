@@ -70,6 +70,26 @@ def test_bad_label_is_one_message(tmp_path, case):
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+STORE_LABELS = {  # case -> (labels.csv edit, what the message must say)
+    "a split typo": (lambda text: text.replace(",train,", ",tarin,", 1), "unknown split 'tarin' on line(s) 2; use"),
+    "a column twice": (lambda text: text.replace("joy", "fear", 1), "column(s) 'fear' given more than once"),
+}
+
+
+@pytest.mark.parametrize("case", STORE_LABELS)
+def test_labels_csv_edited_by_hand_is_refused(tmp_path, case):
+    """A store's labels.csv whose split is a typo (the clip would train in no split) or that names a column twice
+    (the second would be read as another emotion, `fear.1`): `viper train` refuses it naming the file, exit 2."""
+    store = make_synthetic_store(tmp_path / "store", {"audio-test-bbbb": ("audio", 4)}, ("joy", "fear"),
+                                 n_clips=12, n_frames=4)
+    path = store.root / "labels.csv"
+    edit, expected = STORE_LABELS[case]
+    path.write_text(edit(path.read_text()))
+    result = viper("train", "--features", str(store.root), "--out", str(tmp_path / "run"), "--epochs", "1")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert f"{path}: {expected}" in result.stderr, result.stderr
+
+
 @pytest.mark.slow
 def test_out_of_range_labels_train_with_a_warning(tmp_path):
     """Labels outside [0, 1] are legitimate regression targets on another scale: training goes on (exit 0) and
