@@ -4,6 +4,7 @@ optional `person` column: who is in the clip, blank when unknown, so splits can 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from .errors import ViperError
@@ -34,14 +35,25 @@ def scan_folder(folder: Path):
     return pd.DataFrame({"video_id": ids, "path": [str(p.resolve()) for p in files], "split": ""})
 
 
-def refuse_duplicate_columns(csv_path: Path) -> None:
-    """A ViperError naming the header names given more than once (pandas would quietly read a second `happy` as
-    `happy.1`, an emotion of its own)."""
-    with open(csv_path, newline="", encoding="utf-8", errors="replace") as handle:
-        header = [name.strip() for name in next(csv.reader(handle), [])]
+def check_csv_table(csv_path: Path, table) -> None:
+    """A ViperError for what pandas reads quietly wrong from `csv_path` into `table`: a column given twice (the
+    second `joy` would become `joy.1`, an emotion of its own), a NUL byte (the value would end there), or a row
+    with more fields than the header (its first fields would become the index, the rest shift left)."""
+    import pandas as pd
+
+    data = Path(csv_path).read_bytes()
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise ViperError(f"{csv_path}: line {line} holds a NUL byte; a CSV is text")
+    rows = csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace")))
+    header = [name.strip() for name in next(rows, [])]
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise ViperError(f"{csv_path}: column(s) {', '.join(map(repr, repeated))} given more than once; keep one each")
+    if not isinstance(table.index, pd.RangeIndex):
+        line = next((rows.line_num for row in rows if len(row) > len(header)), "?")
+        raise ViperError(f"{csv_path}: line {line} has more fields than the header's {len(header)}; a value that "
+                         "holds a comma needs quotes")
 
 
 def split_problem(values) -> str | None:
@@ -65,7 +77,7 @@ def read_manifest(csv_path: Path):
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ViperError(f"{csv_path}: not a readable CSV manifest ({error})") from None
-    refuse_duplicate_columns(csv_path)
+    check_csv_table(csv_path, table)
     table.columns = [column.strip() for column in table.columns]
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
     if missing:

@@ -10,7 +10,9 @@ Layout (every file is written to a temp name and renamed, so a crash never leave
     STORE/features/<key>/packed/             values.npy (V, N, dim), mask.npy (V, N), ids.json: one read per split
 
 <key> is `modality-backend-<hash of version + config + face-crop setting>`, so features from a changed
-extractor never mix with old ones.
+extractor never mix with old ones. A video id or key that is not one file name (see `filenames.name_problem`) is
+refused by every path the store builds, so no id leads outside the store. Writers share the store through flocks:
+.store.lock (store.json's creation), .labels.lock (labels.csv's read-merge-write), packed/.lock (a pack).
 """
 
 from __future__ import annotations
@@ -125,17 +127,23 @@ class FeatureStore:
 
     def labels(self):
         """The manifest rows of every extracted clip (video_id, path, split, person when given, emotion columns).
-        A column given twice or a split that is none (labels.csv edited by hand) is refused, naming the lines."""
+        labels.csv edited by hand is checked as a manifest is: a column or id given twice, a ragged row or a split
+        that is none is refused, naming the lines."""
         import pandas as pd
 
-        from .manifest import refuse_duplicate_columns, split_problem
+        from .manifest import check_csv_table, split_problem
 
         path = self.root / "labels.csv"
         if not path.exists():
             raise ViperError(f"{self.root}: the store has no labels.csv; extract from a manifest CSV with labels")
-        refuse_duplicate_columns(path)
         table = pd.read_csv(path, dtype=LABEL_DTYPES, keep_default_na=False, na_values=[""])
+        check_csv_table(path, table)
         problem = split_problem(table["split"]) if "split" in table.columns else None
+        repeated = table.index[table["video_id"].duplicated(keep=False)] if "video_id" in table.columns else []
+        if len(repeated):
+            names = ", ".join(sorted(set(table.loc[repeated, "video_id"].astype(str)))[:10])
+            lines = ", ".join(str(index + 2) for index in repeated[:20])
+            problem = f"video_id(s) {names} given more than once (lines {lines}); keep one row per clip"
         if problem:
             raise ViperError(f"{path}: {problem}")
         return table

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ..errors import ViperError
 from ..filenames import name_problem
+from ..manifest import check_csv_table
 from ..video import VIDEO_SUFFIXES
 from . import DATASET_LAYOUTS
 
@@ -114,13 +115,11 @@ def _read_csv(path: Path):
 
     if not path.is_file():
         raise ViperError(f"{path}: file not found")
-    from ..manifest import refuse_duplicate_columns
-
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ViperError(f"{path}: not a readable CSV ({error})") from None
-    refuse_duplicate_columns(path)
+    check_csv_table(path, table)
     return table
 
 
