@@ -30,8 +30,12 @@ def locked(path: Path, operation: int = fcntl.LOCK_EX):
 def folder_in_use(folder: Path, job: str):
     """Hold FOLDER/.lock for the whole of a job that must be alone in the folder (a training run): a second one is
     refused at once, naming the folder and the process that holds it, rather than mixing two runs' files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / FOLDER_LOCK, "a+") as handle:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / FOLDER_LOCK, "a+")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise ViperError(f"{folder}: cannot be used as a folder ({error.strerror or error})") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

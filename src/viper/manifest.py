@@ -94,8 +94,8 @@ def read_manifest(csv_path: Path):
     duplicated = sorted(set(ids[ids.duplicated() & (ids != "")]))
     if duplicated:
         problems.append(f"duplicate video_id(s): {', '.join(duplicated[:10])}{' ...' if len(duplicated) > 10 else ''}")
-    unsafe = [(index + 2, text, name_problem(text)) for index, text in ids.items() if text]
-    unsafe = [f"line {line}: {text[:80]!r} {problem}" for line, text, problem in unsafe if problem]
+    unsafe = [f"line {index + 2}: {text[:80]!r} {name_problem(text)}" for index, text in ids.items()
+              if text and name_problem(text)]
     if unsafe:
         more = f" (and {len(unsafe) - 20} more)" if len(unsafe) > 20 else ""
         problems.append(f"{len(unsafe)} video_id(s) cannot be file names in the store: {'; '.join(unsafe[:20])}{more}")
