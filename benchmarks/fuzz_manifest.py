@@ -321,7 +321,7 @@ def main() -> int:
     args = parser.parse_args()
     chosen = [case for case in cases(args.random, args.seed) if args.only in case.name]
     outcomes = []
-    with tempfile.TemporaryDirectory(prefix="viper-fuzz-") as folder:
+    with tempfile.TemporaryDirectory(prefix="fuzz-manifest-") as folder:
         clip = make_clip(Path(folder) / "clip.mp4", frames=4, audio_seconds=0.4)
         for case in chosen:
             outcome = run_case(case, clip, Path(folder), args.timeout)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from .store import ID_COLUMNS
-
 log = logging.getLogger(__name__)
+
+ID_COLUMNS = ("video_id", "path", "split", "person")  # every other labels.csv column is an emotion
 
 SHOWN = 5
 

@@ -75,7 +75,7 @@ def read_manifest(csv_path: Path):
     csv_path = Path(csv_path)
     try:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         raise ViperError(f"{csv_path}: not a readable CSV manifest ({error})") from None
     check_csv_table(csv_path, table)
     table.columns = [column.strip() for column in table.columns]

@@ -30,11 +30,11 @@ from .atomic import atomic_save_npy, atomic_save_npz, atomic_write_text
 from .errors import ViperError
 from .feature_spec import FeatureSpec
 from .filenames import name_problem
+from .label_merge import ID_COLUMNS, merge_labels
 from .locks import locked
 
 STORE_FORMAT = 1
 STALE_TMP_SECONDS = 60  # temp files older than this are leftovers of a killed writer
-ID_COLUMNS = ("video_id", "path", "split", "person")  # every other labels.csv column is an emotion
 LABEL_DTYPES = {"video_id": str, "split": str, "person": str}
 
 
@@ -115,8 +115,6 @@ class FeatureStore:
         """Merge manifest rows (a DataFrame) into labels.csv (see `label_merge`: a blank erases nothing), under a
         lock, so extractions into one store at once each keep their rows."""
         import pandas as pd
-
-        from .label_merge import merge_labels
 
         path = self.root / "labels.csv"
         with locked(self.root / ".labels.lock"):
