@@ -241,18 +241,26 @@ def cases(random_count: int, seed: int) -> list[Case]:
     return found
 
 
-def random_name(rng: random.Random) -> str:
-    pieces = ["/", "\\", ".", "..", "\n", "\t", "\x7f", "\u2028", "é", "日", "😀", "a", "-", " ", ",", '"']
-    return "".join(rng.choice(pieces) for _ in range(rng.choice([1, 3, 10, 80, 300])))
+HOSTILE_PIECES = ["/", "\\", "..", "\n", "\t", "\x7f", "\u2028"]
+PLAIN_PIECES = [".", "é", "日", "😀", "a", "-", " ", ",", '"']
+
+
+def random_name(rng: random.Random, hostile: bool) -> str:
+    pieces = PLAIN_PIECES + (HOSTILE_PIECES if hostile else [])
+    return "".join(rng.choice(pieces) for _ in range(rng.choice([1, 3, 10, 40, 80])))
 
 
 def random_manifest(rng: random.Random) -> str:
-    """Random ids, splits (typos among them), labels (nan, inf, text) and sometimes a column given twice."""
-    header = HEADER + (["joy"] if rng.random() < 0.2 else [])
-    splits = ["train", "dev", "test", "", "tarin", "Devel", "véal"]
+    """Ids of dots, wide characters, commas and quotes, labels of all kinds (nan, inf, text: `train` checks them),
+    and most often one hostile trait: ids with separators or control characters, a split typo, a column twice."""
+    trait = rng.choice(["none", "ids", "split", "column"])
+    header = HEADER + (["joy"] if trait == "column" else [])
     labels = ["0.5", "nan", "inf", "", "-3", "high", "1e400"]
-    rows = [[random_name(rng), "a.mp4", rng.choice(splits), *(rng.choice(labels) for _ in header[3:])]
-            for _ in range(rng.randint(1, 4))]
+    splits, typos = ["train", "dev", "test", "", "Devel"], ["tarin", "véal"]
+    rows = []
+    for _ in range(rng.randint(1, 4)):
+        split = rng.choice(typos if trait == "split" and not rows else splits)
+        rows.append([random_name(rng, trait == "ids"), "a.mp4", split, *(rng.choice(labels) for _ in header[3:])])
     return csv_text(rows, header)
 
 
