@@ -42,15 +42,47 @@ def configs_from_features(features: list[FeatureSpec], frames: int) -> list[Extr
     return list(groups.values())
 
 
+@dataclass(frozen=True)
+class SourceStamp:
+    """A source file as it was just before it was decoded: what the store records as the clip's source. `identity`
+    (device, inode, size, mtime and ctime in ns) changes with any write to the file or its replacement by another,
+    so comparing it after decoding tells whether the hash is that of the bytes decoded."""
+
+    identity: tuple[int, ...]
+    size: int
+    mtime: float
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> SourceStamp:
+        from .store import file_sha256
+
+        stat = path.stat()  # before hashing: a change while hashing shows as another identity afterwards
+        return cls(_identity(stat), stat.st_size, stat.st_mtime, file_sha256(path))
+
+
+def file_identity(path: Path) -> tuple[int, ...] | None:
+    """A file's `SourceStamp.identity` now, None when it is gone."""
+    try:
+        return _identity(path.stat())
+    except OSError:
+        return None
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
 @dataclass
 class Prepared:
     """A batch of clips between decoding and computing: per job its record (set once it is skipped or failed),
-    the store keys it lacks, and its decoded clip."""
+    the store keys it lacks, its source file as it was before decoding, and its decoded clip."""
 
     store: Any
     jobs: list[tuple[str, str]]
     records: list[dict[str, Any] | None]
     todo: dict[int, dict[str, Any]] = field(default_factory=dict)
+    stamps: dict[int, SourceStamp] = field(default_factory=dict)
     clips: dict[int, Any] = field(default_factory=dict)
 
 
@@ -135,7 +167,10 @@ class Extraction:
             self.load()  # a missing model stops the run with one message: it is not this video's fault
         for index in pending:
             video_id, path = jobs[index]
-            batch.clips[index], failure = _guarded(Path(path), self.clip, Path(path), video_id)
+            stamp, failure = _guarded(Path(path), SourceStamp.of, Path(path))
+            if failure is None:
+                batch.stamps[index] = stamp
+                batch.clips[index], failure = _guarded(Path(path), self.clip, Path(path), video_id)
             if failure:
                 batch.records[index] = failure
         return batch
@@ -161,23 +196,27 @@ class Extraction:
                     computed[index][key] = features
         for index, features in computed.items():
             if records[index] is None:
-                records[index] = self._write(batch.store, clips[index], Path(jobs[index][1]), features, keys)
+                records[index] = self._write(batch.store, clips[index], Path(jobs[index][1]), batch.stamps[index],
+                                             features, keys)
         return records  # type: ignore[return-value]
 
-    def _write(self, store, clip, source: Path, computed: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
-        """A clip's features, then its metadata (so a clip with metadata always has its features)."""
-        from .store import file_sha256
-
+    def _write(self, store, clip, source: Path, stamp: SourceStamp, computed: dict[str, Any],
+               keys: dict[str, Any]) -> dict[str, Any]:
+        """A clip's features, then its metadata (so a clip with metadata always has its features), recording the
+        source as it was before decoding. A source changed or replaced since then is not recorded at all: its
+        features may be of either file, and the next run extracts it again."""
+        if file_identity(source) != stamp.identity:
+            return _failed("the file changed while it was being extracted; run the same command again to extract "
+                           "the file as it is now")
         for key, features in computed.items():
             store.register_feature(dataclasses.replace(self.spec(keys[key]), dim=keys[key].dim))
             store.write(key, clip.video_id, features.values, features.mask)
-        stat = source.stat()
         store.write_clip(clip.video_id, {
             "video_id": clip.video_id,
             "source": str(source),
-            "source_size": stat.st_size,
-            "source_mtime": stat.st_mtime,
-            "source_sha256": file_sha256(source),
+            "source_size": stamp.size,
+            "source_mtime": stamp.mtime,
+            "source_sha256": stamp.sha256,
             "frames": clip.n,
             "times": clip.times.tolist(),
             "frame_times": clip.frame_times.tolist(),

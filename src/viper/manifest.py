@@ -3,10 +3,12 @@ optional `person` column: who is in the clip, blank when unknown, so splits can 
 
 from __future__ import annotations
 
-import re
+import csv
+import io
 from pathlib import Path
 
 from .errors import ViperError
+from .filenames import name_problem, safe_name, unique_names
 from .video import VIDEO_SUFFIXES
 
 REQUIRED_COLUMNS = ("video_id", "path")
@@ -21,14 +23,49 @@ def normalise_split(value: str) -> str:
 
 
 def scan_folder(folder: Path):
-    """Every video file under a folder (recursively), ids from the relative path without suffix."""
+    """Every video file under a folder (recursively), ids from the relative path without suffix (`sub__name`),
+    made file-name safe (`filenames.safe_name`) and unique (two files that would share an id get a hash each)."""
     import pandas as pd
 
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
     if not files:
         raise ViperError(f"{folder}: no video files found (looked for {', '.join(VIDEO_SUFFIXES)})")
-    ids = [re.sub(r"[\\/]", "__", str(p.relative_to(folder).with_suffix(""))) for p in files]
+    relative = [str(p.relative_to(folder)) for p in files]
+    ids = unique_names([safe_name(str(Path(name).with_suffix(""))) for name in relative], relative)
     return pd.DataFrame({"video_id": ids, "path": [str(p.resolve()) for p in files], "split": ""})
+
+
+def check_csv_table(csv_path: Path, table) -> None:
+    """A ViperError for what pandas reads quietly wrong from `csv_path` into `table`: a column given twice (the
+    second `joy` would become `joy.1`, an emotion of its own), a NUL byte (the value would end there), or a row
+    with more fields than the header (its first fields would become the index, the rest shift left)."""
+    import pandas as pd
+
+    data = Path(csv_path).read_bytes()
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise ViperError(f"{csv_path}: line {line} holds a NUL byte; a CSV is text")
+    rows = csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace")))
+    header = [name.strip() for name in next(rows, [])]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ViperError(f"{csv_path}: column(s) {', '.join(map(repr, repeated))} given more than once; keep one each")
+    if not isinstance(table.index, pd.RangeIndex):
+        line = next((rows.line_num for row in rows if len(row) > len(header)), "?")
+        raise ViperError(f"{csv_path}: line {line} has more fields than the header's {len(header)}; a value that "
+                         "holds a comma needs quotes")
+
+
+def split_problem(values) -> str | None:
+    """The rows of a split column (a Series; line = row + 2) whose value is no split name and not blank, worded
+    for a message; None when there are none. Such a clip would silently belong to no split."""
+    texts = values.fillna("").astype(str).str.strip()
+    unknown = [index + 2 for index, text in texts.items() if normalise_split(text) not in ("", *SPLIT_NAMES.values())]
+    if not unknown:
+        return None
+    names = sorted({repr(texts[line - 2]) for line in unknown})
+    return (f"unknown split {', '.join(names[:10])} on line(s) {_lines(unknown)}; use {', '.join(SPLIT_NAMES)} "
+            "(any case), or leave it empty")
 
 
 def read_manifest(csv_path: Path):
@@ -38,8 +75,9 @@ def read_manifest(csv_path: Path):
     csv_path = Path(csv_path)
     try:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         raise ViperError(f"{csv_path}: not a readable CSV manifest ({error})") from None
+    check_csv_table(csv_path, table)
     table.columns = [column.strip() for column in table.columns]
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
     if missing:
@@ -56,6 +94,14 @@ def read_manifest(csv_path: Path):
     duplicated = sorted(set(ids[ids.duplicated() & (ids != "")]))
     if duplicated:
         problems.append(f"duplicate video_id(s): {', '.join(duplicated[:10])}{' ...' if len(duplicated) > 10 else ''}")
+    unsafe = [f"line {index + 2}: {text[:80]!r} {name_problem(text)}" for index, text in ids.items()
+              if text and name_problem(text)]
+    if unsafe:
+        more = f" (and {len(unsafe) - 20} more)" if len(unsafe) > 20 else ""
+        problems.append(f"{len(unsafe)} video_id(s) cannot be file names in the store: {'; '.join(unsafe[:20])}{more}")
+    bad_splits = split_problem(table["split"])
+    if bad_splits:
+        problems.append(bad_splits)
     resolved = [(csv_path.parent / path.strip()).resolve() for path in table["path"]]
     absent = [(index + 2, path) for index, path in enumerate(resolved) if not path.is_file()]
     if absent:
@@ -92,4 +138,4 @@ def load_inputs(data: Path, dataset: str | None = None):
         return scan_folder(data)
     if data.suffix.lower() == ".csv":
         return read_manifest(data)
-    return pd.DataFrame({"video_id": [data.stem], "path": [str(data.resolve())], "split": [""]})
+    return pd.DataFrame({"video_id": [safe_name(data.stem)], "path": [str(data.resolve())], "split": [""]})

@@ -10,12 +10,13 @@ Layout (every file is written to a temp name and renamed, so a crash never leave
     STORE/features/<key>/packed/             values.npy (V, N, dim), mask.npy (V, N), ids.json: one read per split
 
 <key> is `modality-backend-<hash of version + config + face-crop setting>`, so features from a changed
-extractor never mix with old ones.
+extractor never mix with old ones. A video id or key that is not one file name (see `filenames.name_problem`) is
+refused by every path the store builds, so no id leads outside the store. Writers share the store through flocks:
+.store.lock (store.json's creation), .labels.lock (labels.csv's read-merge-write), packed/.lock (a pack).
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -30,12 +31,14 @@ import numpy as np
 from .atomic import atomic_save_npy, atomic_save_npz, atomic_write_text
 from .errors import ViperError
 from .feature_spec import FeatureSpec
+from .filenames import name_problem
+from .label_merge import ID_COLUMNS, merge_labels
+from .locks import locked
 
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = 1
 STALE_TMP_SECONDS = 60  # temp files older than this are leftovers of a killed writer
-ID_COLUMNS = ("video_id", "path", "split", "person")  # every other labels.csv column is an emotion
 LABEL_DTYPES = {"video_id": str, "split": str, "person": str}
 
 
@@ -63,17 +66,19 @@ class FeatureStore:
         """Open a store for writing, creating it if needed; N must match the store's."""
         store = cls(root)
         info_path = store.root / "store.json"
-        if info_path.exists():
-            if store.n_frames != n_frames:
-                raise ViperError(
-                    f"{store.root}: this store holds clips sampled at {store.n_frames} frames, not {n_frames}; "
-                    "use another store folder for a different number of frames"
-                )
-        else:
-            from . import __version__
+        store.root.mkdir(parents=True, exist_ok=True)
+        with locked(store.root / ".store.lock"):  # two first runs at once: one writes store.json, one checks it
+            if info_path.exists():
+                if store.n_frames != n_frames:
+                    raise ViperError(
+                        f"{store.root}: this store holds clips sampled at {store.n_frames} frames, not {n_frames}; "
+                        "use another store folder for a different number of frames"
+                    )
+            else:
+                from . import __version__
 
-            info = {"format": STORE_FORMAT, "n_frames": n_frames, "viper_version": __version__}
-            atomic_write_text(info_path, json.dumps(info, indent=2))
+                info = {"format": STORE_FORMAT, "n_frames": n_frames, "viper_version": __version__}
+                atomic_write_text(info_path, json.dumps(info, indent=2))
         store.remove_stale_tmp()
         return store
 
@@ -93,16 +98,23 @@ class FeatureStore:
         store = cls(root)
         if not (store.root / "store.json").exists():
             raise ViperError(f"{store.root}: not a viper feature store (no store.json); run `viper extract` first")
-        store.n_frames  # noqa: B018 - a damaged store.json is reported here, not by whatever reads it first
+        store.n_frames  # noqa: B018 - a damaged store.json or another format is reported here, not halfway through
         return store
 
     @property
     def info(self) -> dict[str, Any]:
-        """store.json; damaged (cut short, edited) it is a ViperError saying how to write it again."""
+        """store.json; damaged (cut short, edited) it is a ViperError saying how to write it again, and a format
+        this viper does not know is refused (its layout may mean something else)."""
         path = self.root / "store.json"
         try:
             info = json.loads(path.read_text())
             if isinstance(info, dict) and isinstance(info.get("n_frames"), int) and info["n_frames"] >= 1:
+                if info.get("format") != STORE_FORMAT:
+                    from . import __version__
+
+                    raise ViperError(f"{path}: store format {info.get('format')!r}; viper {__version__} reads "
+                                     f"format {STORE_FORMAT} only: use the viper that made this store, or extract "
+                                     "into a new one")
                 return info
             problem = "no frames per clip (n_frames) in it"
         except ValueError as error:
@@ -118,23 +130,39 @@ class FeatureStore:
 
     # --- labels --------------------------------------------------------------------------------------
     def write_labels(self, manifest) -> None:
-        """Merge manifest rows (a DataFrame) into labels.csv; newer rows replace older ones of the same id."""
+        """Merge manifest rows (a DataFrame) into labels.csv (see `label_merge`: a blank erases nothing), under a
+        lock, so extractions into one store at once each keep their rows."""
         import pandas as pd
 
         path = self.root / "labels.csv"
-        if path.exists():
-            old = pd.read_csv(path, dtype=LABEL_DTYPES, keep_default_na=False, na_values=[""])
-            manifest = pd.concat([old[~old["video_id"].isin(manifest["video_id"])], manifest], ignore_index=True)
-        atomic_write_text(path, manifest.to_csv(index=False))
+        with locked(self.root / ".labels.lock"):
+            if path.exists():
+                old = pd.read_csv(path, dtype=LABEL_DTYPES, keep_default_na=False, na_values=[""])
+                manifest = merge_labels(old, manifest, str(path))
+            atomic_write_text(path, manifest.to_csv(index=False))
 
     def labels(self):
-        """The manifest rows of every extracted clip (video_id, path, split, person when given, emotion columns)."""
+        """The manifest rows of every extracted clip (video_id, path, split, person when given, emotion columns).
+        labels.csv edited by hand is checked as a manifest is: a column or id given twice, a ragged row or a split
+        that is none is refused, naming the lines."""
         import pandas as pd
+
+        from .manifest import check_csv_table, split_problem
 
         path = self.root / "labels.csv"
         if not path.exists():
             raise ViperError(f"{self.root}: the store has no labels.csv; extract from a manifest CSV with labels")
-        return pd.read_csv(path, dtype=LABEL_DTYPES, keep_default_na=False, na_values=[""])
+        table = pd.read_csv(path, dtype=LABEL_DTYPES, keep_default_na=False, na_values=[""])
+        check_csv_table(path, table)
+        problem = split_problem(table["split"]) if "split" in table.columns else None
+        repeated = table.index[table["video_id"].duplicated(keep=False)] if "video_id" in table.columns else []
+        if len(repeated):
+            names = ", ".join(sorted(set(table.loc[repeated, "video_id"].astype(str)))[:10])
+            lines = ", ".join(str(index + 2) for index in repeated[:20])
+            problem = f"video_id(s) {names} given more than once (lines {lines}); keep one row per clip"
+        if problem:
+            raise ViperError(f"{path}: {problem}")
+        return table
 
     def emotions(self) -> list[str]:
         """Emotion names: the label columns other than video_id, path, split and person."""
@@ -149,8 +177,15 @@ class FeatureStore:
         return dict(zip(table["video_id"], people, strict=True))
 
     # --- per-clip metadata -----------------------------------------------------------------------
+    def checked_name(self, name: str, what: str = "video id") -> str:
+        """`name` when it can be a file name in the store, else a ViperError: an id never leads outside the store."""
+        problem = name_problem(name)
+        if problem:
+            raise ViperError(f"{self.root}: {what} {name!r} {problem}; it cannot name a file in the store")
+        return name
+
     def clip_path(self, video_id: str) -> Path:
-        return self.root / "clips" / f"{video_id}.json"
+        return self.root / "clips" / f"{self.checked_name(video_id)}.json"
 
     def write_clip(self, video_id: str, meta: dict[str, Any]) -> None:
         atomic_write_text(self.clip_path(video_id), json.dumps(meta, indent=1))
@@ -176,7 +211,7 @@ class FeatureStore:
 
     # --- features --------------------------------------------------------------------------------
     def feature_dir(self, key: str) -> Path:
-        return self.root / "features" / key
+        return self.root / "features" / self.checked_name(key, "feature key")
 
     def register_feature(self, spec: FeatureSpec) -> None:
         """Record what the features under `spec.key` are (once: a key names one spec)."""
@@ -207,7 +242,7 @@ class FeatureStore:
         raise ViperError(f"{self.root}: several {modality!r} features ({', '.join(matches)}); name one key")
 
     def video_path(self, key: str, video_id: str) -> Path:
-        return self.feature_dir(key) / "videos" / f"{video_id}.npz"
+        return self.feature_dir(key) / "videos" / f"{self.checked_name(video_id)}.npz"
 
     def has(self, key: str, video_id: str) -> bool:
         return self.video_path(key, video_id).exists()
@@ -250,7 +285,7 @@ class FeatureStore:
         ids.json of another."""
         folder = self.feature_dir(key) / "packed"
         folder.mkdir(parents=True, exist_ok=True)
-        with _locked(folder / ".lock", fcntl.LOCK_EX):
+        with locked(folder / ".lock", fcntl.LOCK_EX):
             self._pack_locked(key, folder)
 
     def _pack_locked(self, key: str, folder: Path) -> None:
@@ -291,7 +326,7 @@ class FeatureStore:
         ids_path = folder / "ids.json"
         if not ids_path.exists():
             return None
-        with _locked(folder / ".lock", fcntl.LOCK_SH):  # never read while another process packs
+        with locked(folder / ".lock", fcntl.LOCK_SH):  # never read while another process packs
             try:
                 ids = json.loads(ids_path.read_text())
                 values = np.load(folder / "values.npy", mmap_mode="r")
@@ -326,15 +361,3 @@ class FeatureStore:
         index = np.array([rows[video_id] for video_id in video_ids], dtype=np.int64)
         return np.asarray(values[index], dtype=np.float32), np.asarray(mask[index], dtype=bool)
 
-
-@contextlib.contextmanager
-def _locked(path: Path, operation: int):
-    """Hold an flock on `path` (created if needed); on a read-only store, go on without the lock."""
-    try:
-        handle = open(path, "a")  # noqa: SIM115 - closed below
-    except OSError:
-        yield
-        return
-    with handle:
-        fcntl.flock(handle, operation)
-        yield

@@ -100,13 +100,13 @@ def read_labels(store: FeatureStore, video_ids: Sequence[str]) -> tuple[np.ndarr
     positions = table.index[table["video_id"].isin(video_ids)]
     line_of = {table.at[i, "video_id"]: i + 2 for i in positions}  # line 1 is the header
     values = rows[emotions].apply(pd.to_numeric, errors="coerce")
-    bad = values.isna()
+    bad = ~np.isfinite(values.astype(float))  # NaN, text and inf (1e400 reads as inf): none trains
     if bad.any().any():
         problems = []
         for video_id, row in bad.iterrows():
             for emotion in row.index[row.to_numpy()]:
                 raw = rows.at[video_id, emotion]
-                what = "is missing" if pd.isna(raw) or str(raw).strip() == "" else f"is {raw!r}, not a number"
+                what = "is missing" if pd.isna(raw) or str(raw).strip() == "" else f"is {raw!r}, not a finite number"
                 problems.append(f"line {line_of[video_id]} (clip {video_id!r}): {emotion} {what}")
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise ViperError(f"{store.root / 'labels.csv'}: bad labels: {shown}")

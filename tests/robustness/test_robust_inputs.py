@@ -19,6 +19,13 @@ MANIFESTS = {  # case -> (manifest body, what the message must say)
     "duplicate ids": (HEADER + "a,a.mp4,train,0.5\na,a.mp4,dev,0.1\n", "duplicate video_id(s): a"),
     "paths that do not exist": (HEADER + "a,a.mp4,train,0.5\nb,nowhere.mp4,dev,0.1\n",
                                 "1 path(s) do not exist: line 3:"),
+    "a split typo": (HEADER + "a,a.mp4,tarin,0.5\nb,a.mp4,Train,0.1\nc,a.mp4,,0.1\n",
+                     "unknown split 'tarin' on line(s) 2; use train, dev, devel, val, validation, test"),
+    "a column twice": ("video_id,path,split,joy,joy\na,a.mp4,train,0.5,0.1\n", "column(s) 'joy' given more than once"),
+    "ids that are paths": (HEADER + "../x,a.mp4,train,0.5\n", "line 2: '../x' holds a path separator"),
+    "a NUL byte": (HEADER + "a,a.mp4,train,0.5\nb\x00c,a.mp4,dev,0.1\n", "line 3 holds a NUL byte"),
+    "a row longer than the header": (HEADER + "a,a.mp4,train,0.5,9\nb,a.mp4,dev,0.1\n",
+                                     "line 2 has more fields than the header's 4"),
 }
 
 
@@ -29,8 +36,11 @@ def viper(*args: str):
 
 @pytest.mark.parametrize("case", MANIFESTS)
 def test_bad_manifest_is_one_message(tmp_path, case):
-    """`viper extract manifest.csv`: missing columns, duplicate ids, or paths that do not exist each give
-    `error: <manifest path>: ...` naming the problem (and its line), exit code 2, no traceback, nothing extracted."""
+    """`viper extract manifest.csv`: missing columns, duplicate ids, paths that do not exist, a split that is not
+    one (`tarin`: it used to drop the clip from every split unsaid), a column given twice (it used to become an
+    emotion `joy.1`), an id that is a path, a NUL byte (pandas cut the id there) or a row with more fields than
+    the header (pandas made its first fields an index, shifting the rest) each give `error: <manifest path>:
+    ...` naming the problem (and its line), exit code 2, no traceback, nothing extracted."""
     make_clip(tmp_path / "a.mp4", frames=4)
     body, expected = MANIFESTS[case]
     manifest = tmp_path / "manifest.csv"
@@ -44,13 +54,14 @@ def test_bad_manifest_is_one_message(tmp_path, case):
 LABELS = {  # case -> (value put in row 3's "joy", what the message must say)
     "NaN label": (np.nan, "joy is missing"),
     "string label": ("high", "'high'"),
+    "inf label": (np.inf, "joy is inf, not a finite number"),
 }
 
 
 @pytest.mark.parametrize("case", LABELS)
 def test_bad_label_is_one_message(tmp_path, case):
-    """`viper train`: a NaN (empty) or non-numeric label gives `error: ...labels.csv...` with the line, exit 2,
-    no traceback, no run folder content."""
+    """`viper train`: a NaN (empty), infinite or non-numeric label gives `error: ...labels.csv...` with the line,
+    exit 2, no traceback, no run folder content."""
     store = make_synthetic_store(tmp_path / "store", {"audio-test-bbbb": ("audio", 4)}, ("joy", "fear"),
                                  n_clips=12, n_frames=4)
     table = store.labels()
@@ -62,6 +73,30 @@ def test_bad_label_is_one_message(tmp_path, case):
     assert "Traceback" not in result.stderr and "labels.csv" in result.stderr
     assert "line 4" in result.stderr and LABELS[case][1] in result.stderr
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+STORE_LABELS = {  # case -> (labels.csv edit, what the message must say)
+    "a split typo": (lambda text: text.replace(",train,", ",tarin,", 1), "unknown split 'tarin' on line(s) 2; use"),
+    "a column twice": (lambda text: text.replace("joy", "fear", 1), "column(s) 'fear' given more than once"),
+    "an id twice": (lambda text: text + text.splitlines()[1] + "\n",
+                    "video_id(s) clip000 given more than once (lines 2, 14)"),
+    "a row too long": (lambda text: text.replace(",train,", ",train,9,", 1), "line 2 has more fields than the"),
+}
+
+
+@pytest.mark.parametrize("case", STORE_LABELS)
+def test_labels_csv_edited_by_hand_is_refused(tmp_path, case):
+    """A store's labels.csv whose split is a typo (the clip would train in no split), that names a column twice
+    (the second would be read as another emotion, `fear.1`), holds a clip twice (an IndexError deep in training) or
+    a row longer than the header: `viper train` refuses it naming the file and line, exit 2."""
+    store = make_synthetic_store(tmp_path / "store", {"audio-test-bbbb": ("audio", 4)}, ("joy", "fear"),
+                                 n_clips=12, n_frames=4)
+    path = store.root / "labels.csv"
+    edit, expected = STORE_LABELS[case]
+    path.write_text(edit(path.read_text()))
+    result = viper("train", "--features", str(store.root), "--out", str(tmp_path / "run"), "--epochs", "1")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert f"{path}: {expected}" in result.stderr, result.stderr
 
 
 @pytest.mark.slow

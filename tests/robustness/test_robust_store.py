@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -13,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from media import make_clip
+from typer.testing import CliRunner
 
 import viper.atomic
+from viper import __version__
+from viper.cli import app
 from viper.errors import ViperError
 from viper.jobs.extract import extract
 from viper.store import FeatureStore
@@ -145,3 +149,17 @@ def test_disk_full_stops_with_a_clear_message_and_keeps_the_store(clips, tmp_pat
     summary = extract(clips, root, frames=4, extractors=["audio"])
     assert summary.done == 2 and summary.skipped == 1
     assert_packed_matches(FeatureStore.open(root))
+
+
+@pytest.mark.parametrize("found", [2, None, "1"])
+def test_a_store_of_an_unknown_format_is_refused(clips, tmp_path, found):
+    """store.json of a format this viper does not know (newer, missing, a string): `viper train` and `viper
+    extract` stop at once with `error: <store.json>: store format ...` naming the format read; exit 2."""
+    store = FeatureStore.create(tmp_path / "store", 4)
+    info = json.loads((store.root / "store.json").read_text()) | {"format": found}
+    (store.root / "store.json").write_text(json.dumps(info))
+    expected = f"{store.root / 'store.json'}: store format {found!r}; viper {__version__} reads format 1 only"
+    for command in (["train", "--features", str(store.root), "--out", str(tmp_path / "run")],
+                    ["extract", str(clips), "--out", str(store.root), "-n", "4", "-e", "audio"]):
+        result = CliRunner().invoke(app, command, catch_exceptions=False)
+        assert result.exit_code == 2 and expected in result.stderr, result.stderr

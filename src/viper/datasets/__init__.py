@@ -15,9 +15,14 @@ DATASET_LAYOUTS: Registry[Callable[[Path], Any]] = Registry("dataset layout", "v
 
 
 def write_manifest(table, out: Path) -> int:
-    """Write a manifest table as CSV with paths relative to it (empty paths stay empty); returns its rows."""
+    """Write a manifest table as CSV with paths relative to it (empty paths stay empty); returns its rows. A table
+    with one id twice is refused: `viper extract` would refuse the manifest anyway, later and less clearly."""
     from ..atomic import atomic_write_text
+    from ..errors import ViperError
 
+    repeated = sorted(set(table["video_id"][table["video_id"].duplicated()]))
+    if repeated:
+        raise ViperError(f"{out}: not written, video_id(s) {', '.join(repeated[:10])} would appear more than once")
     out = Path(out).resolve()
     table = table.copy()
     table["path"] = [os.path.relpath(path, out.parent) if path else "" for path in table["path"]]

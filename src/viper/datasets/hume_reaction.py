@@ -33,6 +33,8 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import ViperError
+from ..filenames import name_problem
+from ..manifest import check_csv_table
 from ..video import VIDEO_SUFFIXES
 from . import DATASET_LAYOUTS
 
@@ -114,9 +116,11 @@ def _read_csv(path: Path):
     if not path.is_file():
         raise ViperError(f"{path}: file not found")
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ViperError(f"{path}: not a readable CSV ({error})") from None
+    check_csv_table(path, table)
+    return table
 
 
 def _read_partition(path: Path, problems: list[str]) -> dict[str, str]:
@@ -128,6 +132,9 @@ def _read_partition(path: Path, problems: list[str]) -> dict[str, str]:
     duplicated = sorted(i for i, count in Counter(ids).items() if count > 1)
     if duplicated:
         problems.append(f"partition.csv: duplicate id(s) {', '.join(duplicated)}")
+    unsafe = [f"line {line}: {i[:80]!r} {name_problem(i)}" for line, i in enumerate(ids, 2) if name_problem(i)]
+    if unsafe:
+        problems.append(f"partition.csv: id(s) that cannot be file names in the store: {'; '.join(unsafe[:20])}")
     raw = [str(value).strip().lower() for value in table.iloc[:, -1]]
     unknown = sorted({value for value in raw if value not in PARTITIONS})
     if unknown:

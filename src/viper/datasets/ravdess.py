@@ -17,9 +17,11 @@ so each split holds as many men as women.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 from ..errors import SettingError, ViperError
+from ..filenames import safe_name, unique_names
 from . import DATASET_LAYOUTS, write_manifest
 
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -61,14 +63,17 @@ def ravdess_manifest(folder: Path, test_statement: str = "02", split_by: str = "
     if not files:
         raise ViperError(f"{folder}: no RAVDESS files (names like 01-01-06-02-01-02-05.mp4) found")
     stems = [p.stem for p in files]
+    counts = Counter(stems)
     actors = sorted({parse_name(p.stem)["actor"] for p in files})
     split_of_actor = actor_splits(actors, folder) if split_by == "actor" else {}
+    # the same take can exist twice (e.g. full frame and face crop): its folder's name keeps the ids apart, and a
+    # hash of the relative path where even that is shared (two folders of one name, an .mp4 beside a .wav)
+    relative = [path.relative_to(folder) for path in files]
+    ids = [stem if counts[stem] == 1 else safe_name(f"{stem}_{where.parent.name or 'root'}")
+           for stem, where in zip(stems, relative, strict=True)]
     rows = []
-    for path in files:
+    for path, video_id in zip(files, unique_names(ids, [str(where) for where in relative]), strict=True):
         codes = parse_name(path.stem)
-        relative = path.relative_to(folder)
-        # the same take can exist twice (e.g. full frame and face crop): prefix the folder to keep ids unique
-        video_id = path.stem if stems.count(path.stem) == 1 else f"{path.stem}_{relative.parent.name or 'root'}"
         by_statement = "test" if codes["statement"] == test_statement else "train"
         split = split_of_actor.get(codes["actor"], by_statement)
         row = {"video_id": video_id, "path": str(path.resolve()), "split": split, "person": codes["actor"]}

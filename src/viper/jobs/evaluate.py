@@ -34,8 +34,11 @@ def resolve_drop(bundle: ModelBundle, drop: Sequence[str] | None) -> tuple[list[
 
 
 def eval_folder(run_dir: Path, split: str, dropped: Sequence[str] | None = None) -> Path:
-    """The default report folder: RUN/eval-SPLIT, or RUN/eval-SPLIT-without-A-B with modalities dropped."""
-    return run_dir / (f"eval-{split}" + (f"-without-{'-'.join(dropped)}" if dropped else ""))
+    """The default report folder: RUN/eval-SPLIT, or RUN/eval-SPLIT-without-A-B with modalities dropped (one
+    folder name whatever the checkpoint calls its modalities)."""
+    from ..filenames import safe_name
+
+    return run_dir / safe_name(f"eval-{split}" + (f"-without-{'-'.join(dropped)}" if dropped else ""))
 
 
 def evaluate(

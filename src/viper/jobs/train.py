@@ -26,6 +26,7 @@ from ..checkpoint import predict_model, save_checkpoint, torch_load, torch_save_
 from ..config import save_config, to_dict
 from ..errors import ViperError
 from ..general_model import anchoring
+from ..locks import folder_in_use
 from ..metrics import pearson_scores
 from ..model import Perceiver, count_parameters, model_config
 from ..persons import check_disjoint_persons
@@ -128,10 +129,14 @@ def train(
 ) -> TrainResult:
     """Train on the store's train split, keep the best epoch by dev mean Pearson in OUT/best.pt.
 
-    A full disk stops the run with one message; every file is written atomically, so best.pt and last.pt stay
-    those of the last completed epoch and the same call resumes once there is space."""
+    The run folder is locked for the whole run (OUT/.lock): a second `viper train` into it is refused at once
+    instead of mixing the two runs' config and weights; the OS lets go of the lock when a run dies. A full disk
+    stops the run with one message; every file is written atomically, so best.pt and last.pt stay those of the
+    last completed epoch and the same call resumes once there is space."""
+    config = config or TrainConfig()
     try:
-        return _train(features, out, config, hook)
+        with folder_in_use(Path(out), "`viper train`"):
+            return _train(features, Path(out), config, hook)
     except OSError as error:
         if error.errno not in FULL_DISK:
             raise
@@ -142,11 +147,9 @@ def train(
         ) from error
 
 
-def _train(features: Path | str, out: Path | str, config: TrainConfig | None, hook: Hook | None) -> TrainResult:
+def _train(features: Path | str, out: Path, config: TrainConfig, hook: Hook | None) -> TrainResult:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    config = config or TrainConfig()
-    out = Path(out)
     store = FeatureStore.open(features)
     keys = resolve_keys(store, config.modalities)
     for split, names in check_disjoint_persons(store, allow=config.allow_shared_people).items():

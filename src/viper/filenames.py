@@ -1,0 +1,53 @@
+"""Names from user data that become file names: video ids (`clips/<id>.json`, `features/<key>/videos/<id>.npz`),
+store keys, page and report names. A name that passes `name_problem` is one file name, so joined under a folder it
+stays in that folder: no input (manifest, dataset layout, folder of videos, challenge features) can make viper
+write outside the folder it was given."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections import Counter
+
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes; the rest is room for `.npz` and atomic writes' temp names
+CONTROL = ("Cc", "Cs", "Zl", "Zp")  # control characters, undecodable bytes (surrogates), line/paragraph separators
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be one file name inside a folder, or None when it can."""
+    if not name:
+        return "is empty"
+    if name in (".", ".."):
+        return f"is {name!r}, which names a folder"
+    if "/" in name or "\\" in name:
+        return "holds a path separator (/ or \\)"
+    if any(unicodedata.category(char) in CONTROL for char in name):
+        return "holds a control character, a line break or undecodable bytes"
+    size = len(name.encode())
+    if size > MAX_NAME_BYTES:
+        return f"is {size} bytes long (at most {MAX_NAME_BYTES})"
+    return None
+
+
+def safe_name(text: str) -> str:
+    """`text` made into a name that passes `name_problem`: separators become `__`, control characters `_`, and a
+    name too long keeps its start and gets a hash of the whole (so two long names stay apart)."""
+    name = text.replace("/", "__").replace("\\", "__")
+    name = "".join("_" if unicodedata.category(char) in CONTROL else char for char in name)
+    if name in ("", ".", ".."):
+        name = name.replace(".", "_") or "_"
+    if len(name.encode()) > MAX_NAME_BYTES:
+        name = name.encode()[: MAX_NAME_BYTES - 13].decode(errors="ignore") + "-" + _digest(text, 12)
+    return name
+
+
+def unique_names(names: list[str], sources: list[str]) -> list[str]:
+    """`names`, where several sources share a name each getting a hash of its source (e.g. the file's relative
+    path) appended: stable whatever the order of the sources, and never two clips under one id."""
+    counts = Counter(names)
+    return [name if counts[name] == 1 else safe_name(f"{name}-{_digest(source, 8)}")
+            for name, source in zip(names, sources, strict=True)]
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()[:length]
