@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..atomic import atomic_write_text
 from ..checkpoint import predict_model, save_checkpoint, torch_load, torch_save_atomic
 from ..config import save_config, to_dict
-from ..errors import ViperError
+from ..errors import SettingError, ViperError
 from ..general_model import anchoring
 from ..locks import folder_in_use
 from ..metrics import pearson_scores
@@ -38,6 +38,7 @@ from ..tokens import load_split, make_loader, resolve_keys, split_ids, standardi
 log = logging.getLogger(__name__)
 
 # may differ when a run is continued (they do not change the weights); anything else may not
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 RESUMABLE_CHANGES = ("epochs", "device", "compile", "allow_shared_people")
 RESUME_KEYS = ("fingerprint", "epoch", "history", "best", "model", "optimiser", "scheduler", "scaler", "rng_cpu",
                "rng_cuda")
@@ -88,6 +89,9 @@ class TrainConfig:
         real_number("modality_dropout", self.modality_dropout, maximum=1.0)
         real_number("anchor_shrink", self.anchor_shrink)
         check_device(self.device, auto=True, here=False)  # whether cuda is here is asked when the run starts
+        if self.precision not in PRECISIONS:  # before the run folder is made (fp16 on CPU is refused at the start)
+            raise SettingError("precision", f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, "
+                               f"got {self.precision!r}")
 
 
 def train_config(config_file: Path | str | None = None, **given: Any) -> TrainConfig:
