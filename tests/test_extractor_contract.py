@@ -19,10 +19,10 @@ from viper.sampled_video import sample_video
 
 
 @pytest.fixture(scope="module")
-def clips(pyfeat_samples):
+def clips(face_videos):
     """A talking face, and a face that leaves the frame in a clip whose audio starts late (both masks vary)."""
     detector = create_face_detector()
-    return [sample_video(pyfeat_samples / name, 8, detector) for name in ("single_face.mp4", "face_noface.mov")]
+    return [sample_video(face_videos[name], 8, detector) for name in ("single_face.mp4", "face_noface.mov")]
 
 
 @pytest.mark.parametrize("spec", available())
