@@ -2,7 +2,7 @@
 
 Most tests run on the RAVDESS takes bundled with viper and on clips made with PyAV (tests/media.py,
 tests/faces_media.py), so they run on any clone. ../shared/data sits beside the repository on the project's machines
-only; a test reads it through `shared_file` when nothing bundled or generated can stand in, and says why.
+only; a test reads it through `shared_path` when nothing bundled or generated can stand in, and says why.
 """
 
 from __future__ import annotations
@@ -13,21 +13,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED = REPO.parent / "shared"  # beside the repository on the project's machines only
+SHARED_DATA = SHARED / "data"
 
 
 def shared_path(relative: str, why: str) -> Path:
-    """../shared/data/`relative`, or a skip that names the file and says why nothing bundled can stand in."""
-    path = SHARED_DATA / relative
+    """../shared/`relative`, or a skip that names the file and says why nothing bundled or generated stands in."""
+    path = SHARED / relative
     if not path.exists():
-        pytest.skip(f"needs ../shared/data/{relative} (absent on this clone): {why}")
+        pytest.skip(f"needs ../shared/{relative}, absent here: {why}")
     return path
-
-
-@pytest.fixture(scope="session")
-def shared_file():
-    """`shared_file(relative, why)`: see `shared_path`."""
-    return shared_path
 
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests import their media helpers

@@ -57,15 +57,13 @@ def on_scene(face: np.ndarray, size: tuple[int, int] = (448, 320), left: float =
     return image
 
 
-def two_faces(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Two real faces side by side in one wide frame (a group photo, for detectors that must find both)."""
-    width = 2 * first.shape[1] + 2 * second.shape[1]
-    height = max(first.shape[0], second.shape[0]) + 96
+def two_faces(first: np.ndarray, second: np.ndarray, gap: int = 32) -> np.ndarray:
+    """Two real faces side by side in one generated scene (a group photo), `first` on the left, tops aligned."""
+    width = first.shape[1] + second.shape[1] + 3 * gap
+    height = max(first.shape[0], second.shape[0]) + 2 * gap
     image = scene((width, height))
-    for face, left in ((first, 0.25), (second, 0.75)):
-        h, w = face.shape[:2]
-        x, y = int(left * width - w / 2), (height - h) // 2
-        image[y : y + h, x : x + w] = face
+    image[gap : gap + first.shape[0], gap : gap + first.shape[1]] = first
+    image[gap : gap + second.shape[0], 2 * gap + first.shape[1] : width - gap] = second
     return image
 
 
