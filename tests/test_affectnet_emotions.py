@@ -25,8 +25,9 @@ FRAMES, MARGIN = 8, 0.1
 
 
 @pytest.fixture(scope="module")
-def actor05():
-    """(clip labels, per-frame 64x64 RGB face crops of each clip) for the 36 actor-05 clips of the 5 classes."""
+def actor05(one_torch_thread):
+    """(clip labels, per-frame 64x64 RGB face crops of each clip) for the 36 actor-05 clips of the 5 classes; the
+    detector runs on one torch thread too, as the classifier does (see `one_torch_thread`)."""
     from viper.faces import create_face_detector, crop_square
     from viper.jobs.demo import demo_clips
     from viper.sampled_video import sample_video
