@@ -1,8 +1,8 @@
-"""Shared fixtures: real media from ../shared/data (skipped when absent, saying why) and clips the tests make.
+"""Shared fixtures, and the `needs_shared` mark for the few tests that read ../shared.
 
-Most tests run on the RAVDESS takes bundled with viper and on clips made with PyAV (tests/media.py,
-tests/faces_media.py), so they run on any clone. ../shared/data sits beside the repository on the project's machines
-only; a test reads it through `shared_path` when nothing bundled or generated can stand in, and says why.
+Tests run on the RAVDESS takes bundled with viper and on clips made with PyAV (tests/media.py, tests/faces_media.py),
+so they run on any clone. ../shared (data and reference models) sits beside the repository on the project's machines
+only; a test that reads it is marked `needs_shared`, saying why nothing bundled or generated can stand in.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ SHARED = REPO.parent / "shared"  # beside the repository on the project's machin
 SHARED_DATA = SHARED / "data"
 
 
-def shared_path(relative: str, why: str) -> Path:
-    """../shared/`relative`, or a skip that names the file and says why nothing bundled or generated stands in."""
-    path = SHARED / relative
-    if not path.exists():
-        pytest.skip(f"needs ../shared/{relative}, absent here: {why}")
-    return path
+def needs_shared(relative: str, why: str) -> pytest.MarkDecorator:
+    """Skip the test unless ../shared/`relative` exists; the reason names the file and says why nothing bundled or
+    generated stands in."""
+    absent = not (SHARED / relative).exists()
+    return pytest.mark.skipif(absent, reason=f"needs ../shared/{relative}, absent here: {why}")
 
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests import their media helpers

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
+from conftest import SHARED, needs_shared
 
 from viper.backbones.affectnet_emotions import (
     CLASSES,
@@ -104,11 +104,11 @@ def test_reads_actor05_expressions(clip_probs):
     assert correct >= 21  # 25/36 measured (OpenVINO's INT8 IR: the same 25); chance is ~7
 
 
+@needs_shared(IR, IR_WHY)
 def test_matches_openvino_on_real_faces(actor05, one_torch_thread):
     ov = pytest.importorskip("openvino")
-    ir = shared_path(IR, IR_WHY)
     faces = [face for clip in actor05[1] for face in clip]
-    compiled = ov.Core().compile_model(ov.Core().read_model(ir), "CPU", {"INFERENCE_NUM_THREADS": 1})
+    compiled = ov.Core().compile_model(ov.Core().read_model(SHARED / IR), "CPU", {"INFERENCE_NUM_THREADS": 1})
     x = np.stack([face[..., ::-1] for face in faces]).transpose(0, 3, 1, 2).astype(np.float32)  # BGR, 0-255
     reference = np.concatenate([compiled(x[i : i + 1])[0].reshape(1, -1) for i in range(len(x))])
     probs = classify(faces)

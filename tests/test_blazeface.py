@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, shared_path
+from conftest import SHARED, SHARED_DATA, needs_shared
 from faces_media import SMILING, SURPRISED, take_frames, two_faces
 from media import sample_frames
 
@@ -20,6 +20,7 @@ from viper.jobs.demo import demo_clips
 TASK = "models/mediapipe-face-landmarker/face_landmarker.task"
 TASK_WHY = ("Google's MediaPipe Face Landmarker bundle, the reference of this parity check; viper ships its weights "
             "converted to arrays (scripts/convert_face_landmarker.py), not the bundle")
+NEEDS_TASK = needs_shared(TASK, TASK_WHY)
 DEMO = ("01-01-01-01-01-01-05.mp4", "01-01-03-02-01-01-05.mp4", "01-01-05-01-01-01-05.mp4")
 PYFEAT_VIDEOS = ("single_face.mp4", "no_face.mp4", "face_noface.mov", "noface_face.mov", "WolfgangLanger_Pexels.mp4")
 PYFEAT_IMAGES = ("single_face.jpg", "multi_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "45-m7-di-ph.jpg")
@@ -46,7 +47,7 @@ def real_frames(demo_frames) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def detector_tflite(tmp_path_factory):
     path = tmp_path_factory.mktemp("face-landmarker") / "face_detector.tflite"
-    with zipfile.ZipFile(shared_path(TASK, TASK_WHY)) as bundle:
+    with zipfile.ZipFile(SHARED / TASK) as bundle:
         path.write_bytes(bundle.read("face_detector.tflite"))
     return path
 
@@ -111,6 +112,7 @@ def test_two_faces_are_both_found_and_the_backend_takes_the_larger(model):
     assert (x0 + x1) / 2 == pytest.approx(centres[0], abs=2) and x1 - x0 > 180  # the left, 224 px face
 
 
+@NEEDS_TASK
 def test_raw_outputs_match_tflite_interpreter(detector_tflite, demo_frames):
     interpreter_module = next((name for name in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
                                if importlib.util.find_spec(name.split(".")[0])), None)
@@ -160,6 +162,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return intersection / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection)
 
 
+@NEEDS_TASK
 def test_same_faces_as_mediapipe_tasks(model, real_frames, detector_tflite):
     if importlib.util.find_spec("mediapipe") is None:
         pytest.skip("mediapipe is not importable: nothing to compare with")

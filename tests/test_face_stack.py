@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import SHARED, needs_shared
 from faces_media import SMILING, SURPRISED, take, take_frames
 
 from viper.sampled_video import sample_video
@@ -79,10 +79,13 @@ def test_faces_that_fill_the_frame_are_found(name, detector):
     assert clip.face_mask[lit].all() and not clip.face_mask[~lit].any() and lit.sum() >= N // 2
 
 
+FULL_HD = "data/ravdess-actor05/full/01-01-03-01-01-02-05.mp4"
+
+
+@needs_shared(FULL_HD, "an original 1280x720 RAVDESS take, the actor in her studio framing; viper bundles only "
+              "224x224 face crops of the takes")
 def test_faces_in_full_hd_originals_are_found(detector):
-    full = shared_path("data/ravdess-actor05/full/01-01-03-01-01-02-05.mp4", "an original 1280x720 RAVDESS take, the "
-                       "actor in her studio framing; viper bundles only 224x224 face crops of the takes")
-    assert sample_video(full, 8, detector).face_mask.all()
+    assert sample_video(SHARED / FULL_HD, 8, detector).face_mask.all()
 
 
 @pytest.mark.parametrize(("name", "expected"), [(SURPRISED, "surprise"), (SMILING, "happy")])

