@@ -12,7 +12,7 @@ import numpy as np
 
 from viper.jobs.demo import demo_clips
 
-SMILING = "01-01-03-02-01-01-05.mp4"  # happy, strong intensity: she smiles in every frame, none is black padding
+SMILING = "01-01-03-02-01-01-05.mp4"  # happy, strong intensity: he smiles as he speaks; no black padding
 SURPRISED = "01-01-08-02-01-01-05.mp4"
 SPEECH_RATE = 16000
 

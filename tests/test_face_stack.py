@@ -82,7 +82,7 @@ def test_faces_that_fill_the_frame_are_found(name, detector):
 FULL_HD = "data/ravdess-actor05/full/01-01-03-01-01-02-05.mp4"
 
 
-@needs_shared(FULL_HD, "an original 1280x720 RAVDESS take, the actor in her studio framing; viper bundles only "
+@needs_shared(FULL_HD, "an original 1280x720 RAVDESS take, the actor in his studio framing; viper bundles only "
               "224x224 face crops of the takes")
 def test_faces_in_full_hd_originals_are_found(detector):
     assert sample_video(SHARED / FULL_HD, 8, detector).face_mask.all()
@@ -93,7 +93,7 @@ def test_mini_xception_reads_posed_expressions(detector, name, expected):
     from viper.backbones.mini_xception import CLASSES, FACE_MARGIN, INPUT_SIZE, classify
     from viper.faces import crop_square
 
-    frames = take_frames(name)  # a strong-intensity take: 15 frames of one posed expression while she speaks
+    frames = take_frames(name)  # a strong-intensity take: 15 frames of one posed expression while he speaks
     faces = detector.detect(frames)
     crops = [crop_square(rgb, face.box, FACE_MARGIN, INPUT_SIZE) for rgb, face in zip(frames, faces, strict=True)]
     probs, pooled = classify(crops)
