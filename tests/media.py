@@ -16,6 +16,9 @@ def make_clip(
     audio_seconds: float | None = None,
     rotation: int = 0,
     codec: str = "libx264",
+    audio_codec: str = "aac",
+    audio_rate: int = 16000,
+    audio_layout: str = "mono",
 ) -> Path:
     """A clip whose frame i is filled with brightness i (so tests can tell frames apart); optional tone audio."""
     width, height = size
@@ -27,8 +30,7 @@ def make_clip(
         video.set_display_rotation(rotation)
     audio = None
     if audio_seconds:
-        audio = container.add_stream("aac", rate=16000)
-        audio.layout = "mono"
+        audio = container.add_stream(audio_codec, rate=audio_rate, layout=audio_layout)
     for i in range(frames):
         image = np.full((height, width, 3), min(255, 10 * i), np.uint8)
         image[: height // 4] = 255  # a white band at the top shows the orientation
@@ -52,11 +54,12 @@ def make_audio_only(path: Path, seconds: float = 2.0) -> Path:
 
 
 def _write_tone(container, stream, seconds: float) -> None:
-    rate = 16000
+    """A 220 Hz tone in every channel of the stream, at its rate."""
+    rate, channels = stream.rate, stream.layout.nb_channels
     samples = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(rate * seconds)) / rate)).astype(np.float32)
     for start in range(0, len(samples), 1024):
-        chunk = samples[start : start + 1024][None, :]
-        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+        chunk = np.repeat(samples[None, start : start + 1024], channels, axis=0)
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=stream.layout.name)
         frame.sample_rate = rate
         for packet in stream.encode(frame):
             container.mux(packet)
@@ -136,5 +139,24 @@ def make_with_cover_art(path: Path, video_frames: int = 0, audio_seconds: float 
         write_numbered_frames(container, video, video_frames)
     if audio is not None:
         _write_tone(container, audio, audio_seconds)
+    container.close()
+    return path
+
+
+def make_variable_rate_clip(path: Path, ticks, fps: int = 120, codec: str = "libx265",
+                            size: tuple[int, int] = (320, 192)) -> Path:
+    """Numbered frames (read back with `frame_number`), frame i shown at ticks[i] / fps seconds: a variable frame
+    rate on a fast clock, as phones record (HEVC at 120 fps by default)."""
+    from fractions import Fraction
+
+    container = av.open(str(path), "w")
+    stream = add_numbered_stream(container, codec, fps, size)
+    if codec == "libx265":
+        stream.options = {"x265-params": "log-level=error"}
+    for i, tick in enumerate(ticks):
+        frame = av.VideoFrame.from_ndarray(_numbered_image(i, stream), format="rgb24")
+        frame.pts, frame.time_base = int(tick), Fraction(1, fps)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode())
     container.close()
     return path

@@ -9,6 +9,7 @@ from importlib import metadata
 
 import numpy as np
 import pytest
+from faces_media import take
 from media import make_clip
 
 from viper.extractors import create_extractor, parse_spec
@@ -25,8 +26,8 @@ def resemblyzer():
 
 
 @pytest.fixture(scope="module")
-def speech(ravdess_dir):
-    return sample_video(ravdess_dir / "clips" / "01-01-03-01-01-01-05.mp4", 32, detector=None, face_crop=False)
+def speech():
+    return sample_video(take("01-01-03-01-01-01-05.mp4"), 32, detector=None, face_crop=False)
 
 
 def test_resemblyzer_is_the_offline_audio_default():
@@ -53,8 +54,8 @@ def test_shipped_weights_equal_resemblyzer_pretrained_pt():
         np.testing.assert_array_equal(array, state[name].numpy())
 
 
-def test_resemblyzer_unit_norm_deterministic_and_batch_independent(resemblyzer, speech, pyfeat_samples):
-    late_audio = sample_video(pyfeat_samples / "face_noface.mov", 16, detector=None, face_crop=False)
+def test_resemblyzer_unit_norm_deterministic_and_batch_independent(resemblyzer, speech, face_videos):
+    late_audio = sample_video(face_videos["face_noface.mov"], 16, detector=None, face_crop=False)
     batch = resemblyzer.extract_batch([speech, late_audio])
     for clip, features in zip([speech, late_audio], batch, strict=True):
         assert features.values.shape == (clip.n, 256) and features.values.dtype == np.float32

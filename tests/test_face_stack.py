@@ -1,5 +1,6 @@
-"""The offline face stack on real clips: BlazeFace detection, the mini-Xception port, and the three default
-face-based extractors (face_image:fer, fau:blendshapes, fau:mesh, caption:rule-minilm)."""
+"""The offline face stack on real faces: BlazeFace detection, the mini-Xception port, and the default face-based
+extractors (face_image:fer, fau:blendshapes, fau:mesh, caption:rule-minilm). The clips are bundled RAVDESS takes
+placed in generated scenes (tests/faces_media.py): one face, no face, a face that leaves, a face that arrives."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import SHARED, needs_shared
+from faces_media import SMILING, SURPRISED, take, take_frames
 
 from viper.sampled_video import sample_video
 
@@ -26,9 +29,8 @@ def detector():
 
 
 @pytest.fixture(scope="module")
-def clips(pyfeat_samples, detector):
-    names = ("single_face.mp4", "no_face.mp4", "face_noface.mov", "noface_face.mov")
-    return {name: sample_video(pyfeat_samples / name, N, detector) for name in names}
+def clips(face_videos, detector):
+    return {name: sample_video(path, N, detector) for name, path in face_videos.items()}
 
 
 @pytest.fixture(scope="module")
@@ -70,26 +72,34 @@ def test_face_then_no_face_and_the_reverse(clips, extractors):
                 assert (mask == clip.face_mask).all(), spec
 
 
-def test_faces_that_fill_the_frame_are_found(ravdess_dir, detector):
-    clip = sample_video(ravdess_dir / "clips" / "01-01-03-02-01-01-05.mp4", N, detector)  # 224x224 face crops
-    lit = np.array([frame.mean() > 3 for frame in clip.frames])  # the takes end on black padding frames
-    assert clip.face_mask[lit].all() and lit.sum() >= N // 2
-    full = sample_video(ravdess_dir / "full" / "01-01-03-01-01-02-05.mp4", 8, detector)  # 1280x720
-    assert full.face_mask.all()
+@pytest.mark.parametrize("name", [SMILING, "01-01-04-02-02-02-05.mp4"])  # the second ends on 2 black frames
+def test_faces_that_fill_the_frame_are_found(name, detector):
+    clip = sample_video(take(name), N, detector)  # the bundled takes: 224x224 face crops
+    lit = np.array([frame.mean() > 3 for frame in clip.frames])  # some takes end on black padding frames
+    assert clip.face_mask[lit].all() and not clip.face_mask[~lit].any() and lit.sum() >= N // 2
 
 
-@pytest.mark.parametrize(("image", "expected"), [("0-f1-su-ph.jpg", "surprise"), ("0-f15-hao-ph.jpg", "happy")])
-def test_mini_xception_reads_posed_expressions(pyfeat_samples, detector, image, expected):
-    from PIL import Image
+FULL_HD = "data/ravdess-actor05/full/01-01-03-01-01-02-05.mp4"
 
+
+@needs_shared(FULL_HD, "an original 1280x720 RAVDESS take, the actor in his studio framing; viper bundles only "
+              "224x224 face crops of the takes")
+def test_faces_in_full_hd_originals_are_found(detector):
+    assert sample_video(SHARED / FULL_HD, 8, detector).face_mask.all()
+
+
+@pytest.mark.parametrize(("name", "expected"), [(SURPRISED, "surprise"), (SMILING, "happy")])
+def test_mini_xception_reads_posed_expressions(detector, name, expected):
     from viper.backbones.mini_xception import CLASSES, FACE_MARGIN, INPUT_SIZE, classify
     from viper.faces import crop_square
 
-    rgb = np.asarray(Image.open(pyfeat_samples / image).convert("RGB"))
-    face = detector.detect([rgb])[0]
-    probs, pooled = classify([crop_square(rgb, face.box, FACE_MARGIN, INPUT_SIZE)])
-    assert CLASSES[int(probs[0].argmax())] == expected
-    assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-5 and pooled["block4"].shape == (1, 128)
+    frames = take_frames(name)  # a strong-intensity take: 15 frames of one posed expression while he speaks
+    faces = detector.detect(frames)
+    crops = [crop_square(rgb, face.box, FACE_MARGIN, INPUT_SIZE) for rgb, face in zip(frames, faces, strict=True)]
+    probs, pooled = classify(crops)
+    assert CLASSES[int(probs.mean(axis=0).argmax())] == expected  # single frames can read otherwise mid-word
+    assert probs.shape == (15, 7) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert pooled["block4"].shape == (15, 128)
 
 
 def test_extractor_outputs_follow_the_contract(clips, extractors):
@@ -112,7 +122,7 @@ def test_fau_values_are_bounded_aus_then_emotions(clips, extractors):
     assert features.mask.all() and emotions.shape[1] == 7
     assert (aus >= 0).all() and (aus <= 1).all()
     np.testing.assert_allclose(emotions.sum(axis=1), 1.0, atol=1e-5)
-    assert aus[:, AU_NAMES.index("AU12")].mean() > 0.2  # the person in single_face.mp4 smiles throughout
+    assert aus[:, AU_NAMES.index("AU12")].mean() > 0.2  # the actor in single_face.mp4 smiles throughout
 
 
 def test_blendshapes_are_scores_then_emotions_and_read_a_smile(clips, extractors):
@@ -125,12 +135,12 @@ def test_blendshapes_are_scores_then_emotions_and_read_a_smile(clips, extractors
     np.testing.assert_allclose(emotions.sum(axis=1), 1.0, atol=1e-5)
     smile = [BLENDSHAPE_NAMES.index(name) for name in ("mouthSmileLeft", "mouthSmileRight")]
     frown = [BLENDSHAPE_NAMES.index(name) for name in ("mouthFrownLeft", "mouthFrownRight")]
-    assert shapes[:, smile].mean() > 0.3 > shapes[:, frown].mean()  # the person in single_face.mp4 smiles
+    assert shapes[:, smile].mean() > 0.3 > shapes[:, frown].mean()  # the actor in single_face.mp4 smiles
 
 
-def test_same_clip_twice_gives_identical_features(pyfeat_samples, detector, extractors):
-    first = sample_video(pyfeat_samples / "face_noface.mov", N, detector)
-    second = sample_video(pyfeat_samples / "face_noface.mov", N, detector)  # a new object: nothing is reused
+def test_same_clip_twice_gives_identical_features(face_videos, detector, extractors):
+    first = sample_video(face_videos["face_noface.mov"], N, detector)
+    second = sample_video(face_videos["face_noface.mov"], N, detector)  # a new object: nothing is reused
     np.testing.assert_array_equal(first.face_boxes, second.face_boxes)
     for spec, extractor in extractors.items():
         a, b = extractor.extract(first), extractor.extract(second)

@@ -63,9 +63,9 @@ def random_pyfeat(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def clips(pyfeat_samples):
+def clips(face_videos):
     detector = create_face_detector()
-    return [sample_video(pyfeat_samples / name, 4, detector) for name in ("single_face.mp4", "face_noface.mov")]
+    return [sample_video(face_videos[name], 4, detector) for name in ("single_face.mp4", "face_noface.mov")]
 
 
 @needs_pyfeat

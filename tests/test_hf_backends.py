@@ -1,4 +1,5 @@
-"""The paper's encoders through transformers, on real clips, with tiny random models saved to a temp folder.
+"""The paper's encoders through transformers, on real faces and speech (bundled takes in generated scenes), with
+tiny random models saved to a temp folder.
 
 Nothing is downloaded: every model here is built from a small config and its processor/tokenizer from a vocabulary
 written below, then loaded back through viper's real offline loading code. Tests that need the real checkpoints
@@ -26,10 +27,10 @@ from viper.templates import chosen_sentences
 
 
 @pytest.fixture(scope="module")
-def clips(pyfeat_samples):
+def clips(face_videos):
     """A talking face and a clip whose audio starts late (masked fragments), as whole frames (no detector)."""
     return [
-        sample_video(pyfeat_samples / name, 8, detector=None, face_crop=False)
+        sample_video(face_videos[name], 8, detector=None, face_crop=False)
         for name in ("single_face.mp4", "face_noface.mov")
     ]
 
@@ -140,7 +141,7 @@ def test_paper_weights_when_present(spec, clips):
     try:
         extractor.ensure_loaded()
     except ModelNotFoundError as error:
-        pytest.skip(f"paper weights (or py-feat, an extra) not on this machine: {error}")
+        pytest.skip(str(error).split("; ")[0])  # which model is missing, and where it was looked for
     dims = {"face_image": 768, "caption": 768, "audio": 512, "fau": 27}
     features = extractor.extract(clips[0])
     assert features.values.shape == (clips[0].n, dims[extractor.modality])

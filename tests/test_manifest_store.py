@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
 from viper.datasets.ravdess import EMOTIONS, parse_name, ravdess_manifest
 from viper.errors import ViperError
 from viper.feature_spec import FeatureSpec
+from viper.jobs.demo import demo_clips
 from viper.manifest import load_inputs, read_manifest
 from viper.store import FeatureStore
 
@@ -47,9 +50,14 @@ def test_folder_input_finds_videos_recursively(tmp_path):
     assert sorted(table["video_id"]) == ["b", "x__a"]
 
 
-def test_ravdess_names_become_intensity_targets_and_statement_splits(ravdess_dir):
-    table = ravdess_manifest(ravdess_dir)
-    assert len(table) == 74 and table["video_id"].is_unique
+def test_ravdess_names_become_intensity_targets_and_statement_splits(tmp_path):
+    """Actor 05's 60 bundled takes under clips/, and the 8 sad ones again under full/ (as the dataset's full-frame
+    originals sit beside their face crops)."""
+    shutil.copytree(demo_clips(), tmp_path / "clips")
+    shutil.copytree(demo_clips(), tmp_path / "full", ignore=lambda _, names: [n for n in names if "-04-" not in n])
+    table = ravdess_manifest(tmp_path)
+    assert len(table) == 68 and table["video_id"].is_unique
+    assert {"01-01-04-02-01-02-05_clips", "01-01-04-02-01-02-05_full"} <= set(table["video_id"])
     assert list(table.columns) == ["video_id", "path", "split", "person", *EMOTIONS]
     assert set(table["person"]) == {"05"}
     row = table[table["video_id"] == "01-01-06-02-01-02-05"].iloc[0]  # fearful, strong, statement 01

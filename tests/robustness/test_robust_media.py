@@ -42,10 +42,10 @@ def make_pix_fmt_clip(path: Path, codec: str, pix_fmt: str, frames: int = 6, siz
 
 
 @pytest.fixture(scope="module")
-def odd_folder(pyfeat_samples, tmp_path_factory) -> Path:
+def odd_folder(face_videos, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("odd media")
     (folder / "empty.mp4").write_bytes(b"")
-    real = (pyfeat_samples / "single_face.mp4").read_bytes()
+    real = face_videos["single_face.mp4"].read_bytes()  # a real face's mp4, its index (moov) at the end
     (folder / "truncated.mp4").write_bytes(real[: len(real) // 2])
     (folder / "text.mp4").write_text("this is not a video\n")
     make_audio_only(folder / "audio_only.m4v", seconds=2.0)
@@ -71,7 +71,7 @@ def cli_run(odd_folder, tmp_path_factory):
 
 
 def test_unreadable_files_fail_by_name_and_the_run_goes_on(cli_run):
-    """Zero-byte, truncated (first half of a real mp4) and text-as-.mp4 files are each listed as
+    """Zero-byte, truncated (first half of an mp4 whose index is at its end) and text-as-.mp4 files are each listed as
     `FAILED <path>: <reason>` on stderr; every other clip is extracted; exit code 1; never a traceback."""
     result, store = cli_run
     assert result.exit_code == 1, result.stderr
