@@ -106,10 +106,11 @@ def read_labels(store: FeatureStore, video_ids: Sequence[str]) -> tuple[np.ndarr
         for video_id, row in bad.iterrows():
             for emotion in row.index[row.to_numpy()]:
                 raw = rows.at[video_id, emotion]
-                what = "is missing" if pd.isna(raw) or str(raw).strip() == "" else f"is {raw!r}, not a finite number"
+                shown = repr(raw) if isinstance(raw, str) else str(float(raw))  # not numpy 2's np.float64(inf)
+                what = "is missing" if pd.isna(raw) or str(raw).strip() == "" else f"is {shown}, not a finite number"
                 problems.append(f"line {line_of[video_id]} (clip {video_id!r}): {emotion} {what}")
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise ViperError(f"{store.root / 'labels.csv'}: bad labels: {shown}")
+        listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ViperError(f"{store.root / 'labels.csv'}: bad labels: {listed}")
     outside = [f"{emotion} in [{values[emotion].min():g}, {values[emotion].max():g}]" for emotion in emotions
                if values[emotion].min() < 0 or values[emotion].max() > 1]
     if outside:  # any scale trains (MSE, Pearson), but intensities are usually in [0, 1]: say so, once

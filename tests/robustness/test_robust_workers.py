@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from media import make_clip
 
-CLIPS = 16
+CLIPS = 64  # enough work after the first clip is written that a signal lands mid-run on an idle machine too
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def clips(tmp_path_factory) -> Path:
 
 
 def command(data: Path, store: Path) -> list[str]:
-    return [sys.executable, "-m", "viper", "extract", str(data), "--out", str(store), "-n", "4", "-e", "audio",
+    return [sys.executable, "-m", "viper", "extract", str(data), "--out", str(store), "-n", "16", "-e", "audio",
             "--no-face-crop", "--workers", "2"]
 
 
@@ -56,7 +56,7 @@ def holds(pid: int, path: Path) -> bool:
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_the_workers_and_the_same_command_resumes(clips, tmp_path, stop):
     """SIGTERM (or SIGINT) to `viper extract --workers 2` once a clip is written: it exits 143 (130), saying
-    `interrupted: N of 16 clips done; run the same command again to resume`, without a traceback; no worker
+    `interrupted: N of 64 clips done; run the same command again to resume`, without a traceback; no worker
     outlives it; the same command then extracts the rest."""
     store = tmp_path / "store"
     process = subprocess.Popen(command(clips, store), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -85,7 +85,7 @@ def test_a_signal_stops_the_workers_and_the_same_command_resumes(clips, tmp_path
 def test_a_killed_worker_is_replaced_and_a_clip_that_kills_it_twice_fails(clips, tmp_path):
     """Whenever a worker has `poison.mp4` open, the test SIGKILLs it (as a crash in a decoder would): the run
     goes on with a new worker, tries the clip once more, then reports it `FAILED ...: its worker process died
-    twice (killed by SIGKILL)`; the 16 other clips are extracted; exit 1, no traceback."""
+    twice (killed by SIGKILL)`; the 64 other clips are extracted; exit 1, no traceback."""
     folder = tmp_path / "clips"
     shutil.copytree(clips, folder)
     poison = make_clip(folder / "poison.mp4", frames=60, fps=30, size=(1280, 720), audio_seconds=2.0)
