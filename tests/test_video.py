@@ -90,9 +90,11 @@ def test_audio_only_file_gives_masked_faces(tmp_path):
 
 
 def test_audio_is_mono_16k(pyfeat_samples):
-    samples, start = read_audio(pyfeat_samples / "single_face.mp4")  # mp3 audio
-    assert samples.dtype == np.float32 and samples.ndim == 1
-    assert len(samples) / 16000 == pytest.approx(2.43, abs=0.1)
+    track = read_audio(pyfeat_samples / "single_face.mp4")  # mp3 audio
+    samples = track.read(0, track.length)
+    assert samples.dtype == np.float32 and samples.shape == (track.length,) and track.rate == 16000
+    assert track.length / 16000 == pytest.approx(2.43, abs=0.1)
+    assert track.rms == pytest.approx(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not a video", None])
