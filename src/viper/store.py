@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_save_npy, atomic_save_npz, atomic_write_text
+from .atomic import atomic_output, atomic_save_npy, atomic_save_npz, atomic_write_text
 from .errors import ViperError
 from .feature_spec import FeatureSpec
 
@@ -33,6 +33,7 @@ STORE_FORMAT = 1
 STALE_TMP_SECONDS = 60  # temp files older than this are leftovers of a killed writer
 ID_COLUMNS = ("video_id", "path", "split", "person")  # every other labels.csv column is an emotion
 LABEL_DTYPES = {"video_id": str, "split": str, "person": str}
+PACKED_DTYPE = np.dtype("<f4")  # values.npy: little-endian float32, whatever the machine
 
 
 def file_sha256(path: Path) -> str:
@@ -213,15 +214,25 @@ class FeatureStore:
             self._pack_locked(key, folder)
 
     def _pack_locked(self, key: str, folder: Path) -> None:
+        """Stream the clips' values into values.npy one clip at a time (a store of any size packs in the memory of
+        one clip, plus the small mask), then mask.npy, then ids.json."""
         ids = self.video_ids(key)
         if not ids:
             return
-        first_values, _ = self.read(key, ids[0])
-        values = np.zeros((len(ids), *first_values.shape), np.float32)
-        mask = np.zeros((len(ids), first_values.shape[0]), bool)
-        for row, video_id in enumerate(ids):
-            values[row], mask[row] = self.read(key, video_id)
-        atomic_save_npy(folder / "values.npy", values)
+        shape = self.read(key, ids[0])[0].shape
+        mask = np.zeros((len(ids), shape[0]), bool)
+        header = {"descr": np.lib.format.dtype_to_descr(PACKED_DTYPE), "fortran_order": False,
+                  "shape": (len(ids), *shape)}
+        with atomic_output(folder / "values.npy") as handle:
+            np.lib.format.write_array_header_1_0(handle, header)
+            for row, video_id in enumerate(ids):
+                values, mask[row] = self.read(key, video_id)
+                if values.shape != shape:
+                    raise ViperError(
+                        f"{self.video_path(key, video_id)}: values of shape {values.shape}, the other clips' are "
+                        f"{shape}; delete the file and run `viper extract` again"
+                    )
+                handle.write(values.astype(PACKED_DTYPE, copy=False).tobytes())
         atomic_save_npy(folder / "mask.npy", mask)
         atomic_write_text(folder / "ids.json", json.dumps(ids))  # written last: marks the pack complete
 
