@@ -2,7 +2,7 @@
 
     python benchmarks/memory.py [--minutes 1 10 60] [--long] [--clips 1000 4000 16000] [--src SRC ...]
 
-Each measurement is a fresh process (its own peak RSS, `ru_maxrss`): `viper.jobs.extract.extract` of one clip
+Each measurement is a fresh process (its own peak RSS, VmHWM): `viper.jobs.extract.extract` of one clip
 with the default extractors (N = 32), or `FeatureStore.pack` of one extractor's store of V clips x 32 x 768
 float32 (the paper's 768-d features; Hume-Reaction is about 25,000 clips, 2.5 GB per modality). The clips are
 32x32 at 1 fps with 22.05 kHz mono AAC audio (a tone with noise), made once under benchmarks/out/, so the audio is
@@ -28,20 +28,22 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 OUT = Path(__file__).resolve().parent / "out"
 DIM, FRAMES = 768, 32
 
-EXTRACT = textwrap.dedent("""
-    import resource, sys, time
+# The process's own peak (VmHWM, Linux): ru_maxrss would also count the parent's memory at fork, kept across exec.
+PEAK = 'next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 2**20'
+EXTRACT = textwrap.dedent(f"""
+    import sys, time
     from viper.jobs.extract import extract
     started = time.perf_counter()
     summary = extract(sys.argv[1], sys.argv[2], frames=32)
     assert summary.done == 1, summary
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, time.perf_counter() - started)
+    print({PEAK}, time.perf_counter() - started)
 """)
-PACK = textwrap.dedent("""
-    import resource, sys, time
+PACK = textwrap.dedent(f"""
+    import sys, time
     from viper.store import FeatureStore
     started = time.perf_counter()
     FeatureStore(sys.argv[1]).pack(sys.argv[2])
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, time.perf_counter() - started)
+    print({PEAK}, time.perf_counter() - started)
 """)
 
 

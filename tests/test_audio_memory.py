@@ -91,14 +91,17 @@ def test_resemblyzer_slices_of_a_long_batch_equal_the_whole(one_torch_thread):
     np.testing.assert_allclose(sliced.embed(fragments), whole.embed(fragments), atol=1e-5)
 
 
+# VmHWM: this process's own peak (ru_maxrss would keep the pytest parent's peak across fork + exec)
 READ_ALL = textwrap.dedent("""
-    import resource, sys
+    import sys
     import av, numpy as np
     from viper.sampled_video import sample_video
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    def peak_mb():
+        return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
+    before = peak_mb()
     clip = sample_video(sys.argv[1], 32, None)
     total = sum(len(np.asarray(fragment)) for fragment in clip.audio_fragments())
-    print(total, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+    print(total, peak_mb() - before)
 """)
 
 

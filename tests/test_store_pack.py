@@ -33,14 +33,15 @@ def test_pack_equals_the_clips_and_refuses_a_misshapen_one(tmp_path):
     assert not list(folder.glob(".*.tmp"))  # the failed pack left no temp file
 
 
+# VmHWM: this process's own peak (ru_maxrss would keep the pytest parent's peak across fork + exec)
 PACK = textwrap.dedent("""
-    import resource, sys
-    import numpy as np
+    import sys
     from viper.store import FeatureStore
-    store = FeatureStore(sys.argv[1])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    store.pack("k")
-    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+    def peak_mb():
+        return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
+    before = peak_mb()
+    FeatureStore(sys.argv[1]).pack("k")
+    print(peak_mb() - before)
 """)
 
 
