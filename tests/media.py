@@ -19,8 +19,10 @@ def make_clip(
     audio_codec: str = "aac",
     audio_rate: int = 16000,
     audio_layout: str = "mono",
+    audio_start: float = 0.0,
 ) -> Path:
-    """A clip whose frame i is filled with brightness i (so tests can tell frames apart); optional tone audio."""
+    """A clip whose frame i is filled with brightness i (so tests can tell frames apart); optional tone audio
+    (`audio_start` seconds after the video starts)."""
     width, height = size
     container = av.open(str(path), "w")
     video = container.add_stream(codec, rate=fps)
@@ -39,7 +41,7 @@ def make_clip(
     for packet in video.encode():
         container.mux(packet)
     if audio is not None:
-        _write_tone(container, audio, audio_seconds)
+        _write_tone(container, audio, audio_seconds, audio_start)
     container.close()
     return path
 
@@ -53,14 +55,16 @@ def make_audio_only(path: Path, seconds: float = 2.0) -> Path:
     return path
 
 
-def _write_tone(container, stream, seconds: float) -> None:
-    """A 220 Hz tone in every channel of the stream, at its rate."""
+def _write_tone(container, stream, seconds: float, delay: float = 0.0) -> None:
+    """A 220 Hz tone (a rising one on a second channel) whose first sample is at `delay` seconds."""
     rate, channels = stream.rate, stream.layout.nb_channels
-    samples = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(rate * seconds)) / rate)).astype(np.float32)
-    for start in range(0, len(samples), 1024):
-        chunk = np.repeat(samples[None, start : start + 1024], channels, axis=0)
+    phase = 2 * np.pi * 220 * np.arange(int(rate * seconds)) / rate
+    samples = 0.3 * np.stack([np.sin(phase), np.sin(phase * 1.5)][:channels]).astype(np.float32)
+    for start in range(0, samples.shape[1], 1024):
+        chunk = np.ascontiguousarray(samples[:, start : start + 1024])
         frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=stream.layout.name)
         frame.sample_rate = rate
+        frame.pts = round(delay * rate) + start
         for packet in stream.encode(frame):
             container.mux(packet)
     for packet in stream.encode():

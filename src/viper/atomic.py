@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -27,7 +30,10 @@ def file_mode() -> int:
     return _mode
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A file to write `path` through, a piece at a time (nothing has to fit in memory): a temp file beside it,
+    synced and renamed over `path` when the block ends, removed if the block fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -35,7 +41,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
             os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -44,6 +50,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if isinstance(error, OSError) and error.filename is None:
             error.filename = str(path)  # write() and fsync() do not say which file they failed on
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_output(path) as handle:
+        handle.write(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

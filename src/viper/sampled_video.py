@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import VideoReadError
 from .faces import FaceDetector, crop_square, whole_frame
-from .video import AUDIO_RATE, audio_windows, cut_fragments, read_audio, read_frames, sample_frame_times
+from .video import AUDIO_RATE, AudioFragment, AudioTrack, audio_windows, read_audio, read_frames, sample_frame_times
 
 
 @dataclass
@@ -26,8 +26,7 @@ class SampledVideo:
     face_eyes: np.ndarray  # (N, 2, 2) right and left eye centres in frame pixels; NaN where unknown
     face_mask: np.ndarray  # (N,) True where a face (or, with face cropping off, a frame) is available
     face_crops: list[np.ndarray | None]  # N square RGB crops (224 x 224); None where face_mask is False
-    audio: np.ndarray | None  # mono float32 at AUDIO_RATE; None when the file has no audio track
-    audio_start: float = 0.0
+    audio: AudioTrack | None  # mono float32 at AUDIO_RATE (on disk, read per fragment); None without audio
     windows: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (N, 2) audio fragment bounds
     duration: float = 0.0
     fps: float = 0.0
@@ -37,11 +36,14 @@ class SampledVideo:
     def n(self) -> int:
         return len(self.times)
 
-    def audio_fragments(self) -> list[np.ndarray]:
-        """The paper's fragments: one per frame, centred on it, equal and non-overlapping (half at the ends)."""
+    def audio_fragments(self) -> list[AudioFragment] | list[np.ndarray]:
+        """The paper's fragments: one per frame, centred on it, equal and non-overlapping (half at the ends).
+
+        Each has a length and is read from the track when sliced or turned into an array: together they span the
+        whole clip, so a long recording's are never all in memory at once."""
         if self.audio is None:
             return [np.zeros(0, np.float32) for _ in range(self.n)]
-        return cut_fragments(self.audio, self.audio_start, self.windows, AUDIO_RATE)
+        return self.audio.fragments(self.windows)
 
     @property
     def audio_mask(self) -> np.ndarray:
@@ -70,9 +72,8 @@ def sample_video(
         times, frame_times, frames = video.times, video.frame_times, video.frames
         repeated, duration, fps = video.repeated, video.duration, video.fps
     else:
-        samples, start = audio
-        duration = len(samples) / AUDIO_RATE
-        times = sample_frame_times(start, start + duration, n)
+        duration = audio.length / AUDIO_RATE
+        times = sample_frame_times(audio.start, audio.start + duration, n)
         frame_times, frames, repeated, fps = times.copy(), None, 0, 0.0
 
     boxes, eyes = np.full((n, 4), np.nan), np.full((n, 2, 2), np.nan)
@@ -101,8 +102,7 @@ def sample_video(
         face_eyes=eyes,
         face_mask=np.array([crop is not None for crop in crops]),
         face_crops=crops,
-        audio=None if audio is None else audio[0],
-        audio_start=0.0 if audio is None else audio[1],
+        audio=audio,
         windows=audio_windows(times),
         duration=duration,
         fps=fps,

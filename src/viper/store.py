@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_save_npy, atomic_save_npz, atomic_write_text
+from .atomic import atomic_output, atomic_save_npy, atomic_save_npz, atomic_write_text
 from .errors import ViperError
 from .feature_spec import FeatureSpec
 from .filenames import name_problem
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = 1
 STALE_TMP_SECONDS = 60  # temp files older than this are leftovers of a killed writer
 LABEL_DTYPES = {"video_id": str, "split": str, "person": str}
+PACKED_DTYPE = np.dtype("<f4")  # values.npy: little-endian float32, whatever the machine
 
 
 def file_sha256(path: Path) -> str:
@@ -289,37 +290,34 @@ class FeatureStore:
             self._pack_locked(key, folder)
 
     def _pack_locked(self, key: str, folder: Path) -> None:
-        """The pack of every readable clip; a damaged one is left out and removed (see `read`), with a warning."""
-        ids, kept = self.video_ids(key), []
-        values = mask = None
-        for video_id in ids:
+        """The pack of every readable clip, streamed into values.npy one clip at a time (a store of any size packs
+        in the memory of one clip, plus the small mask), then mask.npy, then ids.json. A damaged clip file is
+        removed by `read` with a warning, and the pack starts over without it (rare: a file cut short)."""
+        while True:
             try:
-                one_values, one_mask = self.read(key, video_id)
+                return self._stream_pack(key, folder, self.video_ids(key))
             except DamagedFeatures as error:
                 log.warning("%s", error)
-                continue
-            if values is None:
-                values = np.zeros((len(ids), self.n_frames, self._width(key) or one_values.shape[1]), np.float32)
-                mask = np.zeros((len(ids), self.n_frames), bool)
-            if one_values.shape != values.shape[1:]:
-                raise ViperError(
-                    f"{self.video_path(key, video_id)} holds {one_values.shape} values where the store's clips have "
-                    f"{values.shape[1:]}: delete it and run `viper extract` again to extract clip {video_id!r} anew"
-                )
-            values[len(kept)], mask[len(kept)] = one_values, one_mask
-            kept.append(video_id)
-        if not kept:
-            return
-        atomic_save_npy(folder / "values.npy", values[: len(kept)])
-        atomic_save_npy(folder / "mask.npy", mask[: len(kept)])
-        atomic_write_text(folder / "ids.json", json.dumps(kept))  # written last: marks the pack complete
 
-    def _width(self, key: str) -> int | None:
-        """The width extractor.json records for a key (None: not recorded, or unreadable)."""
-        try:
-            return self.feature_spec(key).dim
-        except (ViperError, ValueError, TypeError):
-            return None
+    def _stream_pack(self, key: str, folder: Path, ids: list[str]) -> None:
+        if not ids:
+            return
+        shape = self.read(key, ids[0])[0].shape
+        mask = np.zeros((len(ids), shape[0]), bool)
+        header = {"descr": np.lib.format.dtype_to_descr(PACKED_DTYPE), "fortran_order": False,
+                  "shape": (len(ids), *shape)}
+        with atomic_output(folder / "values.npy") as handle:
+            np.lib.format.write_array_header_1_0(handle, header)
+            for row, video_id in enumerate(ids):
+                values, mask[row] = self.read(key, video_id)
+                if values.shape != shape:
+                    raise ViperError(
+                        f"{self.video_path(key, video_id)} holds {values.shape} values where the store's clips have "
+                        f"{shape}: delete it and run `viper extract` again to extract clip {video_id!r} anew"
+                    )
+                handle.write(values.astype(PACKED_DTYPE, copy=False).tobytes())
+        atomic_save_npy(folder / "mask.npy", mask)
+        atomic_write_text(folder / "ids.json", json.dumps(ids))  # written last: marks the pack complete
 
     def _packed(self, key: str):
         folder = self.feature_dir(key) / "packed"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import tempfile
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from .errors import VideoReadError
 
 AUDIO_RATE = 16_000
+SAMPLE = np.dtype(np.float32)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".m2ts",
                   ".mts")
 
@@ -25,6 +30,71 @@ class VideoFrames:
     duration: float
     fps: float
     stream: str | None = None  # which video stream was read, when the file has several
+
+
+@dataclass(eq=False)
+class AudioTrack:
+    """A clip's audio, mono float32, kept in an unlinked temp file rather than in memory (a recording's length
+    costs disk, 230 MB an hour, not RAM); fragments read their samples back when an extractor uses them."""
+
+    rate: int
+    start: float = 0.0  # time of the first sample, seconds
+    length: int = 0  # samples
+    energy: float = 0.0  # sum of the squared samples: the whole track's loudness without holding the track
+    file: BinaryIO = field(default_factory=tempfile.TemporaryFile, repr=False)
+
+    def __post_init__(self) -> None:
+        weakref.finalize(self, self.file.close)  # the OS frees the unlinked file when it is closed
+
+    def append(self, samples: np.ndarray) -> None:
+        self.file.write(np.ascontiguousarray(samples, np.float32).tobytes())
+        self.length += len(samples)
+        self.energy += float(np.square(samples, dtype=np.float64).sum())
+
+    @property
+    def rms(self) -> float:
+        return float(np.sqrt(self.energy / self.length)) if self.length else 0.0
+
+    def read(self, first: int, last: int) -> np.ndarray:
+        """Samples [first, last), clipped to the track (read-only)."""
+        first, last = max(0, first), min(self.length, last)
+        if last <= first:
+            return np.zeros(0, np.float32)
+        size = SAMPLE.itemsize
+        return np.frombuffer(os.pread(self.file.fileno(), (last - first) * size, first * size), SAMPLE)
+
+    def fragments(self, windows: np.ndarray) -> list[AudioFragment]:
+        """The samples of each (start, end) window in seconds; a window outside the track gives an empty one."""
+        out = []
+        for begin, end in windows:
+            first = max(0, int(round((begin - self.start) * self.rate)))
+            last = min(self.length, int(round((end - self.start) * self.rate)))
+            out.append(AudioFragment(self, first, max(first, last)))
+        return out
+
+
+@dataclass(frozen=True)
+class AudioFragment:
+    """Samples [first, last) of a track times `gain`, read only when sliced (or turned into an array), so a long
+    recording's fragments can be used a piece at a time."""
+
+    track: AudioTrack
+    first: int
+    last: int
+    gain: float = 1.0
+
+    def __len__(self) -> int:
+        return self.last - self.first
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        span = range(self.first, self.last)[index]
+        if span.step != 1:
+            raise ValueError("an audio fragment is read in contiguous slices")
+        return self.track.read(span.start, span.stop) * self.gain
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        samples = self[:]
+        return samples if dtype is None else samples.astype(dtype)
 
 
 def sample_frame_times(first: float, last: float, n: int) -> np.ndarray:
@@ -266,8 +336,12 @@ def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: f
     return found
 
 
-def read_audio(path: Path, rate: int = AUDIO_RATE) -> tuple[np.ndarray, float] | None:
-    """The first audio track as mono float32 at `rate` Hz and the time of its first sample; None if none."""
+def read_audio(path: Path, rate: int = AUDIO_RATE) -> AudioTrack | None:
+    """The first audio track as mono float32 at `rate` Hz; None if there is none (or it has no samples).
+
+    Decoded and resampled as one stream, exactly as a whole-track decode would be, but each resampled chunk goes
+    to the track's temp file at once: memory stays flat however long the recording is.
+    """
     import av
 
     container = _open(path)
@@ -276,30 +350,26 @@ def read_audio(path: Path, rate: int = AUDIO_RATE) -> tuple[np.ndarray, float] |
             return None
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks: list[np.ndarray] = []
         start: float | None = None
         try:
-            for frame in container.decode(stream):
-                if start is None and frame.pts is not None:
-                    start = float(frame.pts * frame.time_base)
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-        except (av.FFmpegError, ValueError):
-            pass  # keep what decoded before the damage (ValueError: a damaged frame changed the sample format)
-        if not chunks:
-            return None
-        return np.concatenate(chunks).astype(np.float32), start or 0.0
+            track = AudioTrack(rate)
+            try:
+                for frame in container.decode(stream):
+                    if start is None and frame.pts is not None:
+                        start = float(frame.pts * frame.time_base)
+                    for out in resampler.resample(frame):
+                        track.append(out.to_ndarray().reshape(-1))
+                for out in resampler.resample(None):
+                    track.append(out.to_ndarray().reshape(-1))
+            except (av.FFmpegError, ValueError):
+                pass  # keep what decoded before the damage (ValueError: a damaged frame changed the sample format)
+            track.file.flush()
+        except OSError as error:  # the temp folder, not the clip: say where, and how to move it
+            raise VideoReadError(
+                f"{path}: cannot keep its audio in a temp file in {tempfile.gettempdir()} ({error.strerror or error}); "
+                "set TMPDIR to a folder with space"
+            ) from error
+        track.start = start or 0.0
+        return track if track.length else None
     finally:
         container.close()
-
-
-def cut_fragments(audio: np.ndarray, audio_start: float, windows: np.ndarray, rate: int = AUDIO_RATE):
-    """The audio samples of each window; a window outside the track gives an empty array."""
-    fragments = []
-    for begin, end in windows:
-        first = max(0, int(round((begin - audio_start) * rate)))
-        last = min(len(audio), int(round((end - audio_start) * rate)))
-        fragments.append(audio[first:last] if last > first else audio[:0])
-    return fragments

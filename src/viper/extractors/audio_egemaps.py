@@ -20,6 +20,7 @@ from .batching import batched_features
 
 if TYPE_CHECKING:
     from ..sampled_video import SampledVideo
+    from ..video import AudioFragment
 
 DIM = 88
 
@@ -50,9 +51,10 @@ class EgemapsAudio(Extractor):
         items = [[f if len(f) else None for f in clip.audio_fragments()] for clip in clips]
         return batched_features(items, self.embed, DIM, batch_size=64)
 
-    def embed(self, fragments: list[np.ndarray]) -> np.ndarray:
-        """(B, 88); openSMILE fills a too-short segment with NaN, which masks that frame."""
+    def embed(self, fragments: list[AudioFragment]) -> np.ndarray:
+        """(B, 88); openSMILE fills a too-short segment with NaN, which masks that frame. Fragments are read one at a
+        time, so a long recording's never sit in memory together."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Segment too short")
-            rows = [self._smile.process_signal(fragment, AUDIO_RATE).to_numpy()[0] for fragment in fragments]
+            rows = [self._smile.process_signal(np.asarray(f), AUDIO_RATE).to_numpy()[0] for f in fragments]
         return np.stack(rows)

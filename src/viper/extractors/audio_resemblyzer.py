@@ -12,12 +12,13 @@ not cut into Resemblyzer's 1.6 s partial windows and averaged. Variable lengths 
 embedding does not depend on what it is batched with. Before cutting fragments the clip is raised to -30 dBFS
 (never lowered), Resemblyzer's own volume normalisation, computed over the whole track so quiet fragments stay
 quiet; its voice-activity trimming is not applied (it would move fragments off their frames).
-A fragment with no audio or shorter than one 25 ms window is masked.
+A fragment with no audio or shorter than one 25 ms window is masked. A long recording's fragments (minutes each)
+go through in slices of mel frames with the LSTM state carried across, so memory does not grow with their length.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from .batching import NOT_IN_IDENTITY, batched_features
 
 if TYPE_CHECKING:
     from ..sampled_video import SampledVideo
+    from ..video import AudioFragment
 
 WINDOW = 400  # samples: 25 ms at 16 kHz
 HOP = 160  # samples: 10 ms
@@ -45,6 +47,8 @@ WEIGHTS = "resemblyzer_ge2e.npz"
 class ResemblyzerConfig:
     normalize_volume: bool = True  # raise quiet clips to -30 dBFS, as Resemblyzer's preprocess_wav does
     batch_size: int = field(default=256, metadata=NOT_IN_IDENTITY)  # items per forward pass
+    # mel frames per LSTM pass over a whole batch (164 s of audio, about 150 MB): bounds long fragments' memory
+    slice_frames: int = field(default=16_384, metadata=NOT_IN_IDENTITY)
 
 
 def load_weights() -> dict[str, np.ndarray]:
@@ -56,11 +60,8 @@ def load_weights() -> dict[str, np.ndarray]:
         return {name: npz[name] for name in npz.files}
 
 
-def volume_gain(audio: np.ndarray | None, target_dbfs: float = TARGET_DBFS) -> float:
-    """Factor that brings the track's RMS up to `target_dbfs` (1.0 when it is already louder, or silent)."""
-    if audio is None or len(audio) == 0:
-        return 1.0
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+def volume_gain(rms: float, target_dbfs: float = TARGET_DBFS) -> float:
+    """Factor that brings a track of this RMS up to `target_dbfs` (1.0 when it is already louder, or silent)."""
     if rms == 0.0:
         return 1.0
     change = target_dbfs - 20.0 * np.log10(rms)
@@ -98,42 +99,59 @@ class ResemblyzerAudio(Extractor):
         self.ensure_loaded()
         items = []
         for clip in clips:
-            gain = volume_gain(clip.audio) if self.config.normalize_volume else 1.0
-            items.append([f * gain if len(f) >= WINDOW else None for f in clip.audio_fragments()])
+            gain = volume_gain(clip.audio.rms) if clip.audio is not None and self.config.normalize_volume else 1.0
+            items.append([replace(f, gain=gain) if len(f) >= WINDOW else None for f in clip.audio_fragments()])
         return batched_features(items, self.embed, HIDDEN, self.config.batch_size, sort_key=len)
 
-    def mels(self, fragments: list[np.ndarray]):
-        """(B, T, 40) mel power frames of zero-padded fragments and each one's own frame count.
+    def mels(self, fragments: list[np.ndarray | AudioFragment], first: int, count: int):
+        """(B, T, 40) mel power frames `first` .. `first + count` of each fragment, and how many each has there.
 
-        Centred frames with zero padding, as librosa computes them: zeros after a fragment's end are exactly
-        the padding librosa would add, so padding to the batch's longest changes none of its frames.
+        Centred frames with zero padding, as librosa computes them: frame j covers samples j * HOP - WINDOW / 2 up
+        to j * HOP + WINDOW / 2, zeros outside the fragment, so zeros after a fragment's end (padding to the batch's
+        longest) change none of its frames, and a slice of frames equals those frames of the whole.
         """
         import torch
 
-        lengths = torch.tensor([1 + len(f) // HOP for f in fragments])
-        batch = torch.zeros(len(fragments), max(len(f) for f in fragments))
+        totals = [1 + len(f) // HOP for f in fragments]
+        lengths = torch.tensor([min(total - first, count) for total in totals])
+        width = (int(lengths.max()) - 1) * HOP + WINDOW
+        offset = first * HOP - WINDOW // 2  # the sample at column 0
+        batch = torch.zeros(len(fragments), width)
         for row, fragment in zip(batch, fragments, strict=True):
-            row[: len(fragment)] = torch.from_numpy(np.asarray(fragment, dtype=np.float32))
+            begin, end = max(0, offset), min(len(fragment), offset + width)
+            if end > begin:
+                row[begin - offset : end - offset] = torch.from_numpy(np.asarray(fragment[begin:end], np.float32))
         spectrum = torch.stft(
             batch.to(self.device),
             n_fft=WINDOW,
             hop_length=HOP,
             window=self._window,
-            center=True,
-            pad_mode="constant",
+            center=False,
             return_complex=True,
         )
         mels = self._filterbank @ spectrum.abs().square()
         return mels.transpose(1, 2), lengths
 
-    def embed(self, fragments: list[np.ndarray]) -> np.ndarray:
-        """Unit-norm embeddings (B, 256); NaN rows where the ReLU output is all zero (nothing to normalise)."""
+    def embed(self, fragments: list[np.ndarray | AudioFragment]) -> np.ndarray:
+        """Unit-norm embeddings (B, 256); NaN rows where the ReLU output is all zero (nothing to normalise).
+
+        The LSTM runs over slices of at most `slice_frames` frames in all, its state carried from one slice to the
+        next: a batch of short fragments is one slice, a long recording's fragments take several.
+        """
         import torch
         from torch.nn.utils.rnn import pack_padded_sequence
 
+        totals = [1 + len(f) // HOP for f in fragments]
+        step = max(1, self.config.slice_frames // len(fragments))
         with torch.inference_mode():
-            mels, lengths = self.mels(fragments)
-            packed = pack_padded_sequence(mels, lengths, batch_first=True, enforce_sorted=False)
-            _, (hidden, _) = self._network["lstm"](packed)
+            hidden = torch.zeros(LAYERS, len(fragments), HIDDEN, device=self.device)
+            cell = torch.zeros_like(hidden)
+            for first in range(0, max(totals), step):
+                rows = [row for row, total in enumerate(totals) if total > first]  # fragments not yet finished
+                mels, lengths = self.mels([fragments[row] for row in rows], first, step)
+                packed = pack_padded_sequence(mels, lengths, batch_first=True, enforce_sorted=False)
+                index = torch.tensor(rows, device=self.device)
+                _, (last_hidden, last_cell) = self._network["lstm"](packed, (hidden[:, index], cell[:, index]))
+                hidden[:, index], cell[:, index] = last_hidden, last_cell
             raw = torch.relu(self._network["linear"](hidden[-1]))
             return (raw / raw.norm(dim=1, keepdim=True)).cpu().numpy()

@@ -1,0 +1,140 @@
+"""Peak memory of extracting long recordings (with audio) and of packing feature stores of growing size.
+
+    python benchmarks/memory.py [--minutes 1 10 60] [--long] [--clips 1000 4000 16000] [--src SRC ...]
+
+Each measurement is a fresh process (its own peak RSS, VmHWM): `viper.jobs.extract.extract` of one clip
+with the default extractors (N = 32), or `FeatureStore.pack` of one extractor's store of V clips x 32 x 768
+float32 (the paper's 768-d features; Hume-Reaction is about 25,000 clips, 2.5 GB per modality). The clips are
+32x32 at 1 fps with 22.05 kHz mono AAC audio (a tone with noise), made once under benchmarks/out/, so the audio is
+what grows; the stores too (their per-clip files hard-linked between sizes). `--long` adds a 180-minute clip and a
+25,000-clip store. Each `--src` (a folder holding the `viper` package, e.g. another checkout's `src`) is measured
+in the same run, before this checkout's; mind that main's code needs several GB at 60 minutes and more beyond.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+OUT = Path(__file__).resolve().parent / "out"
+DIM, FRAMES = 768, 32
+
+# The process's own peak (VmHWM, Linux): ru_maxrss would also count the parent's memory at fork, kept across exec.
+PEAK = 'next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 2**20'
+EXTRACT = textwrap.dedent(f"""
+    import sys, time
+    from viper.jobs.extract import extract
+    started = time.perf_counter()
+    summary = extract(sys.argv[1], sys.argv[2], frames=32)
+    assert summary.done == 1, summary
+    print({PEAK}, time.perf_counter() - started)
+""")
+PACK = textwrap.dedent(f"""
+    import sys, time
+    from viper.store import FeatureStore
+    started = time.perf_counter()
+    FeatureStore(sys.argv[1]).pack(sys.argv[2])
+    print({PEAK}, time.perf_counter() - started)
+""")
+
+
+def long_clip(minutes: int, rate: int = 22050) -> Path:
+    """A clip of `minutes` minutes: 32x32 grey frames at 1 fps and mono AAC audio, encoded as a stream."""
+    import av
+
+    path = OUT / f"long_{minutes}min.mp4"
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.mp4")
+    rng = np.random.default_rng(0)
+    with av.open(str(tmp), "w") as container:
+        video = container.add_stream("libx264", rate=1)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = "mono"
+        for second in range(minutes * 60):
+            image = np.full((32, 32, 3), second % 200, np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            t = second + np.arange(rate) / rate
+            tone = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(rate)
+            frame = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, second * rate
+            container.mux(audio.encode(frame))
+        container.mux(video.encode())
+        container.mux(audio.encode())
+    tmp.rename(path)
+    return path
+
+
+def synthetic_store(sizes: list[int]) -> Path:
+    """One store, one feature key per size (`k<V>`): V clips of (32, 768) float32 each, written once."""
+    from viper.store import FeatureStore
+
+    store = FeatureStore.create(OUT / "memory-store", FRAMES)
+    rng = np.random.default_rng(0)
+    largest = f"k{max(sizes)}"
+    for index in range(max(sizes)):
+        if not store.has(largest, f"v{index:05d}"):
+            values = rng.normal(size=(FRAMES, DIM)).astype(np.float32)
+            store.write(largest, f"v{index:05d}", values, np.ones(FRAMES, bool))
+    for size in sizes:
+        folder = store.feature_dir(f"k{size}") / "videos"
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(size):
+            name = f"v{index:05d}.npz"
+            if not (folder / name).exists():
+                os.link(store.video_path(largest, f"v{index:05d}"), folder / name)
+    return store.root
+
+
+def measure(code: str, src: Path, *args: str) -> tuple[float, float]:
+    """(peak RSS in GB, seconds) of a fresh process running `code` with `src` first on its path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"failed with {src}:\n{out.stderr[-3000:]}")
+    peak, seconds = map(float, out.stdout.split()[-2:])
+    return peak, seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=int, nargs="*", default=[1, 10, 60])
+    parser.add_argument("--clips", type=int, nargs="*", default=[1000, 4000, 16000])
+    parser.add_argument("--long", action="store_true", help="add a 180-minute clip and a 25,000-clip store")
+    parser.add_argument("--src", type=Path, action="append", default=[], help="another checkout's src, measured first")
+    args = parser.parse_args(argv)
+    minutes = args.minutes + ([180] if args.long else [])
+    sizes = args.clips + ([25_000] if args.long else [])
+    sources = [*args.src, SRC]
+    print(f"load {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores")
+    print("| what | src | peak RSS | seconds |\n|---|---|---|---|")
+    for length in minutes:
+        clip = long_clip(length)
+        for src in sources:
+            store = OUT / "memory-extract"
+            shutil.rmtree(store, ignore_errors=True)
+            peak, seconds = measure(EXTRACT, src, str(clip), str(store))
+            print(f"| extract a {length}-minute clip | {src} | {peak:.2f} GB | {seconds:.0f} |", flush=True)
+    if sizes:
+        root = synthetic_store(sizes)
+        for size in sizes:
+            for src in sources:
+                peak, seconds = measure(PACK, src, str(root), f"k{size}")
+                gigabytes = size * FRAMES * DIM * 4 / 1e9
+                print(f"| pack {size} clips ({gigabytes:.2f} GB) | {src} | {peak:.2f} GB | {seconds:.1f} |", flush=True)
+    print(f"load {os.getloadavg()[0]:.1f} at the end ({time.strftime('%H:%M')})")
+
+
+if __name__ == "__main__":
+    main()
