@@ -28,7 +28,7 @@ def test_pack_equals_the_clips_and_refuses_a_misshapen_one(tmp_path):
     assert packed.dtype == np.float32 and packed.shape == (5, 4, 3)
 
     store.write("k", "v9", np.zeros((4, 2)), np.ones(4, bool))
-    with pytest.raises(ViperError, match=r"v9\.npz: values of shape \(4, 2\), the other clips' are \(4, 3\)"):
+    with pytest.raises(ViperError, match=r"v9\.npz holds \(4, 2\) values where the store's clips have \(4, 3\)"):
         store.pack("k")
     assert not list(folder.glob(".*.tmp"))  # the failed pack left no temp file
 

@@ -309,12 +309,13 @@ class FeatureStore:
         with atomic_output(folder / "values.npy") as handle:
             np.lib.format.write_array_header_1_0(handle, header)
             for row, video_id in enumerate(ids):
-                values, mask[row] = self.read(key, video_id)
+                values, one_mask = self.read(key, video_id)
                 if values.shape != shape:
                     raise ViperError(
                         f"{self.video_path(key, video_id)} holds {values.shape} values where the store's clips have "
                         f"{shape}: delete it and run `viper extract` again to extract clip {video_id!r} anew"
                     )
+                mask[row] = one_mask
                 handle.write(values.astype(PACKED_DTYPE, copy=False).tobytes())
         atomic_save_npy(folder / "mask.npy", mask)
         atomic_write_text(folder / "ids.json", json.dumps(ids))  # written last: marks the pack complete
