@@ -222,8 +222,8 @@ def inspect(
         typer.echo(f"page: {page}")
     for _, reason in failures:
         typer.secho(f"error: {reason}", fg=typer.colors.RED, err=True)
-    if failures:
-        raise typer.Exit(2)
+    if failures:  # as extract and predict: 1 when some videos could not be read, 2 for a bad command
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -2,3 +2,18 @@
 
 Modules here import torch at their top; import them only inside an extractor's `load()`.
 """
+
+
+def load_weights(model, weights, skip: tuple[str, ...] = ()):
+    """A freshly built net with its converted weights (every array of the npz but `skip`), in eval mode; a file
+    that does not fit the net (stale or foreign) is an error naming it. BatchNorm counters are not stored."""
+    import numpy as np
+    import torch
+
+    with np.load(weights, allow_pickle=False) as arrays:
+        state = {name: torch.from_numpy(arrays[name]) for name in arrays.files if name not in skip}
+    result = model.load_state_dict(state, strict=False)
+    missing = [name for name in result.missing_keys if not name.endswith("num_batches_tracked")]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"{weights}: weights do not fit ({missing[:3]}, {result.unexpected_keys[:3]})")
+    return model.eval()

