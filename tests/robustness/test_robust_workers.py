@@ -59,7 +59,10 @@ def test_a_signal_stops_the_workers_and_the_same_command_resumes(clips, tmp_path
     `interrupted: N of 64 clips done; run the same command again to resume`, without a traceback; no worker
     outlives it; the same command then extracts the rest."""
     store = tmp_path / "store"
-    process = subprocess.Popen(command(clips, store), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a job started in the background (as CI may run the suite) inherits SIGINT ignored: give the child the default
+    # a terminal gives it, so Ctrl-C reaches it as a user's would
+    process = subprocess.Popen(command(clips, store), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen: set[int] = set()
     deadline = time.time() + 180
     while not any((store / "clips").glob("*.json")):
