@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import Extractor, Features, register_default
+from .base import Extractor, register_default
 
 if TYPE_CHECKING:
     from ..sampled_video import SampledVideo
+    from .base import Features
 
 BASIC_EMOTIONS = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # mini-Xception's order
@@ -80,25 +81,26 @@ class GeneralExpression(Extractor):
         return probs
 
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
-        from ..backbones import affectnet_emotions, mini_xception
+        from ..backbones.mini_xception import INPUT_SIZE
+        from ..faces import crop_square
+        from .batching import batched_features
 
         self.ensure_loaded()
-        faces = [face for clip in clips for face in mini_xception.face_inputs(clip, self.config.margin)]
-        probs = np.zeros((0, self.dim), np.float32)
-        if faces:
-            fer = self._both_ways(lambda batch: mini_xception.classify(batch, self.device)[0], faces)
-            probs = shift_prior(fer[:, FER_TO_BASIC], self.config.prior_shift)
-        if faces and self.config.affectnet:
-            wide = [face for clip in clips for face in mini_xception.face_inputs(clip, self.config.affectnet_margin)]
-            five = self._both_ways(lambda batch: affectnet_emotions.classify(batch, self.device), wide)
+        margins = (self.config.margin, self.config.affectnet_margin) if self.config.affectnet else (self.config.margin,)
+        items = [[tuple(crop_square(frame, box, margin, INPUT_SIZE) for margin in margins) if ok else None
+                  for frame, box, ok in zip(clip.frames or [None] * clip.n, clip.face_boxes, clip.face_mask,
+                                            strict=True)] for clip in clips]
+        return batched_features(items, self._probabilities, self.dim, batch_size=256)
+
+    def _probabilities(self, faces: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+        """(B, 7) probabilities of a batch of faces, each as (tight crop, wider crop for AffectNet)."""
+        from ..backbones import affectnet_emotions, mini_xception
+
+        fer = self._both_ways(lambda batch: mini_xception.classify(batch, self.device)[0], [f[0] for f in faces])
+        probs = shift_prior(fer[:, FER_TO_BASIC], self.config.prior_shift)
+        if self.config.affectnet:
+            five = self._both_ways(lambda batch: affectnet_emotions.classify(batch, self.device), [f[1] for f in faces])
             neutral, happy, sad, surprise, anger = five.T  # its CLASSES order
             seven = np.stack([neutral, happy, sad, anger / 2, surprise / 2, anger / 2, surprise / 2], axis=1)
-            probs = ((1 - self.config.affectnet) * probs + self.config.affectnet * seven).astype(np.float32)
-        out, row = [], 0
-        for clip in clips:
-            mask = np.asarray(clip.face_mask, bool) & (clip.frames is not None)
-            values = np.zeros((len(mask), self.dim), np.float32)
-            values[mask] = probs[row : row + int(mask.sum())]
-            row += int(mask.sum())
-            out.append(Features(values, mask))
-        return out
+            probs = (1 - self.config.affectnet) * probs + self.config.affectnet * seven
+        return probs
