@@ -168,7 +168,15 @@ def predict(
     output_format: str = typer.Option("json", "--format", help="json (one object per line) or csv."),
     per_frame: Path | None = typer.Option(
         None, "--per-frame", metavar="TABLE.csv|.parquet", help="Also write one row per sampled frame: time, face "
-        "box, blendshapes, expression probabilities, audio present, the clip's scores."
+        "box, blendshapes, expression probabilities, audio present, the clip's (or window's) scores."
+    ),
+    window: float | None = typer.Option(
+        None, "--window", metavar="S", help="Score consecutive windows of S seconds of each video (N frames each, as "
+        "a clip): an emotion trace of a long recording, one record per window with its start and end."
+    ),
+    plot: Path | None = typer.Option(
+        None, "--plot", metavar="TRACE.png|FOLDER", help="With --window: plot each video's trace (.png, .svg or "
+        ".pdf; a folder for several videos, one <video>.png each)."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where the models run."),
 ) -> None:
@@ -178,28 +186,55 @@ def predict(
     disgust, surprised) summing to 1, from expression networks trained on many people. With a run, scores are on
     the label scale it was trained on (the demo: 1 strong, 0.5 normal, 0 absent). Each video also gets its coverage
     (of the N frames, those with a face and with audio) and warnings when the model could not see what it reads
-    (e.g. no face found: the scores carry no evidence).
+    (e.g. no face found: the scores carry no evidence). With --window, each window of S seconds is scored as a
+    clip, and records are printed as they come.
     """
-
-    from .jobs.predict import format_records
-    from .jobs.predict import predict as run_predict
+    from .jobs.predict import PER_FRAME, format_records, predictions, write_table
 
     if output_format not in ("json", "csv"):
         raise ViperError(f"--format must be json or csv, not {output_format!r}")
     if per_frame is not None and per_frame.suffix.lower() not in (".csv", ".parquet"):
         raise ViperError(f"--per-frame {per_frame}: name a .csv or .parquet file")
-    if per_frame is None:
-        results, failures = run_predict(videos, checkpoint, device=device)
-    else:
-        from .jobs.predict import predict_frames, write_table
+    plots = _trace_plots(plot, window, videos)
+    bars, header, tables, traces, failed = ProgressBars(), True, [], {}, False
+    for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME if per_frame else (),
+                                         window=window, hook=bars):
+        if isinstance(prediction, str):
+            typer.secho(f"error: {prediction}", fg=typer.colors.RED, err=True)
+            failed = True
+            continue
+        record = prediction.record()
+        bars("predict", message=format_records([record], output_format, header).rstrip("\n"))  # above the bars
+        header = False
+        if per_frame is not None:
+            tables.append(prediction.frame_table())
+        if plots:
+            traces.setdefault(video, []).append(record)
+            if prediction.window.index + 1 == prediction.window.count:  # the video's last window: plot it now
+                from .trace import plot_trace, trace_table
 
-        table, results, failures = predict_frames(videos, checkpoint, device=device)
-        write_table(table, per_frame)
-    typer.echo(format_records(results, output_format), nl=False)
-    for _, reason in failures:
-        typer.secho(f"error: {reason}", fg=typer.colors.RED, err=True)
-    if failures:
+                plot_trace(trace_table(traces.pop(video)), plots[video], title=str(video))
+                typer.echo(f"plot: {plots[video]}", err=True)
+    if per_frame is not None:
+        import pandas as pd
+
+        write_table(pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(), per_frame)
+    if failed:
         raise typer.Exit(1)
+
+
+def _trace_plots(plot: Path | None, window: float | None, videos: list[Path]) -> dict[Path, Path]:
+    """Where each video's trace plot goes (checked before any model loads)."""
+    if plot is None:
+        return {}
+    if window is None:
+        raise ViperError("--plot draws the trace of --window S; add --window")
+    from .filenames import output_paths
+    from .jobs.predict import video_list
+    from .trace import PLOT_SUFFIXES
+
+    found, _ = video_list(videos)
+    return dict(zip(found, output_paths(found, plot, PLOT_SUFFIXES, "plot", "--plot"), strict=True))
 
 
 @app.command()

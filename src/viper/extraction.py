@@ -129,6 +129,14 @@ class Extraction:
         return sample_video(path, self.config.frames, self.detector, self.config.face_crop, video_id,
                          self.config.face_margin)
 
+    def windows(self, path: Path, seconds: float):
+        """Decode a recording as consecutive windows of `seconds`, each a clip of N frames with its faces (models
+        must be loaded): (window, clip) pairs, one window in memory at a time."""
+        from .sampled_video import sample_windows
+
+        return sample_windows(path, self.config.frames, seconds, self.detector, self.config.face_crop,
+                              margin=self.config.face_margin)
+
     def _pending(self, store, video_id: str, source: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """(the extractors the store lacks for this clip, None), or ({}, the record of a clip with nothing to do)."""
         try:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections import Counter
+from pathlib import Path
+
+from .errors import ViperError
 
 MAX_NAME_BYTES = 200  # file systems allow 255 bytes; the rest is room for `.npz` and atomic writes' temp names
 CONTROL = ("Cc", "Cs", "Zl", "Zp")  # control characters, undecodable bytes (surrogates), line/paragraph separators
@@ -51,3 +54,25 @@ def unique_names(names: list[str], sources: list[str]) -> list[str]:
 
 def _digest(text: str, length: int) -> str:
     return hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()[:length]
+
+
+def output_paths(videos: list[Path], out: Path, suffixes: tuple[str, ...], kind: str, option: str) -> list[Path]:
+    """Where each video's output goes (pages, plots): `out` itself for one video and a name with one of `suffixes`,
+    else `out/<stem><suffixes[0]>`, the stem made a safe file name, so every output is inside `out`."""
+    if out.suffix.lower() in suffixes and not out.is_dir():
+        if len(videos) != 1:
+            raise ViperError(f"{out}: {len(videos)} videos need {option} to be a folder (one {kind} per video)")
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise ViperError(f"{out}: exists and is not a folder; give a folder, or a {'/'.join(suffixes)} name for one "
+                         "video")
+    paths, taken = [], set()
+    for video in videos:
+        stem, number = safe_name(Path(video).stem), 1
+        name = f"{stem}{suffixes[0]}"
+        while name in taken:  # two videos with one name in different folders
+            number += 1
+            name = f"{stem}-{number}{suffixes[0]}"
+        taken.add(name)
+        paths.append(out / name)
+    return paths

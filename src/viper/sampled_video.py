@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import VideoReadError
 from .faces import FaceDetector, crop_square, whole_frame
-from .video import AUDIO_RATE, AudioFragment, AudioTrack, audio_windows, read_audio, read_frames, sample_frame_times
+from .video import (
+    AUDIO_RATE,
+    AudioFragment,
+    AudioTrack,
+    VideoFrames,
+    audio_windows,
+    read_audio,
+    read_frames,
+    sample_frame_times,
+)
+
+if TYPE_CHECKING:
+    from .windows import Window
 
 
 @dataclass
@@ -69,42 +84,82 @@ def sample_video(
             raise
         video = None  # an audio-only file: face-based features are masked, audio still counts
     if video is not None:
-        times, frame_times, frames = video.times, video.frame_times, video.frames
-        repeated, duration, fps = video.repeated, video.duration, video.fps
-    else:
-        duration = audio.length / AUDIO_RATE
-        times = sample_frame_times(audio.start, audio.start + duration, n)
-        frame_times, frames, repeated, fps = times.copy(), None, 0, 0.0
+        return _with_faces(_clip(path, video_id, video.times, audio, video), detector, face_crop, margin)
+    times = sample_frame_times(audio.start, audio.start + audio.length / AUDIO_RATE, n)
+    return _clip(path, video_id, times, audio, None)
 
-    boxes, eyes = np.full((n, 4), np.nan), np.full((n, 2, 2), np.nan)
-    crops: list[np.ndarray | None] = [None] * n
-    if frames is not None:
-        if face_crop:
-            detected = detector.detect(frames) if detector is not None else [None] * n
-            for i, (frame, face) in enumerate(zip(frames, detected, strict=False)):
-                if face is not None:
-                    boxes[i] = face.box
-                    if face.eyes is not None:
-                        eyes[i] = face.eyes
-                    crops[i] = crop_square(frame, face.box, margin)
-        else:
-            for i, frame in enumerate(frames):
-                boxes[i] = (0, 0, frame.shape[1], frame.shape[0])
-                crops[i] = whole_frame(frame)
+
+def sample_windows(
+    path: Path,
+    n: int,
+    seconds: float,
+    detector: FaceDetector | None,
+    face_crop: bool = True,
+    video_id: str | None = None,
+    margin: float = 0.2,
+) -> Iterator[tuple[Window, SampledVideo]]:
+    """A recording as consecutive windows of `seconds`, each sampled as a clip of N frames with its faces and audio
+    fragments (the audio decoded once into a temp file, the frames one window at a time)."""
+    from .windows import read_windows, window_spans
+
+    path = Path(path)
+    audio = read_audio(path)
+    windows = read_windows(path, n, seconds)
+    try:
+        first = next(windows)
+    except VideoReadError as error:
+        if audio is None or "no video stream" not in str(error):
+            raise
+        end = audio.start + audio.length / AUDIO_RATE  # an audio-only file: the windows of its audio
+        windows = iter([(span, sample_frame_times(span.start, span.end, n), None)
+                        for span in window_spans(audio.start, end, seconds)])
+        first = next(windows)
+    for window, times, video in itertools.chain([first], windows):
+        clip = _clip(path, video_id, times, audio, video, duration=window.end - window.start)
+        yield window, _with_faces(clip, detector, face_crop, margin)
+
+
+def _clip(path: Path, video_id: str | None, times: np.ndarray, audio: AudioTrack | None, video: VideoFrames | None,
+          duration: float | None = None) -> SampledVideo:
+    """The sampled clip before its faces are looked for; without frames (audio only, or none decoded) its
+    face-based features are masked and its audio still counts."""
+    n = len(times)
+    if duration is None:
+        duration = video.duration if video is not None else (audio.length / AUDIO_RATE if audio else 0.0)
     return SampledVideo(
         video_id=video_id or path.stem,
         path=path,
         times=times,
-        frame_times=frame_times,
-        repeated=repeated,
-        frames=frames,
-        face_boxes=boxes,
-        face_eyes=eyes,
-        face_mask=np.array([crop is not None for crop in crops]),
-        face_crops=crops,
+        frame_times=times.copy() if video is None else video.frame_times,
+        repeated=0 if video is None else video.repeated,
+        frames=None if video is None else video.frames,
+        face_boxes=np.full((n, 4), np.nan),
+        face_eyes=np.full((n, 2, 2), np.nan),
+        face_mask=np.zeros(n, bool),
+        face_crops=[None] * n,
         audio=audio,
         windows=audio_windows(times),
         duration=duration,
-        fps=fps,
+        fps=0.0 if video is None else video.fps,
         video_stream=None if video is None else video.stream,
     )
+
+
+def _with_faces(clip: SampledVideo, detector: FaceDetector | None, face_crop: bool, margin: float) -> SampledVideo:
+    """The clip with the largest face of each frame found and cropped (or, with face cropping off, whole frames)."""
+    if clip.frames is None:
+        return clip
+    if face_crop:
+        detected = detector.detect(clip.frames) if detector is not None else [None] * clip.n
+        for i, (frame, face) in enumerate(zip(clip.frames, detected, strict=False)):
+            if face is not None:
+                clip.face_boxes[i] = face.box
+                if face.eyes is not None:
+                    clip.face_eyes[i] = face.eyes
+                clip.face_crops[i] = crop_square(frame, face.box, margin)
+    else:
+        for i, frame in enumerate(clip.frames):
+            clip.face_boxes[i] = (0, 0, frame.shape[1], frame.shape[0])
+            clip.face_crops[i] = whole_frame(frame)
+    clip.face_mask = np.array([crop is not None for crop in clip.face_crops])
+    return clip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -130,7 +131,8 @@ def nearest_indices(timestamps: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.where(choose_right, right, left)
 
 
-def _open(path: Path):
+def open_media(path: Path):
+    """The file opened with PyAV, or a VideoReadError naming it and what is wrong (missing, empty, LFS pointer)."""
     import av
 
     path = Path(path)
@@ -156,7 +158,7 @@ def _lfs_pointer(path: Path) -> str | None:
     return None
 
 
-def _video_stream(container, path: Path):
+def pick_video_stream(container, path: Path):
     """The stream to read: (stream, its frame times, whether its packets all carried times, a note saying which
     stream it is when there was a choice, else None).
 
@@ -240,9 +242,9 @@ def read_frames(path: Path, n: int, max_side: int = 1280, seek_gap: float = 2.0)
     """
     import av
 
-    container = _open(path)
+    container = open_media(path)
     try:
-        stream, stamps, timed, note = _video_stream(container, path)
+        stream, stamps, timed, note = pick_video_stream(container, path)
         if len(stamps) == 0:
             raise VideoReadError(f"{path}: the video stream has no frames")
         times = sample_frame_times(stamps[0], stamps[-1], n)
@@ -251,7 +253,7 @@ def read_frames(path: Path, n: int, max_side: int = 1280, seek_gap: float = 2.0)
         if frames is None:  # seeking missed: decode the clip once, in order, from a fresh start
             index = stream.index
             container.close()
-            container = _open(path)
+            container = open_media(path)
             stream = container.streams[index]
             frames = _decode_at(container, stream, np.unique(wanted), max_side, None, path, None if timed else stamps)
         missing = [t for t in np.unique(wanted) if t not in frames]
@@ -278,22 +280,35 @@ def read_frames(path: Path, n: int, max_side: int = 1280, seek_gap: float = 2.0)
         container.close()
 
 
+class SeekMissed(Exception):
+    """A seek landed after the frame it aimed at, or on no frame at all: the caller decodes in order instead."""
+
+
 def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: float | None, path: Path,
-               by_count: np.ndarray | None = None):
-    """Decode the frames with the given timestamps; returns {timestamp: RGB array}.
+               by_count: np.ndarray | None = None) -> dict[float, np.ndarray] | None:
+    """`decode_frames` as {timestamp: RGB array}; None when a seek missed."""
+    try:
+        return dict(decode_frames(container, stream, wanted, max_side, seek_gap, path, by_count))
+    except SeekMissed:
+        return None
+
+
+def decode_frames(container, stream, wanted: np.ndarray, max_side: int, seek_gap: float | None, path: Path,
+                  by_count: np.ndarray | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """(timestamp, RGB array) of each frame with a wanted timestamp (sorted), in time order, one at a time.
 
     Seeks across gaps over `seek_gap` s; None: never (a fresh container, decoded in order), the k-th frame timed
-    `by_count[k]` when given (streams whose packets lack times). Returns None when a seek lands after the frame
-    it aimed at or on no frame at all, for the caller to decode in order; a seek that lands before the frame
-    already reached saves nothing, so the rest is decoded in order from there.
+    `by_count[k]` when given (streams whose packets lack times). Raises SeekMissed when a seek lands after the
+    frame it aimed at or on no frame at all; a seek that lands before the frame already reached saves nothing, so
+    the rest is decoded in order from there. A frame that never comes out (damage) is skipped.
     """
     import av
 
     stream.thread_type = "AUTO"
     base = float(stream.time_base)
-    found: dict[float, np.ndarray] = {}
     position = -np.inf
     target = count = 0
+    found = False
     while target < len(wanted):
         try:
             seeking = seek_gap is not None and wanted[target] - position > seek_gap
@@ -302,7 +317,7 @@ def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: f
             for frame in container.decode(stream):
                 if by_count is not None:
                     if count == len(by_count):
-                        return found  # a frame the packets did not count cannot be one we want
+                        return  # a frame the packets did not count cannot be one we want
                     time = by_count[count]
                     count += 1
                 elif frame.pts is None:
@@ -312,14 +327,15 @@ def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: f
                 if seeking:
                     seeking = False
                     if time > wanted[target] + 1e-9:
-                        return None  # the seek overshot: the frame we want is behind us
+                        raise SeekMissed  # the seek overshot: the frame we want is behind us
                     if time <= position:
                         seek_gap = None  # back before where we were: seeking again would not save decoding
                 position = time
                 while target < len(wanted) and wanted[target] < position - 1e-9:
                     target += 1  # a frame we asked for never came out (damaged stream)
                 if target < len(wanted) and abs(wanted[target] - position) < 1e-9:
-                    found[wanted[target]] = _to_rgb(frame, max_side)
+                    found = True
+                    yield wanted[target], _to_rgb(frame, max_side)
                     target += 1
                     if seek_gap is not None and target < len(wanted) and wanted[target] - position > seek_gap:
                         break  # jump ahead rather than decode the gap (a seek lands on the keyframe before)
@@ -327,13 +343,12 @@ def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: f
                     break
             else:
                 if seeking:
-                    return None  # the seek found no frame at all
+                    raise SeekMissed  # the seek found no frame at all
                 break
         except av.FFmpegError:
             if not found:
                 raise VideoReadError(f"{path}: the video data cannot be decoded") from None
             break
-    return found
 
 
 def read_audio(path: Path, rate: int = AUDIO_RATE) -> AudioTrack | None:
@@ -344,7 +359,7 @@ def read_audio(path: Path, rate: int = AUDIO_RATE) -> AudioTrack | None:
     """
     import av
 
-    container = _open(path)
+    container = open_media(path)
     try:
         if not container.streams.audio:
             return None

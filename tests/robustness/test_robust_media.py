@@ -155,13 +155,13 @@ import json, sys
 import viper.video as video
 from viper.video import read_frames
 seeks = []
-real_open = video._open
+real_open = video.open_media
 class Spy:
     def __init__(self, container): self._c = container
     def __getattr__(self, name): return getattr(self._c, name)
     def seek(self, *args, **kwargs):
         seeks.append(args[0]); return self._c.seek(*args, **kwargs)
-video._open = lambda path: Spy(real_open(path))
+video.open_media = lambda path: Spy(real_open(path))
 out = {}
 for name in sys.argv[1:]:
     seeks.clear()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ViperError
-from ..filenames import safe_name
+from ..filenames import output_paths
 from ..progress import Hook, notify
 
 if TYPE_CHECKING:
@@ -55,25 +55,8 @@ STYLE = (
 
 
 def page_paths(videos: list[Path], out: Path) -> list[Path]:
-    """Where each video's page goes: `out` itself for one video and an .html name, else `out/<stem>.html` (the
-    stem made a safe file name, see `filenames.safe_name`, so every page is inside `out`)."""
-    out = Path(out)
-    if out.suffix.lower() in HTML_SUFFIXES and not out.is_dir():
-        if len(videos) != 1:
-            raise ViperError(f"{out}: {len(videos)} videos need --out to be a folder (one page per clip)")
-        return [out]
-    if out.exists() and not out.is_dir():
-        raise ViperError(f"{out}: exists and is not a folder; give a folder, or a .html name for one video")
-    paths, taken = [], set()
-    for video in videos:
-        stem, number = safe_name(Path(video).stem), 1
-        name = f"{stem}.html"
-        while name in taken:  # two videos with one name in different folders
-            number += 1
-            name = f"{stem}-{number}.html"
-        taken.add(name)
-        paths.append(out / name)
-    return paths
+    """Where each video's page goes: `out` itself for one video and an .html name, else `out/<stem>.html`."""
+    return output_paths(videos, Path(out), HTML_SUFFIXES, "page", "--out")
 
 
 def inspect(

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VideoReadError, ViperError
-from ..settings import check_device
+from ..progress import Hook, notify
+from ..settings import check_device, real_number
 
 if TYPE_CHECKING:
     from ..checkpoint import ModelBundle
     from ..extractors.base import Extractor, Features
     from ..sampled_video import SampledVideo
+    from ..windows import Window
 
 
 AUDIO_MODALITIES = ("audio",)  # every other modality is read from the face
@@ -59,6 +61,7 @@ class ClipPrediction:
     coverage: Coverage
     warnings: list[str]
     bundle: ModelBundle  # the model that made the scores
+    window: Window | None = None  # the span of a long recording these scores are for (`--window`); None: whole clip
 
     def frame_table(self):
         """One row per sampled frame (pandas): video, frame, time (s), face found and its box (frame pixels),
@@ -69,7 +72,7 @@ class ClipPrediction:
 
         clip = next(iter(self.clips.values()))  # the clip of the model's first features (the face settings it used)
         box = np.asarray(clip.face_boxes, dtype=float)
-        table = {"video": str(self.video), "frame": np.arange(clip.n), "time": clip.times,
+        table = {"video": str(self.video)} | self._span() | {"frame": np.arange(clip.n), "time": clip.times,
                  "face": np.asarray(clip.face_mask, bool), "face_x0": box[:, 0], "face_y0": box[:, 1],
                  "face_x1": box[:, 2], "face_y1": box[:, 3], "audio": clip.audio_mask}
         for key, features in self.features.items():
@@ -83,9 +86,16 @@ class ClipPrediction:
         return pd.DataFrame(table)
 
     def record(self) -> dict[str, Any]:
-        """What `viper predict` prints: video, scores, coverage and warnings."""
+        """What `viper predict` prints: video, (with a window: its index, start and end in seconds,) scores,
+        coverage and warnings."""
         coverage = {"frames": self.coverage.frames, "face": self.coverage.face, "audio": self.coverage.audio}
-        return {"video": str(self.video), "scores": self.scores, "coverage": coverage, "warnings": self.warnings}
+        return {"video": str(self.video), **self._span(), "scores": self.scores, "coverage": coverage,
+                "warnings": self.warnings}
+
+    def _span(self) -> dict[str, Any]:
+        if self.window is None:
+            return {}
+        return {"window": self.window.index, "start": round(self.window.start, 3), "end": round(self.window.end, 3)}
 
 
 class Predictor:
@@ -178,68 +188,101 @@ class Predictor:
     def many(self, videos: Iterable[Path]) -> Iterator[tuple[Path, ClipPrediction | VideoReadError]]:
         """(video, prediction or its read error) in order, the next video decoding in a second thread while the
         models score the current one."""
-        from concurrent.futures import ThreadPoolExecutor
 
-        def decoded(video: Path) -> list[SampledVideo] | VideoReadError:
+        def decoded(video: Path) -> tuple[Path, list[SampledVideo] | VideoReadError]:
             try:
-                return self.decode(video)
+                return video, self.decode(video)
             except VideoReadError as error:
-                return error
+                return video, error
 
-        videos = list(videos)
-        with ThreadPoolExecutor(1, thread_name_prefix="viper-decode") as reader:
-            upcoming = reader.submit(decoded, videos[0]) if videos else None
-            for index, video in enumerate(videos):
-                clips = upcoming.result()
-                if index + 1 < len(videos):
-                    upcoming = reader.submit(decoded, videos[index + 1])
-                yield video, clips if isinstance(clips, VideoReadError) else self.score(video, clips)
+        for video, clips in read_ahead(map(decoded, videos)):
+            yield video, clips if isinstance(clips, VideoReadError) else self.score(video, clips)
+
+    def windows(self, video: Path | str, seconds: float) -> Iterator[ClipPrediction]:
+        """A recording scored window by window (consecutive spans of `seconds`, N frames each, as a clip would be),
+        the next window decoding in a second thread; raises VideoReadError when the file cannot be read at all."""
+        video = Path(video)
+        streams = [extraction.windows(video, seconds) for extraction, _ in self.extractions]
+        for decoded in read_ahead(zip(*streams, strict=True)):  # one (window, clip) per face-crop setting
+            prediction = self.score(video, [clip for _, clip in decoded])
+            prediction.window = decoded[0][0]
+            yield prediction
+
+
+def read_ahead(items: Iterator) -> Iterator:
+    """The items of an iterator, each next one made in a second thread while the caller works on the current one
+    (PyAV decodes and torch computes without holding the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    end = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="viper-decode") as reader:
+        upcoming = reader.submit(next, items, end)
+        while (item := upcoming.result()) is not end:
+            upcoming = reader.submit(next, items, end)
+            yield item
 
 
 def predictions(
-    videos: list[Path | str] | Path | str, checkpoint: Path | str | None, device: str, also: Iterable[str] = ()
+    videos: list[Path | str] | Path | str, checkpoint: Path | str | None, device: str, also: Iterable[str] = (),
+    window: float | None = None, hook: Hook | None = None,
 ) -> Iterator[tuple[Path, ClipPrediction | str]]:
     """(video, its prediction or the reason it has none), in the order given (a folder: its videos, as `viper
-    extract` finds them); when no video exists, no model loads."""
+    extract` finds them); with `window`, one prediction per window of each video, in time order. When no video
+    exists, no model loads."""
     from ..checkpoint import checkpoint_file
 
-    given = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
     check_device(device)
+    if window is not None:
+        window = real_number("window", window, above_minimum=True)
     if checkpoint is not None:
         checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
-    videos, problems = [], {}
-    for path in given:
-        try:
-            videos += _folder_videos(path) if path.is_dir() else [path]
-        except ViperError as error:  # a folder without videos
-            videos.append(path)
-            problems[path] = str(error)
-    problems |= {video: f"{video}: file does not exist" for video in videos if not video.exists()}
+    videos, problems = video_list(videos)
     readable = [video for video in videos if video not in problems]
-    scored = Predictor(checkpoint, device=device, also=also).many(readable) if readable else iter(())
+    predictor = Predictor(checkpoint, device=device, also=also) if readable else None
+    scored = predictor.many(readable) if predictor and window is None else iter(())
     for video in videos:
         if video in problems:
             yield video, problems[video]
-            continue
-        _, prediction = next(scored)
-        yield video, str(prediction) if isinstance(prediction, VideoReadError) else prediction
+        elif window is None:
+            _, prediction = next(scored)
+            yield video, str(prediction) if isinstance(prediction, VideoReadError) else prediction
+        else:
+            try:
+                for prediction in predictor.windows(video, window):
+                    notify(hook, "windows", completed=prediction.window.index + 1, total=prediction.window.count,
+                           details={"video": video.name})
+                    yield video, prediction
+            except VideoReadError as error:
+                yield video, str(error)
 
 
-def _folder_videos(folder: Path) -> list[Path]:
-    """The video files under a folder, as `viper extract` finds them (none: a clear error naming the folder)."""
+def video_list(videos: list[Path | str] | Path | str) -> tuple[list[Path], dict[Path, str]]:
+    """The videos to score, in the order given (a folder: its videos, as `viper extract` finds them), and why those
+    that cannot be read cannot (missing, a folder without videos)."""
     from ..manifest import scan_folder
 
-    return [Path(path) for path in scan_folder(folder)["path"]]
+    given = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
+    found, problems = [], {}
+    for path in given:
+        try:
+            found += [Path(video) for video in scan_folder(path)["path"]] if path.is_dir() else [path]
+        except ViperError as error:  # a folder without videos
+            found.append(path)
+            problems[path] = str(error)
+    problems |= {video: f"{video}: file does not exist" for video in found if not video.exists()}
+    return found, problems
 
 
 def predict(
-    videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu"
+    videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu",
+    window: float | None = None,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Per readable video `{"video": path, "scores": {emotion: value}, "coverage": {"frames": N, "face": k,
     "audio": m}, "warnings": [...]}`, and (path, reason) failures. Without a checkpoint the scores are the general
-    model's probabilities of the 7 basic emotions (they sum to 1)."""
+    model's probabilities of the 7 basic emotions (they sum to 1). With `window` (seconds), one record per window
+    of each video, with its `window` index and its `start` and `end` in seconds (`trace_table` makes a table)."""
     results, failures = [], []
-    for video, prediction in predictions(videos, checkpoint, device):
+    for video, prediction in predictions(videos, checkpoint, device, window=window):
         if isinstance(prediction, str):
             failures.append((str(video), prediction))
         else:
@@ -248,15 +291,16 @@ def predict(
 
 
 def predict_frames(
-    videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu"
+    videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu",
+    window: float | None = None,
 ) -> tuple[Any, list[dict[str, Any]], list[tuple[str, str]]]:
     """The per-frame table of every readable video (one pandas DataFrame, `ClipPrediction.frame_table`'s columns;
-    the blendshapes and expression probabilities are always in it), the clip records `predict` returns, and
-    (path, reason) failures."""
+    the blendshapes and expression probabilities are always in it; with `window`, N frames per window and the
+    window's columns), the records `predict` returns, and (path, reason) failures."""
     import pandas as pd
 
     tables, results, failures = [], [], []
-    for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME):
+    for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME, window=window):
         if isinstance(prediction, str):
             failures.append((str(video), prediction))
         else:
@@ -283,9 +327,10 @@ def write_table(table, path: Path | str) -> None:
         atomic_write_text(path, table.to_csv(index=False))
 
 
-def format_records(results: list[dict[str, Any]], output_format: str) -> str:
+def format_records(results: list[dict[str, Any]], output_format: str, header: bool = True) -> str:
     """`predict`'s records as `viper predict` prints them: one JSON object per line, or CSV
-    (`video,<emotions>,frames,face_frames,audio_frames,warnings`)."""
+    (`video,[window,start,end,]<emotions>,frames,face_frames,audio_frames,warnings`; the header line only with
+    `header`, so records can be printed as they come)."""
     import csv
     import io
     import json
@@ -297,9 +342,12 @@ def format_records(results: list[dict[str, Any]], output_format: str) -> str:
     text = io.StringIO()
     writer = csv.writer(text)
     emotions = list(results[0]["scores"])
-    writer.writerow(["video", *emotions, "frames", "face_frames", "audio_frames", "warnings"])
+    span = [name for name in ("window", "start", "end") if name in results[0]]
+    if header:
+        writer.writerow(["video", *span, *emotions, "frames", "face_frames", "audio_frames", "warnings"])
     for result in results:
         coverage = result["coverage"]
-        writer.writerow([result["video"], *(f"{result['scores'][e]:.6f}" for e in emotions), coverage["frames"],
-                         coverage["face"], coverage["audio"], "; ".join(result["warnings"])])
+        writer.writerow([result["video"], *(result[name] for name in span),
+                         *(f"{result['scores'][e]:.6f}" for e in emotions), coverage["frames"], coverage["face"],
+                         coverage["audio"], "; ".join(result["warnings"])])
     return text.getvalue()

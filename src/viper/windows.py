@@ -1,0 +1,122 @@
+"""A long recording read as consecutive windows of S seconds with N sampled frames each (the emotion trace of
+`viper predict --window`): one forward pass over the file, holding one window's frames at a time, so memory does
+not grow with the recording's length."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import VideoReadError
+from .video import (
+    SeekMissed,
+    VideoFrames,
+    decode_frames,
+    nearest_indices,
+    open_media,
+    pick_video_stream,
+    sample_frame_times,
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a recording: its place in the trace and the span it covers, in the file's seconds."""
+
+    index: int
+    start: float
+    end: float
+    count: int  # windows in the recording
+
+
+def window_spans(first: float, last: float, seconds: float) -> list[Window]:
+    """Consecutive windows of `seconds` from `first` to `last`; the last window ends at `last` (it may be shorter,
+    never empty: a recording shorter than one window is one window)."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"a window must be a positive number of seconds, not {seconds}")
+    count = max(1, math.ceil((last - first) / seconds - 1e-9))
+    return [Window(k, first + k * seconds, min(first + (k + 1) * seconds, last), count) for k in range(count)]
+
+
+def window_times(window: Window, stamps: np.ndarray, n: int, last: bool) -> np.ndarray:
+    """The N sampled times of a window: spread evenly from its first to its last frame (as a clip's are), or over
+    its span where no frame falls in it."""
+    inside = stamps[(stamps >= window.start - 1e-9) & ((stamps <= window.end + 1e-9) if last else
+                                                         (stamps < window.end - 1e-9))]
+    if len(inside):
+        return sample_frame_times(inside[0], inside[-1], n)
+    return sample_frame_times(window.start, window.end, n)
+
+
+def read_windows(path: Path, n: int, seconds: float, max_side: int = 1280,
+                 seek_gap: float = 2.0) -> Iterator[tuple[Window, np.ndarray, VideoFrames | None]]:
+    """Each window, its N sampled times and its frames, in order; None for a window none of whose frames could be
+    decoded (damage).
+
+    The frames are decoded once, front to back, seeking only across gaps over `seek_gap` s (at N frames per
+    window nearly every keyframe interval holds one), in order where seeking cannot be trusted (as `read_frames`).
+    """
+    import av
+
+    path = Path(path)
+    container = open_media(path)
+    try:
+        stream, stamps, timed, note = pick_video_stream(container, path)
+        if len(stamps) == 0:
+            raise VideoReadError(f"{path}: the video stream has no frames")
+        span = float(stamps[-1] - stamps[0])
+        fps = (len(stamps) - 1) / span if span > 0 else float(stream.average_rate or 0)
+        windows = window_spans(float(stamps[0]), float(stamps[-1]), seconds)
+        plans = []
+        for window in windows:
+            times = window_times(window, stamps, n, last=window is windows[-1])
+            plans.append((window, times, stamps[nearest_indices(stamps, times)]))
+        wanted = np.unique(np.concatenate([plan[2] for plan in plans]))
+        frames = _frames(path, container, stream, wanted, stamps, timed, max_side, seek_gap)
+        pending: dict[float, np.ndarray] = {}
+        for index, (window, times, chosen) in enumerate(plans):
+            need = np.unique(chosen)
+            if not any(t >= need[-1] - 1e-9 for t in pending):
+                for time, image in frames:
+                    pending[time] = image
+                    if time >= need[-1] - 1e-9:
+                        break
+            decoded = np.array(sorted(t for t in pending if need[0] - 1e-9 <= t <= need[-1] + 1e-9))
+            if len(decoded) == 0:
+                yield window, times, None
+            else:
+                chosen = decoded[nearest_indices(decoded, chosen)]  # a damaged frame: the nearest that decoded
+                yield window, times, VideoFrames(times=times, frame_times=chosen, frames=[pending[t] for t in chosen],
+                                          repeated=int(n - len(np.unique(chosen))),
+                                          duration=window.end - window.start, fps=fps, stream=note)
+            upcoming = plans[index + 1][2].min() if index + 1 < len(plans) else np.inf
+            pending = {t: image for t, image in pending.items() if t >= upcoming - 1e-9}
+    except av.FFmpegError as error:
+        raise VideoReadError(f"{path}: the video cannot be decoded ({error})") from error
+    finally:
+        container.close()
+
+
+def _frames(path: Path, container, stream, wanted: np.ndarray, stamps: np.ndarray, timed: bool, max_side: int,
+            seek_gap: float) -> Iterator[tuple[float, np.ndarray]]:
+    """The wanted frames in time order: seeking where the packets carry times, and where a seek misses, the rest
+    decoded in order from a fresh start of the file."""
+    if not timed:
+        yield from decode_frames(container, stream, wanted, max_side, None, path, stamps)
+        return
+    reached = -np.inf
+    try:
+        for time, image in decode_frames(container, stream, wanted, max_side, seek_gap, path):
+            reached = time
+            yield time, image
+    except SeekMissed:
+        fresh = open_media(path)
+        try:
+            rest = wanted[wanted > reached + 1e-9]
+            yield from decode_frames(fresh, fresh.streams[stream.index], rest, max_side, None, path)
+        finally:
+            fresh.close()
