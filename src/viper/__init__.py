@@ -13,6 +13,8 @@ _LAZY = {
     "evaluate": "viper.jobs.evaluate:evaluate",
     "predict": "viper.jobs.predict:predict",
     "predict_frames": "viper.jobs.predict:predict_frames",
+    "trace_table": "viper.trace:trace_table",
+    "plot_trace": "viper.trace:plot_trace",
     "inspect": "viper.jobs.inspect:inspect",
     "FeatureStore": "viper.store:FeatureStore",
     "TrainConfig": "viper.jobs.train:TrainConfig",

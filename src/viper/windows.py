@@ -34,12 +34,16 @@ class Window:
 
 
 def window_spans(first: float, last: float, seconds: float) -> list[Window]:
-    """Consecutive windows of `seconds` from `first` to `last`; the last window ends at `last` (it may be shorter,
-    never empty: a recording shorter than one window is one window)."""
+    """Consecutive windows of `seconds` from `first` to `last`. The last window takes the rest: a remainder under
+    half a window joins the window before it (so no window rests on a few repeated frames), and a recording shorter
+    than one window is one window."""
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"a window must be a positive number of seconds, not {seconds}")
     count = max(1, math.ceil((last - first) / seconds - 1e-9))
-    return [Window(k, first + k * seconds, min(first + (k + 1) * seconds, last), count) for k in range(count)]
+    if count > 1 and last - (first + (count - 1) * seconds) < seconds / 2:
+        count -= 1
+    return [Window(k, first + k * seconds, last if k == count - 1 else first + (k + 1) * seconds, count)
+            for k in range(count)]
 
 
 def window_times(window: Window, stamps: np.ndarray, n: int, last: bool) -> np.ndarray:
