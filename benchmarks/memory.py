@@ -97,14 +97,14 @@ def synthetic_store(sizes: list[int]) -> Path:
     return store.root
 
 
-def measure(code: str, src: Path, *args: str) -> tuple[float, float]:
-    """(peak RSS in GB, seconds) of a fresh process running `code` with `src` first on its path."""
+def measure(code: str, src: Path, *args: str) -> tuple[float, ...]:
+    """The numbers a fresh process running `code` with `src` first on its path prints on its last line (here:
+    peak RSS in GB, seconds)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"failed with {src}:\n{out.stderr[-3000:]}")
-    peak, seconds = map(float, out.stdout.split()[-2:])
-    return peak, seconds
+    return tuple(map(float, out.stdout.strip().splitlines()[-1].split()))
 
 
 def main(argv: list[str] | None = None) -> None:

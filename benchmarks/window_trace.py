@@ -1,0 +1,93 @@
+"""Time and peak memory of `viper predict --window 10` (the general model) on recordings of growing length.
+
+    python benchmarks/window_trace.py [--minutes 1 5 15] [--window 10] [--long]
+
+Each recording is a real face (the bundled actor-05 takes, looped, each frame held for 6 frames: 25 fps) in a
+448x320 generated scene with his speech, written once under benchmarks/out/; `--long` adds 60 minutes. Each
+measurement is a fresh process (its own peak RSS, VmHWM) calling `viper.predict(path, window=S)`; the figures are
+its wall time, seconds per minute of recording, windows per second and peak memory, with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from memory import OUT, PEAK, SRC, measure
+
+TRACE = textwrap.dedent(f"""
+    import sys, time
+    import viper
+    started = time.perf_counter()
+    results, failures = viper.predict(sys.argv[1], window=float(sys.argv[2]))
+    assert not failures and results, failures
+    print(len(results), {PEAK}, time.perf_counter() - started)
+""")
+HOLD = 6  # each 25/6 fps take frame shown for 6 frames: 25 fps
+
+
+def recording(minutes: int) -> Path:
+    """`minutes` of the bundled takes looped (real faces and speech), at 25 fps, encoded as a stream."""
+    import av
+
+    sys.path.insert(0, str(SRC.parent / "tests"))
+    from faces_media import SPEECH_RATE, on_scene, take_frames, take_speech
+
+    from viper.jobs.demo import demo_clips
+
+    path = OUT / f"trace_{minutes}min.mp4"
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    names = sorted(p.name for p in demo_clips().glob("*.mp4"))
+    tmp = path.with_suffix(".tmp.mp4")
+    with av.open(str(tmp), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 448, 320, "yuv420p"
+        audio = container.add_stream("aac", rate=SPEECH_RATE, layout="mono")
+        shown = spoken = 0
+        for index in range(10**9):
+            if shown >= minutes * 60 * 25:
+                break
+            name = names[index % len(names)]
+            for face in take_frames(name):
+                image = av.VideoFrame.from_ndarray(np.ascontiguousarray(on_scene(face)), format="rgb24")
+                for _ in range(HOLD):
+                    container.mux(video.encode(image))
+                    shown += 1
+            speech = take_speech(name)[: len(take_frames(name)) * HOLD * SPEECH_RATE // 25]
+            chunk = audio.codec_context.frame_size or 1024
+            for start in range(0, len(speech), chunk):
+                frame = av.AudioFrame.from_ndarray(speech[None, start : start + chunk], format="flt", layout="mono")
+                frame.sample_rate, frame.pts = SPEECH_RATE, spoken + start
+                container.mux(audio.encode(frame))
+            spoken += len(speech)
+        container.mux(video.encode())
+        container.mux(audio.encode())
+    tmp.rename(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=int, nargs="+", default=[1, 5, 15])
+    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--long", action="store_true", help="add a 60-minute recording")
+    args = parser.parse_args(argv)
+    minutes = sorted(set(args.minutes + ([60] if args.long else [])))
+    print(f"load before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs")
+    print(f"{'minutes':>8} {'windows':>8} {'seconds':>9} {'s/min':>7} {'windows/s':>10} {'peak GB':>8}")
+    for length in minutes:
+        path = recording(length)
+        windows, peak, seconds = measure(TRACE, SRC, str(path), str(args.window))
+        print(f"{length:>8} {int(windows):>8} {seconds:>9.1f} {seconds / length:>7.1f} {windows / seconds:>10.2f} "
+              f"{peak:>8.2f}")
+    print(f"load after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
