@@ -186,8 +186,8 @@ def predict(
     disgust, surprised) summing to 1, from expression networks trained on many people. With a run, scores are on
     the label scale it was trained on (the demo: 1 strong, 0.5 normal, 0 absent). Each video also gets its coverage
     (of the N frames, those with a face and with audio) and warnings when the model could not see what it reads
-    (e.g. no face found: the scores carry no evidence). With --window, each window of S seconds is scored as a
-    clip, and records are printed as they come.
+    (e.g. no face found: the scores carry no evidence). Records are printed as they come; with --window, one per
+    window of S seconds, each scored as a clip.
     """
     from .jobs.predict import PER_FRAME, format_records, predictions, write_table
 

@@ -275,14 +275,15 @@ def video_list(videos: list[Path | str] | Path | str) -> tuple[list[Path], dict[
 
 def predict(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu",
-    window: float | None = None,
+    window: float | None = None, hook: Hook | None = None,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Per readable video `{"video": path, "scores": {emotion: value}, "coverage": {"frames": N, "face": k,
     "audio": m}, "warnings": [...]}`, and (path, reason) failures. Without a checkpoint the scores are the general
     model's probabilities of the 7 basic emotions (they sum to 1). With `window` (seconds), one record per window
-    of each video, with its `window` index and its `start` and `end` in seconds (`trace_table` makes a table)."""
+    of each video, with its `window` index and its `start` and `end` in seconds (`trace_table` makes a table);
+    `hook` hears of each window."""
     results, failures = [], []
-    for video, prediction in predictions(videos, checkpoint, device, window=window):
+    for video, prediction in predictions(videos, checkpoint, device, window=window, hook=hook):
         if isinstance(prediction, str):
             failures.append((str(video), prediction))
         else:
@@ -292,7 +293,7 @@ def predict(
 
 def predict_frames(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu",
-    window: float | None = None,
+    window: float | None = None, hook: Hook | None = None,
 ) -> tuple[Any, list[dict[str, Any]], list[tuple[str, str]]]:
     """The per-frame table of every readable video (one pandas DataFrame, `ClipPrediction.frame_table`'s columns;
     the blendshapes and expression probabilities are always in it; with `window`, N frames per window and the
@@ -300,7 +301,7 @@ def predict_frames(
     import pandas as pd
 
     tables, results, failures = [], [], []
-    for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME, window=window):
+    for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME, window=window, hook=hook):
         if isinstance(prediction, str):
             failures.append((str(video), prediction))
         else:
