@@ -46,10 +46,20 @@ def safe_name(text: str) -> str:
 
 def unique_names(names: list[str], sources: list[str]) -> list[str]:
     """`names`, where several sources share a name each getting a hash of its source (e.g. the file's relative
-    path) appended: stable whatever the order of the sources, and never two clips under one id."""
-    counts = Counter(names)
-    return [name if counts[name] == 1 else safe_name(f"{name}-{_digest(source, 8)}")
+    path) appended: stable whatever the order of the sources, and never two clips under one id. Names that differ
+    only in case count as one (they are one file on macOS and Windows)."""
+    counts = Counter(name.casefold() for name in names)
+    return [name if counts[name.casefold()] == 1 else safe_name(f"{name}-{_digest(source, 8)}")
             for name, source in zip(names, sources, strict=True)]
+
+
+def case_clashes(names: list[str]) -> list[str]:
+    """Groups of distinct names that differ only in case (`Clip / clip`), which one folder on macOS or Windows
+    holds as one file."""
+    groups: dict[str, set[str]] = {}
+    for name in names:
+        groups.setdefault(name.casefold(), set()).add(name)
+    return [" / ".join(sorted(group)) for group in groups.values() if len(group) > 1]
 
 
 def _digest(text: str, length: int) -> str:

@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 from .errors import ViperError
-from .filenames import name_problem, safe_name, unique_names
+from .filenames import case_clashes, name_problem, safe_name, unique_names
 from .video import VIDEO_SUFFIXES
 
 REQUIRED_COLUMNS = ("video_id", "path")
@@ -94,6 +94,10 @@ def read_manifest(csv_path: Path):
     duplicated = sorted(set(ids[ids.duplicated() & (ids != "")]))
     if duplicated:
         problems.append(f"duplicate video_id(s): {', '.join(duplicated[:10])}{' ...' if len(duplicated) > 10 else ''}")
+    clashes = case_clashes([text for text in ids if text])
+    if clashes:
+        problems.append(f"video_id(s) that differ only in case, one file on macOS and Windows: "
+                        f"{', '.join(clashes[:10])}{' ...' if len(clashes) > 10 else ''}")
     unsafe = [f"line {index + 2}: {text[:80]!r} {name_problem(text)}" for index, text in ids.items()
               if text and name_problem(text)]
     if unsafe:

@@ -17,6 +17,8 @@ HEADER = "video_id,path,split,joy\n"
 MANIFESTS = {  # case -> (manifest body, what the message must say)
     "missing columns": ("video_id,split,joy\na,train,0.5\n", "missing column(s) path"),
     "duplicate ids": (HEADER + "a,a.mp4,train,0.5\na,a.mp4,dev,0.1\n", "duplicate video_id(s): a"),
+    "ids that differ only in case": (HEADER + "Clip,a.mp4,train,0.5\nclip,a.mp4,dev,0.1\n",
+                                     "differ only in case, one file on macOS and Windows: Clip / clip"),
     "paths that do not exist": (HEADER + "a,a.mp4,train,0.5\nb,nowhere.mp4,dev,0.1\n",
                                 "1 path(s) do not exist: line 3:"),
     "a split typo": (HEADER + "a,a.mp4,tarin,0.5\nb,a.mp4,Train,0.1\nc,a.mp4,,0.1\n",
