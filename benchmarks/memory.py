@@ -1,10 +1,12 @@
-"""Peak memory of extracting long recordings (with audio) and of packing feature stores of growing size.
+"""Peak memory of extracting long recordings (with audio), of packing feature stores of growing size, and of
+loading a train split from them.
 
     python benchmarks/memory.py [--minutes 1 10 60] [--long] [--clips 1000 4000 16000] [--src SRC ...]
 
 Each measurement is a fresh process (its own peak RSS, VmHWM): `viper.jobs.extract.extract` of one clip
-with the default extractors (N = 32), or `FeatureStore.pack` of one extractor's store of V clips x 32 x 768
-float32 (the paper's 768-d features; Hume-Reaction is about 25,000 clips, 2.5 GB per modality). The clips are
+with the default extractors (N = 32), `FeatureStore.pack` of one extractor's store of V clips x 32 x 768
+float32 (the paper's 768-d features; Hume-Reaction is about 25,000 clips, 2.5 GB per modality), or
+`tokens.load_split` (what `viper train` holds in memory) of V clips with two such modalities. The clips are
 32x32 at 1 fps with 22.05 kHz mono AAC audio (a tone with noise), made once under benchmarks/out/, so the audio is
 what grows; the stores too (their per-clip files hard-linked between sizes). `--long` adds a 180-minute clip and a
 25,000-clip store. Each `--src` (a folder holding the `viper` package, e.g. another checkout's `src`) is measured
@@ -36,6 +38,15 @@ EXTRACT = textwrap.dedent(f"""
     started = time.perf_counter()
     summary = extract(sys.argv[1], sys.argv[2], frames=32)
     assert summary.done == 1, summary
+    print({PEAK}, time.perf_counter() - started)
+""")
+SPLIT = textwrap.dedent(f"""
+    import sys, time
+    from viper.store import FeatureStore
+    from viper.tokens import load_split
+    started = time.perf_counter()
+    data = load_split(FeatureStore(sys.argv[1]), ["face_image", "caption"], "train", labels=False)
+    assert data.tokens.shape[0] == int(sys.argv[2]), data.tokens.shape
     print({PEAK}, time.perf_counter() - started)
 """)
 PACK = textwrap.dedent(f"""
@@ -97,6 +108,28 @@ def synthetic_store(sizes: list[int]) -> Path:
     return store.root
 
 
+def split_store(size: int) -> Path:
+    """A store of `size` train clips with two 768-d modalities (face_image, caption), both the per-clip files of
+    `synthetic_store`'s k<size> hard-linked, and labels.csv: what `viper train` loads for its train split."""
+    from viper.feature_spec import FeatureSpec
+    from viper.store import FeatureStore
+
+    source = FeatureStore(synthetic_store([size]))
+    store = FeatureStore.create(OUT / f"split-store-{size}", FRAMES)
+    ids = [f"v{index:05d}" for index in range(size)]
+    for modality in ("face_image", "caption"):
+        key = f"{modality}-bench-{size}"
+        store.register_feature(FeatureSpec(modality, "bench", "1", dim=DIM, key=key))
+        folder = store.feature_dir(key) / "videos"
+        folder.mkdir(parents=True, exist_ok=True)
+        for video_id in ids:
+            if not (folder / f"{video_id}.npz").exists():
+                os.link(source.video_path(f"k{size}", video_id), folder / f"{video_id}.npz")
+        store.pack(key)
+    (store.root / "labels.csv").write_text("video_id,split,joy\n" + "".join(f"{i},train,0.5\n" for i in ids))
+    return store.root
+
+
 def measure(code: str, src: Path, *args: str) -> tuple[float, ...]:
     """The numbers a fresh process running `code` with `src` first on its path prints on its last line (here:
     peak RSS in GB, seconds)."""
@@ -133,6 +166,13 @@ def main(argv: list[str] | None = None) -> None:
                 peak, seconds = measure(PACK, src, str(root), f"k{size}")
                 gigabytes = size * FRAMES * DIM * 4 / 1e9
                 print(f"| pack {size} clips ({gigabytes:.2f} GB) | {src} | {peak:.2f} GB | {seconds:.1f} |", flush=True)
+        for size in sizes:
+            root = split_store(size)
+            for src in sources:
+                peak, seconds = measure(SPLIT, src, str(root), str(size))
+                gigabytes = size * FRAMES * DIM * 2 * 4 / 1e9
+                print(f"| load_split of {size} clips x 2 modalities (tokens {gigabytes:.2f} GB) | {src} "
+                      f"| {peak:.2f} GB | {seconds:.1f} |", flush=True)
     print(f"load {os.getloadavg()[0]:.1f} at the end ({time.strftime('%H:%M')})")
 
 

@@ -198,6 +198,23 @@ def test_load_split(store):
     assert data.modality_masks.shape == (len(data), 8, 2)
 
 
+def test_load_split_fills_what_build_tokens_builds(tmp_path):
+    """The split's tokens are filled a modality at a time (one copy, not three), to the same array: values where
+    a modality is valid, zeros where it is masked even where the store holds numbers there."""
+    store = make_store(tmp_path / "s", n_clips=12)
+    keys = ["audio-test-bbbb", "face_image-test-aaaa"]
+    ids = store.labels()["video_id"].tolist()[:4]
+    for index, video_id in enumerate(ids):  # masked frames that hold numbers, not zeros
+        values = np.full((8, store.feature_spec(keys[index % 2]).dim), 7.0 + index, np.float32)
+        store.write(keys[index % 2], video_id, values, np.arange(8) % 3 > 0)
+    data = load_split(store, keys, "train")
+    tokens, mask, parts = build_tokens({key: store.load(key, data.video_ids) for key in keys}, keys)
+    np.testing.assert_array_equal(data.tokens, tokens)
+    np.testing.assert_array_equal(data.mask, mask)
+    np.testing.assert_array_equal(data.modality_masks, parts)
+    assert (data.tokens == 0).any() and {7.0, 8.0} <= set(np.unique(data.tokens))
+
+
 def test_label_errors_name_row_and_file(tmp_path):
     bad = make_store(tmp_path / "bad", n_clips=8)
     table = bad.labels()

@@ -133,10 +133,10 @@ def load_split(
             f"{store.root}: no clips in the {normalise_split(split)!r} split of labels.csv; training needs a store "
             "extracted from a manifest CSV with a split column and emotion columns (video_id,path,split,<emotions>)"
         )
-    features = {key: store.load(key, video_ids) for key in keys}
-    tokens, mask, modality_masks = build_tokens(features, keys)
-    label_values, emotions = read_labels(store, video_ids) if labels else (None, store.emotions())
     dims = [int(store.feature_spec(key).dim) for key in keys]
+    tokens, modality_masks = _split_tokens(store, keys, dims, video_ids)
+    mask = modality_masks.any(-1)
+    label_values, emotions = read_labels(store, video_ids) if labels else (None, store.emotions())
     people = store.persons()
     persons = [people[video_id] for video_id in video_ids]
     if person_norm:
@@ -150,6 +150,27 @@ def load_split(
         kept = [store.feature_spec(key).modality == "expression" for key in keys]  # probabilities the anchor reads
         tokens = centre_by_person(tokens, modality_masks, dims, persons, kept)
     return SplitData(tokens, mask, modality_masks, label_values, video_ids, emotions, keys, dims, persons)
+
+
+def _split_tokens(store: FeatureStore, keys: list[str], dims: list[int],
+                  video_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`build_tokens` of a split's clips, filled into one array a modality at a time: the peak is the tokens plus
+    one modality's rows, not three copies of every modality (loaded, masked, concatenated)."""
+    tokens = modality_masks = None
+    start = 0
+    for index, (key, dim) in enumerate(zip(keys, dims, strict=True)):
+        values, mask = store.load(key, video_ids)
+        if values.shape[-1] != dim:
+            raise ViperError(f"{store.feature_dir(key)}: its features are {values.shape[-1]} wide, but store.json "
+                             f"says {dim}; extract them again into a new store")
+        if tokens is None:
+            tokens = np.zeros((*mask.shape, sum(dims)), np.float32)
+            modality_masks = np.zeros((*mask.shape, len(keys)), bool)
+        np.copyto(tokens[..., start : start + dim], values, where=mask[..., None])
+        modality_masks[..., index] = mask
+        start += dim
+        del values  # before the next modality's rows arrive
+    return tokens, modality_masks
 
 
 def standardisation_stats(data: SplitData) -> tuple[np.ndarray, np.ndarray]:
