@@ -198,9 +198,13 @@ def test_load_split(store):
     assert data.modality_masks.shape == (len(data), 8, 2)
 
 
-def test_load_split_fills_what_build_tokens_builds(tmp_path):
-    """The split's tokens are filled a modality at a time (one copy, not three), to the same array: values where
-    a modality is valid, zeros where it is masked even where the store holds numbers there."""
+@pytest.mark.parametrize("load_clips", [3, 1024])
+def test_load_split_fills_what_build_tokens_builds(tmp_path, monkeypatch, load_clips):
+    """The split's tokens are filled a modality and a slice of clips at a time (one copy, not three), to the same
+    array: values where a modality is valid, zeros where it is masked even where the store holds numbers there."""
+    import viper.tokens
+
+    monkeypatch.setattr(viper.tokens, "LOAD_CLIPS", load_clips)
     store = make_store(tmp_path / "s", n_clips=12)
     keys = ["audio-test-bbbb", "face_image-test-aaaa"]
     ids = store.labels()["video_id"].tolist()[:4]

@@ -20,6 +20,7 @@ from .persons import centre_by_person
 from .store import FeatureStore
 
 log = logging.getLogger(__name__)
+LOAD_CLIPS = 1024  # clips copied out of a modality's packed arrays at once
 
 
 def normalise_split(name: str) -> str:
@@ -154,22 +155,21 @@ def load_split(
 
 def _split_tokens(store: FeatureStore, keys: list[str], dims: list[int],
                   video_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """`build_tokens` of a split's clips, filled into one array a modality at a time: the peak is the tokens plus
-    one modality's rows, not three copies of every modality (loaded, masked, concatenated)."""
-    tokens = modality_masks = None
-    start = 0
+    """`build_tokens` of a split's clips, filled into one array a modality and `LOAD_CLIPS` clips at a time: the
+    peak is the tokens plus one such slice, not three copies of every modality (loaded, masked, concatenated)."""
+    tokens = np.zeros((len(video_ids), store.n_frames, sum(dims)), np.float32)
+    modality_masks = np.zeros((len(video_ids), store.n_frames, len(keys)), bool)
+    column = 0
     for index, (key, dim) in enumerate(zip(keys, dims, strict=True)):
-        values, mask = store.load(key, video_ids)
-        if values.shape[-1] != dim:
-            raise ViperError(f"{store.feature_dir(key)}: its features are {values.shape[-1]} wide, but store.json "
-                             f"says {dim}; extract them again into a new store")
-        if tokens is None:
-            tokens = np.zeros((*mask.shape, sum(dims)), np.float32)
-            modality_masks = np.zeros((*mask.shape, len(keys)), bool)
-        np.copyto(tokens[..., start : start + dim], values, where=mask[..., None])
-        modality_masks[..., index] = mask
-        start += dim
-        del values  # before the next modality's rows arrive
+        for first in range(0, len(video_ids), LOAD_CLIPS):
+            rows = slice(first, first + LOAD_CLIPS)
+            values, mask = store.load(key, video_ids[rows])
+            if values.shape[1:] != (store.n_frames, dim):
+                raise ViperError(f"{store.feature_dir(key)}: its features are {values.shape[1:]} (frames, width), but "
+                                 f"store.json says ({store.n_frames}, {dim}); extract them again into a new store")
+            np.copyto(tokens[rows, :, column : column + dim], values, where=mask[..., None])
+            modality_masks[rows, :, index] = mask
+        column += dim
     return tokens, modality_masks
 
 
