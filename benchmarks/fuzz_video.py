@@ -1,5 +1,5 @@
-"""Bounded-time fuzz of the video readers: random byte mutations of a real clip fed to read_frames, read_audio
-and sample_video (no face crop). Any exception other than viper.errors.VideoReadError is a finding.
+"""Bounded-time fuzz of the video readers: random byte mutations of a real clip fed to read_frames, read_audio,
+sample_video and sample_windows (windows of 1 s, `viper predict --window`; no face crop). Any exception other than viper.errors.VideoReadError is a finding.
 
     python benchmarks/fuzz_video.py [--clip PATH] [--seconds 60] [--seed 0]
 """
@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from viper.errors import VideoReadError
-from viper.sampled_video import sample_video
+from viper.sampled_video import sample_video, sample_windows
 from viper.video import read_audio, read_frames
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "pyfeat-samples" / "single_face.mp4"
@@ -63,7 +63,8 @@ def main() -> int:
             path.write_bytes(data)
             cases += 1
             for name, call in (("read_frames", lambda: read_frames(path, 8)), ("read_audio", lambda: read_audio(path)),
-                               ("sample_video", lambda: sample_video(path, 8, None, face_crop=False))):
+                               ("sample_video", lambda: sample_video(path, 8, None, face_crop=False)),
+                               ("sample_windows", lambda: list(sample_windows(path, 8, 1.0, None, face_crop=False)))):
                 try:
                     call()
                     outcomes[f"{name}: ok"] += 1

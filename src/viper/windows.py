@@ -94,9 +94,10 @@ def read_windows(path: Path, n: int, seconds: float, max_side: int = 1280,
                 yield window, times, None
             else:
                 chosen = decoded[nearest_indices(decoded, chosen)]  # a damaged frame: the nearest that decoded
-                yield window, times, VideoFrames(times=times, frame_times=chosen, frames=[pending[t] for t in chosen],
+                frames_read = VideoFrames(times=times, frame_times=chosen, frames=[pending[t] for t in chosen],
                                           repeated=int(n - len(np.unique(chosen))),
                                           duration=window.end - window.start, fps=fps, stream=note)
+                yield window, times, frames_read
             upcoming = plans[index + 1][2].min() if index + 1 < len(plans) else np.inf
             pending = {t: image for t, image in pending.items() if t >= upcoming - 1e-9}
     except av.FFmpegError as error:
