@@ -1,5 +1,6 @@
 """Bounded-time fuzz of the video readers: random byte mutations of a real clip fed to read_frames, read_audio,
-sample_video and sample_windows (windows of 1 s, `viper predict --window`; no face crop). Any exception other than viper.errors.VideoReadError is a finding.
+sample_video and sample_windows (windows of 1 s, `viper predict --window`; no face crop). Any exception other
+than viper.errors.VideoReadError is a finding.
 
     python benchmarks/fuzz_video.py [--clip PATH] [--seconds 60] [--seed 0]
 """
