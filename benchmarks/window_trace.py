@@ -1,9 +1,10 @@
 """Time and peak memory of `viper predict --window 10` (the general model) on recordings of growing length.
 
-    python benchmarks/window_trace.py [--minutes 1 5 15] [--window 10] [--long]
+    python benchmarks/window_trace.py [--minutes 1 5 15] [--window 10] [--long] [--size 448x320]
 
 Each recording is a real face (the bundled actor-05 takes, looped, each frame held for 6 frames: 25 fps) in a
-448x320 generated scene with his speech, written once under benchmarks/out/; `--long` adds 60 minutes. Each
+generated scene of `--size` (default 448x320; 1280x720 for an HD interview) with his speech, written once under
+benchmarks/out/; `--long` adds 60 minutes. Each
 measurement is a fresh process (its own peak RSS, VmHWM) calling `viper.predict(path, window=S)`; the figures are
 its wall time, seconds per minute of recording, windows per second and peak memory, with the machine's load.
 """
@@ -30,8 +31,9 @@ TRACE = textwrap.dedent(f"""
 HOLD = 6  # each 25/6 fps take frame shown for 6 frames: 25 fps
 
 
-def recording(minutes: int) -> Path:
-    """`minutes` of the bundled takes looped (real faces and speech), at 25 fps, encoded as a stream."""
+def recording(minutes: int, size: tuple[int, int]) -> Path:
+    """`minutes` of the bundled takes looped (real faces and speech) in a scene of `size`, at 25 fps, encoded as a
+    stream."""
     import av
 
     sys.path.insert(0, str(SRC.parent / "tests"))
@@ -39,7 +41,7 @@ def recording(minutes: int) -> Path:
 
     from viper.jobs.demo import demo_clips
 
-    path = OUT / f"trace_{minutes}min.mp4"
+    path = OUT / f"trace_{minutes}min.mp4" if size == (448, 320) else OUT / f"trace_{minutes}min_{size[1]}p.mp4"
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,7 @@ def recording(minutes: int) -> Path:
     tmp = path.with_suffix(".tmp.mp4")
     with av.open(str(tmp), "w") as container:
         video = container.add_stream("libx264", rate=25)
-        video.width, video.height, video.pix_fmt = 448, 320, "yuv420p"
+        video.width, video.height, video.pix_fmt = *size, "yuv420p"
         audio = container.add_stream("aac", rate=SPEECH_RATE, layout="mono")
         shown = spoken = 0
         for index in range(10**9):
@@ -55,7 +57,7 @@ def recording(minutes: int) -> Path:
                 break
             name = names[index % len(names)]
             for face in take_frames(name):
-                image = av.VideoFrame.from_ndarray(np.ascontiguousarray(on_scene(face)), format="rgb24")
+                image = av.VideoFrame.from_ndarray(np.ascontiguousarray(on_scene(face, size)), format="rgb24")
                 for _ in range(HOLD):
                     container.mux(video.encode(image))
                     shown += 1
@@ -77,12 +79,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=int, nargs="+", default=[1, 5, 15])
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--long", action="store_true", help="add a 60-minute recording")
+    parser.add_argument("--size", default="448x320", help="frame size WIDTHxHEIGHT")
     args = parser.parse_args(argv)
     minutes = sorted(set(args.minutes + ([60] if args.long else [])))
     print(f"load before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs")
     print(f"{'minutes':>8} {'windows':>8} {'seconds':>9} {'s/min':>7} {'windows/s':>10} {'peak GB':>8}")
     for length in minutes:
-        path = recording(length)
+        path = recording(length, tuple(int(side) for side in args.size.split("x")))
         windows, peak, seconds = measure(TRACE, SRC, str(path), str(args.window))
         print(f"{length:>8} {int(windows):>8} {seconds:>9.1f} {seconds / length:>7.1f} {windows / seconds:>10.2f} "
               f"{peak:>8.2f}")
