@@ -56,9 +56,10 @@ def trace_figure(table, title: str | None = None):
     scores.set_title(title or str(table["video"].iloc[0]), fontsize=10, loc="left")
     scores.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     frames = table["frames"].to_numpy(float)
-    coverage.stairs(table["face_frames"].to_numpy(float) / frames, edges, label="face", baseline=None)
+    coverage.stairs(table["face_frames"].to_numpy(float) / frames, edges, label="face", baseline=None, color="0.2",
+                    linewidth=2.5)
     coverage.stairs(table["audio_frames"].to_numpy(float) / frames, edges, label="audio", baseline=None,
-                    linestyle="--")
+                    color="tab:orange", linestyle="--")
     coverage.set_ylim(-0.05, 1.05)
     coverage.set_ylabel("coverage", fontsize=9)
     coverage.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
