@@ -30,12 +30,15 @@ def test_window_spans_tile_the_recording():
             window_spans(0.0, 10.0, bad)
 
 
-@pytest.mark.parametrize("suffix, seconds, n", [(".mp4", 2.5, 5), (".ts", 2.5, 5), (".mp4", 20.0, 3)])
-def test_each_window_gets_its_own_frames_spread_over_it(tmp_path, suffix, seconds, n):
+@pytest.mark.parametrize("suffix, container, seconds, n", [
+    (".mp4", None, 2.5, 5), (".ts", None, 2.5, 5), (".mpg", "mpeg", 2.5, 5), (".mp4", None, 20.0, 3)])
+def test_each_window_gets_its_own_frames_spread_over_it(tmp_path, suffix, container, seconds, n):
     """Frame k of the numbered clip shows k: every window's frames lie inside it, spread from its first frame to its
-    last, and are the frames they claim (MPEG-TS decodes in order; 20 s windows of 3 frames seek across gaps)."""
+    last, and are the frames they claim (MPEG-TS; H.264 in MPEG-PS, whose packets mostly carry no time, decodes in
+    order timed by count; 20 s windows of 3 frames seek across gaps)."""
     fps, frames = (10, 100) if seconds < 10 else (5, 250)  # numbers up to 255
-    clip = make_numbered_clip(tmp_path / f"numbers{suffix}", frames=frames, fps=fps, size=(128, 48))
+    clip = make_numbered_clip(tmp_path / f"numbers{suffix}", frames=frames, fps=fps, size=(128, 48),
+                              container_format=container)
     windows = list(read_windows(clip, n, seconds))
     assert len(windows) == len(window_spans(0.0, (frames - 1) / fps, seconds)) > 1
     first = windows[0][0].start  # MPEG-TS starts its clock at 1.4 s

@@ -202,7 +202,7 @@ def _video_timestamps(container, streams) -> dict[int, tuple[np.ndarray, bool]]:
     clips), and whether every packet carried its own time.
 
     Where some packets carry none (H.264 in MPEG-PS stamps a few, and in decoding order), the frames are taken
-    as evenly spaced at the stream's frame rate from the earliest stamp; `_decode_at` then times them by count."""
+    as evenly spaced at the stream's frame rate from the earliest stamp; `decode_frames` then times them by count."""
     ticks: dict[int, list[int]] = {stream.index: [] for stream in streams}
     counts = dict.fromkeys(ticks, 0)
     for packet in container.demux(*streams):
@@ -249,29 +249,20 @@ def read_frames(path: Path, n: int, max_side: int = 1280, seek_gap: float = 2.0)
             raise VideoReadError(f"{path}: the video stream has no frames")
         times = sample_frame_times(stamps[0], stamps[-1], n)
         wanted = stamps[nearest_indices(stamps, times)]
-        frames = _decode_at(container, stream, np.unique(wanted), max_side, seek_gap, path) if timed else None
-        if frames is None:  # seeking missed: decode the clip once, in order, from a fresh start
-            index = stream.index
-            container.close()
-            container = open_media(path)
-            stream = container.streams[index]
-            frames = _decode_at(container, stream, np.unique(wanted), max_side, None, path, None if timed else stamps)
-        missing = [t for t in np.unique(wanted) if t not in frames]
-        if missing:
+        frames = dict(frames_at(path, container, stream, np.unique(wanted), stamps, timed, max_side, seek_gap))
+        if len(frames) < len(np.unique(wanted)):  # some never decoded
             if not frames:
                 raise VideoReadError(f"{path}: no frame could be decoded")
             # A damaged stretch: use the nearest frame that did decode, so sampling still gives N frames.
             decoded = np.array(sorted(frames))
             wanted = decoded[nearest_indices(decoded, wanted)]
-        duration = float(stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
-        fps = (len(stamps) - 1) / duration if duration > 0 else float(stream.average_rate or 0)
         return VideoFrames(
             times=times,
             frame_times=wanted,
             frames=[frames[t] for t in wanted],
             repeated=int(n - len(np.unique(wanted))),
-            duration=duration,
-            fps=fps,
+            duration=float(stamps[-1] - stamps[0]),
+            fps=stream_fps(stream, stamps),
             stream=note,
         )
     except av.FFmpegError as error:  # any other damage FFmpeg reports: still this file's problem, not a crash
@@ -284,13 +275,32 @@ class SeekMissed(Exception):
     """A seek landed after the frame it aimed at, or on no frame at all: the caller decodes in order instead."""
 
 
-def _decode_at(container, stream, wanted: np.ndarray, max_side: int, seek_gap: float | None, path: Path,
-               by_count: np.ndarray | None = None) -> dict[float, np.ndarray] | None:
-    """`decode_frames` as {timestamp: RGB array}; None when a seek missed."""
+def stream_fps(stream, stamps: np.ndarray) -> float:
+    """Frames per second over the stream's frame times (its declared average rate for a single frame)."""
+    span = float(stamps[-1] - stamps[0])
+    return (len(stamps) - 1) / span if span > 0 else float(stream.average_rate or 0)
+
+
+def frames_at(path: Path, container, stream, wanted: np.ndarray, stamps: np.ndarray, timed: bool, max_side: int,
+              seek_gap: float) -> Iterator[tuple[float, np.ndarray]]:
+    """The wanted frames (sorted timestamps) in time order, seeking across gaps; after a missed seek the rest, and
+    where packets lack times (MPEG-PS) all, decoded in order from a fresh start (`container` is demuxed to its end)."""
+    reached = -np.inf
     try:
-        return dict(decode_frames(container, stream, wanted, max_side, seek_gap, path, by_count))
+        if timed:
+            for time, image in decode_frames(container, stream, wanted, max_side, seek_gap, path):
+                reached = time
+                yield time, image
+            return
     except SeekMissed:
-        return None
+        pass
+    fresh = open_media(path)
+    try:
+        rest = wanted[wanted > reached + 1e-9]
+        yield from decode_frames(fresh, fresh.streams[stream.index], rest, max_side, None, path,
+                                 None if timed else stamps)
+    finally:
+        fresh.close()
 
 
 def decode_frames(container, stream, wanted: np.ndarray, max_side: int, seek_gap: float | None, path: Path,

@@ -13,13 +13,13 @@ import numpy as np
 
 from .errors import VideoReadError
 from .video import (
-    SeekMissed,
     VideoFrames,
-    decode_frames,
+    frames_at,
     nearest_indices,
     open_media,
     pick_video_stream,
     sample_frame_times,
+    stream_fps,
 )
 
 
@@ -72,15 +72,14 @@ def read_windows(path: Path, n: int, seconds: float, max_side: int = 1280,
         stream, stamps, timed, note = pick_video_stream(container, path)
         if len(stamps) == 0:
             raise VideoReadError(f"{path}: the video stream has no frames")
-        span = float(stamps[-1] - stamps[0])
-        fps = (len(stamps) - 1) / span if span > 0 else float(stream.average_rate or 0)
+        fps = stream_fps(stream, stamps)
         windows = window_spans(float(stamps[0]), float(stamps[-1]), seconds)
         plans = []
         for window in windows:
             times = window_times(window, stamps, n, last=window is windows[-1])
             plans.append((window, times, stamps[nearest_indices(stamps, times)]))
         wanted = np.unique(np.concatenate([plan[2] for plan in plans]))
-        frames = _frames(path, container, stream, wanted, stamps, timed, max_side, seek_gap)
+        frames = frames_at(path, container, stream, wanted, stamps, timed, max_side, seek_gap)
         pending: dict[float, np.ndarray] = {}
         for index, (window, times, chosen) in enumerate(plans):
             need = np.unique(chosen)
@@ -104,24 +103,3 @@ def read_windows(path: Path, n: int, seconds: float, max_side: int = 1280,
         raise VideoReadError(f"{path}: the video cannot be decoded ({error})") from error
     finally:
         container.close()
-
-
-def _frames(path: Path, container, stream, wanted: np.ndarray, stamps: np.ndarray, timed: bool, max_side: int,
-            seek_gap: float) -> Iterator[tuple[float, np.ndarray]]:
-    """The wanted frames in time order: seeking where the packets carry times, and where a seek misses, the rest
-    decoded in order from a fresh start of the file."""
-    if not timed:
-        yield from decode_frames(container, stream, wanted, max_side, None, path, stamps)
-        return
-    reached = -np.inf
-    try:
-        for time, image in decode_frames(container, stream, wanted, max_side, seek_gap, path):
-            reached = time
-            yield time, image
-    except SeekMissed:
-        fresh = open_media(path)
-        try:
-            rest = wanted[wanted > reached + 1e-9]
-            yield from decode_frames(fresh, fresh.streams[stream.index], rest, max_side, None, path)
-        finally:
-            fresh.close()
