@@ -146,3 +146,15 @@ def test_several_videos_need_a_plot_folder(recording, tmp_path):
     result = CliRunner().invoke(app, ["predict", str(recording), str(recording), "--window", "5", "--plot",
                                       str(tmp_path / "t.png")])
     assert result.exit_code == 2 and "2 videos need --plot to be a folder" in result.stderr
+
+
+def test_a_folder_of_recordings_gets_a_plot_each(recording, tmp_path):
+    folder = tmp_path / "interviews"
+    folder.mkdir()
+    for name in ("monday.mp4", "tuesday.mp4"):
+        (folder / name).write_bytes(recording.read_bytes())
+    result = CliRunner().invoke(app, ["predict", str(folder), "--window", "10", "--plot", str(tmp_path / "plots")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in (tmp_path / "plots").iterdir()) == ["monday.png", "tuesday.png"]
+    assert len([line for line in result.stdout.splitlines() if line.startswith("{")]) == 4

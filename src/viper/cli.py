@@ -195,6 +195,10 @@ def predict(
         raise ViperError(f"--format must be json or csv, not {output_format!r}")
     if per_frame is not None and per_frame.suffix.lower() not in (".csv", ".parquet"):
         raise ViperError(f"--per-frame {per_frame}: name a .csv or .parquet file")
+    if plot is not None:
+        from .jobs.predict import video_list
+
+        videos = video_list(videos)[0]  # folders found once: for the plots' names, then for the predictions
     plots = _trace_plots(plot, window, videos)
     bars, header, tables, traces, failed = ProgressBars(), True, [], {}, False
     for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME if per_frame else (),
@@ -224,17 +228,16 @@ def predict(
 
 
 def _trace_plots(plot: Path | None, window: float | None, videos: list[Path]) -> dict[Path, Path]:
-    """Where each video's trace plot goes (checked before any model loads)."""
+    """Where each video's trace plot goes (checked before any model loads); `videos` with folders already
+    expanded."""
     if plot is None:
         return {}
     if window is None:
         raise ViperError("--plot draws the trace of --window S; add --window")
     from .filenames import output_paths
-    from .jobs.predict import video_list
     from .trace import PLOT_SUFFIXES
 
-    found, _ = video_list(videos)
-    return dict(zip(found, output_paths(found, plot, PLOT_SUFFIXES, "plot", "--plot"), strict=True))
+    return dict(zip(videos, output_paths(videos, plot, PLOT_SUFFIXES, "plot", "--plot"), strict=True))
 
 
 @app.command()

@@ -10,6 +10,17 @@ from typing import Any
 from .errors import ViperError
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+SPAN = ("window", "start", "end")  # a window's columns, in records made with a window
+COVERAGE = ("frames", "face_frames", "audio_frames", "warnings")  # the columns after the emotions
+
+
+def record_row(result: dict[str, Any]) -> dict[str, Any]:
+    """A `viper predict` record as one flat row, the columns of its CSV and of `trace_table`: video, [window, start,
+    end,] one column per emotion, frames, face_frames, audio_frames, warnings (joined by "; ")."""
+    coverage = result["coverage"]
+    return {"video": result["video"], **{name: result[name] for name in SPAN if name in result}, **result["scores"],
+            "frames": coverage["frames"], "face_frames": coverage["face"], "audio_frames": coverage["audio"],
+            "warnings": "; ".join(result["warnings"])}
 
 
 def trace_table(results: list[dict[str, Any]]):
@@ -17,16 +28,10 @@ def trace_table(results: list[dict[str, Any]]):
     audio_frames, warnings. Records without a window (whole clips) are refused: they are not a trace."""
     import pandas as pd
 
-    rows = []
     for result in results:
         if "window" not in result:
             raise ViperError(f"{result['video']}: a record without a window; predict with a window to get a trace")
-        coverage = result["coverage"]
-        rows.append({"video": result["video"], "window": result["window"], "start": result["start"],
-                     "end": result["end"], **result["scores"], "frames": coverage["frames"],
-                     "face_frames": coverage["face"], "audio_frames": coverage["audio"],
-                     "warnings": "; ".join(result["warnings"])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([record_row(result) for result in results])
 
 
 def trace_figure(table, title: str | None = None):
@@ -39,8 +44,7 @@ def trace_figure(table, title: str | None = None):
     if table["video"].nunique() != 1:
         raise ViperError("a trace plot shows one video; select its rows first (table[table.video == ...])")
     table = table.sort_values("window")
-    emotions = [column for column in table.columns if column not in
-                ("video", "window", "start", "end", "frames", "face_frames", "audio_frames", "warnings")]
+    emotions = [column for column in table.columns if column not in ("video", *SPAN, *COVERAGE)]
     minutes = table["end"].max() - table["start"].min() > 600  # an axis in minutes beyond 10 of them
     scale = 60.0 if minutes else 1.0
     edges = np.append(table["start"].to_numpy(), table["end"].iloc[-1]) / scale

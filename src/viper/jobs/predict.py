@@ -156,8 +156,9 @@ class Predictor:
         that can run in another thread while the models score the previous video)."""
         return [extraction.clip(Path(video)) for extraction, _ in self.extractions]
 
-    def score(self, video: Path | str, decoded: list[SampledVideo]) -> ClipPrediction:
-        """Extract the checkpoint's features from the decoded clips and run the model."""
+    def score(self, video: Path | str, decoded: list[SampledVideo], window: Window | None = None) -> ClipPrediction:
+        """Extract the checkpoint's features from the decoded clips (of `window` of the video, when given) and run
+        the model."""
         from ..checkpoint import predict_arrays
         from ..tokens import build_tokens
 
@@ -182,6 +183,7 @@ class Predictor:
             coverage=coverage,
             warnings=coverage.warnings(face_based, audio_based),
             bundle=self.bundle,
+            window=window,
         )
 
 
@@ -204,9 +206,7 @@ class Predictor:
         video = Path(video)
         streams = [extraction.windows(video, seconds) for extraction, _ in self.extractions]
         for decoded in read_ahead(zip(*streams, strict=True)):  # one (window, clip) per face-crop setting
-            prediction = self.score(video, [clip for _, clip in decoded])
-            prediction.window = decoded[0][0]
-            yield prediction
+            yield self.score(video, [clip for _, clip in decoded], window=decoded[0][0])
 
 
 def read_ahead(items: Iterator) -> Iterator:
@@ -340,15 +340,13 @@ def format_records(results: list[dict[str, Any]], output_format: str, header: bo
         return "".join(json.dumps(result) + "\n" for result in results)
     if not results:
         return ""
+    from ..trace import record_row
+
     text = io.StringIO()
-    writer = csv.writer(text)
-    emotions = list(results[0]["scores"])
-    span = [name for name in ("window", "start", "end") if name in results[0]]
+    rows = [record_row(result) for result in results]
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     if header:
-        writer.writerow(["video", *span, *emotions, "frames", "face_frames", "audio_frames", "warnings"])
-    for result in results:
-        coverage = result["coverage"]
-        writer.writerow([result["video"], *(result[name] for name in span),
-                         *(f"{result['scores'][e]:.6f}" for e in emotions), coverage["frames"], coverage["face"],
-                         coverage["audio"], "; ".join(result["warnings"])])
+        writer.writeheader()
+    for row, result in zip(rows, results, strict=True):
+        writer.writerow(row | {emotion: f"{value:.6f}" for emotion, value in result["scores"].items()})
     return text.getvalue()
