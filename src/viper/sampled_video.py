@@ -80,13 +80,8 @@ def sample_video(
     try:
         video = read_frames(path, n)
     except VideoReadError as error:
-        if audio is None or "no video stream" not in str(error):
-            raise
-        video = None  # an audio-only file: face-based features are masked, audio still counts
-    if video is not None:
-        return _with_faces(_clip(path, video_id, video.times, audio, video), detector, face_crop, margin)
-    times = sample_frame_times(audio.start, audio.start + audio.length / AUDIO_RATE, n)
-    return _clip(path, video_id, times, audio, None)
+        return _clip(path, video_id, sample_frame_times(*_audio_only(audio, error), n), audio, None)
+    return _with_faces(_clip(path, video_id, video.times, audio, video), detector, face_crop, margin)
 
 
 def sample_windows(
@@ -108,15 +103,20 @@ def sample_windows(
     try:
         first = next(windows)
     except VideoReadError as error:
-        if audio is None or "no video stream" not in str(error):
-            raise
-        end = audio.start + audio.length / AUDIO_RATE  # an audio-only file: the windows of its audio
         windows = iter([(span, sample_frame_times(span.start, span.end, n), None)
-                        for span in window_spans(audio.start, end, seconds)])
+                        for span in window_spans(*_audio_only(audio, error), seconds)])
         first = next(windows)
     for window, times, video in itertools.chain([first], windows):
         clip = _clip(path, video_id, times, audio, video, duration=window.end - window.start)
         yield window, _with_faces(clip, detector, face_crop, margin)
+
+
+def _audio_only(audio: AudioTrack | None, error: VideoReadError) -> tuple[float, float]:
+    """The span (s) of the audio to sample instead of frames when the file has audio and no video stream (its
+    face-based features are then masked, its audio still counts); any other read error is raised."""
+    if audio is None or "no video stream" not in str(error):
+        raise error
+    return audio.start, audio.start + audio.length / AUDIO_RATE
 
 
 def _clip(path: Path, video_id: str | None, times: np.ndarray, audio: AudioTrack | None, video: VideoFrames | None,

@@ -46,9 +46,10 @@ def window_spans(first: float, last: float, seconds: float) -> list[Window]:
             for k in range(count)]
 
 
-def window_times(window: Window, stamps: np.ndarray, n: int, last: bool) -> np.ndarray:
-    """The N sampled times of a window: spread evenly from its first to its last frame (as a clip's are), or over
-    its span where no frame falls in it."""
+def window_times(window: Window, stamps: np.ndarray, n: int) -> np.ndarray:
+    """The N sampled times of a window: spread evenly from its first to its last frame (as a clip's are; the last
+    window holds the recording's last frame), or over its span where no frame falls in it."""
+    last = window.index == window.count - 1
     inside = stamps[(stamps >= window.start - 1e-9) & ((stamps <= window.end + 1e-9) if last else
                                                          (stamps < window.end - 1e-9))]
     if len(inside):
@@ -76,7 +77,7 @@ def read_windows(path: Path, n: int, seconds: float, max_side: int = 1280,
         windows = window_spans(float(stamps[0]), float(stamps[-1]), seconds)
         plans = []
         for window in windows:
-            times = window_times(window, stamps, n, last=window is windows[-1])
+            times = window_times(window, stamps, n)
             plans.append((window, times, stamps[nearest_indices(stamps, times)]))
         wanted = np.unique(np.concatenate([plan[2] for plan in plans]))
         frames = frames_at(path, container, stream, wanted, stamps, timed, max_side, seek_gap)
