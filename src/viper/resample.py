@@ -102,3 +102,36 @@ def grey(image: np.ndarray) -> np.ndarray:
     conversion fer's expression model was trained behind."""
     rgb = image.astype(np.int32)
     return ((rgb[..., 0] * 9798 + rgb[..., 1] * 19235 + rgb[..., 2] * 3735 + (1 << 14)) >> 15).astype(np.uint8)
+
+
+def pad_to_square(image: np.ndarray) -> np.ndarray:
+    """face-api.js's padToSquare(image, isCenterImage=true): black on both sides of the shorter axis, the larger
+    half (JavaScript's Math.round of half the difference) after the image, the rest before it."""
+    height, width = image.shape[:2]
+    diff = abs(height - width)
+    after = (diff + 1) // 2  # Math.round(diff / 2): halves round up
+    pads = [(diff - after, after), (0, 0)] if height < width else [(0, 0), (diff - after, after)]
+    return np.pad(image, pads + [(0, 0)] * (image.ndim - 2))
+
+
+def resize_bilinear_tf(image: np.ndarray, size: int) -> np.ndarray:
+    """tf.image.resizeBilinear(image, [size, size], alignCorners=false, halfPixelCenters=false) as TensorFlow.js's
+    CPU backend computes it (in float64, stored as float32): output pixel i reads source position i * in / out,
+    so the last rows and columns lean on the image's bottom and right edge."""
+
+    def taps(length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        position = length / size * np.arange(size, dtype=np.float64)
+        low = np.floor(position)
+        return low.astype(np.int64), np.minimum(np.ceil(position), length - 1).astype(np.int64), position - low
+
+    top, bottom, row_frac = taps(image.shape[0])
+    left, right, col_frac = taps(image.shape[1])
+    channels = (1,) * (image.ndim - 2)
+    col_frac, row_frac = col_frac.reshape(-1, *channels), row_frac.reshape(-1, 1, *channels)
+
+    def across(rows: np.ndarray) -> np.ndarray:
+        return rows[:, left] + (rows[:, right] - rows[:, left]) * col_frac
+
+    pixels = np.asarray(image, np.float64)
+    upper, lower = across(pixels[top]), across(pixels[bottom])
+    return np.ascontiguousarray(upper + (lower - upper) * row_frac, np.float32)
