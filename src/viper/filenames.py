@@ -14,6 +14,10 @@ from .errors import ViperError
 
 MAX_NAME_BYTES = 200  # file systems allow 255 bytes; the rest is room for `.npz` and atomic writes' temp names
 CONTROL = ("Cc", "Cs", "Zl", "Zp")  # control characters, undecodable bytes (surrogates), line/paragraph separators
+WINDOWS_FORBIDDEN = '<>:"|?*'  # `a:b` names a stream of file `a`; the rest are wildcards and redirections
+WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+                            | {f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789\u00b9\u00b2\u00b3"})
+INVISIBLE = "Cf"  # format characters: zero-width space and joiners, BOM, direction marks, soft hyphen
 
 
 def name_problem(name: str) -> str | None:
@@ -26,40 +30,67 @@ def name_problem(name: str) -> str | None:
         return "holds a path separator (/ or \\)"
     if any(unicodedata.category(char) in CONTROL for char in name):
         return "holds a control character, a line break or undecodable bytes"
+    if any(char in WINDOWS_FORBIDDEN for char in name):
+        return 'holds a character Windows forbids in file names (< > : " | ? *)'
+    if name[-1] in ". ":
+        return "ends with a dot or a space, which Windows drops from file names"
+    if windows_device(name):
+        return f"names the Windows device {windows_device(name)} (reserved in any case, with any extension)"
     size = len(name.encode())
     if size > MAX_NAME_BYTES:
         return f"is {size} bytes long (at most {MAX_NAME_BYTES})"
     return None
 
 
+def windows_device(name: str) -> str | None:
+    """The device Windows opens for `name` (`nul.txt`, `Com1 .tar.gz`: any case, any extension), None for a file."""
+    device = name.partition(".")[0].rstrip(" ").upper()
+    return device if device in WINDOWS_DEVICES else None
+
+
 def safe_name(text: str) -> str:
-    """`text` made into a name that passes `name_problem`: separators become `__`, control characters `_`, and a
+    """`text` made into a name that passes `name_problem`: separators become `__`, control characters, characters
+    Windows forbids and trailing dots or spaces `_`, a Windows device name gets a leading `_` (`_CON.txt`), and a
     name too long keeps its start and gets a hash of the whole (so two long names stay apart)."""
     name = text.replace("/", "__").replace("\\", "__")
-    name = "".join("_" if unicodedata.category(char) in CONTROL else char for char in name)
-    if name in ("", ".", ".."):
-        name = name.replace(".", "_") or "_"
+    name = "".join("_" if unicodedata.category(char) in CONTROL or char in WINDOWS_FORBIDDEN else char
+                   for char in name)
+    kept = name.rstrip(". ")
+    name = kept + "_" * (len(name) - len(kept)) or "_"  # also `.` and `..`, which name folders
+    if windows_device(name):
+        name = f"_{name}"
     if len(name.encode()) > MAX_NAME_BYTES:
         name = name.encode()[: MAX_NAME_BYTES - 13].decode(errors="ignore") + "-" + _digest(text, 12)
     return name
 
 
+def id_key(name: str) -> str:
+    """What two names share when they are one id: they differ only in case (one file on macOS and Windows), in
+    Unicode normalisation (`é` as one character or as `e` + accent: one file on macOS) or in invisible characters
+    (a zero-width space, a joiner, a BOM pasted in), so that no one can tell them apart."""
+    visible = "".join(char for char in name if unicodedata.category(char) != INVISIBLE)
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", visible).casefold())
+
+
 def unique_names(names: list[str], sources: list[str]) -> list[str]:
     """`names`, where several sources share a name each getting a hash of its source (e.g. the file's relative
-    path) appended: stable whatever the order of the sources, and never two clips under one id. Names that differ
-    only in case count as one (they are one file on macOS and Windows)."""
-    counts = Counter(name.casefold() for name in names)
-    return [name if counts[name.casefold()] == 1 else safe_name(f"{name}-{_digest(source, 8)}")
+    path) appended: stable whatever the order of the sources, and never two clips under one id. Names with one
+    `id_key` count as one."""
+    counts = Counter(map(id_key, names))
+    return [name if counts[id_key(name)] == 1 else safe_name(f"{name}-{_digest(source, 8)}")
             for name, source in zip(names, sources, strict=True)]
 
 
 def case_clashes(names: list[str]) -> list[str]:
-    """Groups of distinct names that differ only in case (`Clip / clip`), which one folder on macOS or Windows
-    holds as one file."""
+    """Groups of distinct names with one `id_key`, each as text: `Clip / clip` where they differ in case only, else
+    escaped so the reader sees the difference (`'Cafe\\u0301' / 'Caf\\xe9'`)."""
     groups: dict[str, set[str]] = {}
     for name in names:
-        groups.setdefault(name.casefold(), set()).add(name)
-    return [" / ".join(sorted(group)) for group in groups.values() if len(group) > 1]
+        groups.setdefault(id_key(name), set()).add(name)
+    clashes = [sorted(group) for group in groups.values() if len(group) > 1]
+    return [" / ".join(group) if len({name.casefold() for name in group}) == 1
+            else " / ".join(map(ascii, group)) + " (the same but for Unicode normalisation or invisible characters)"
+            for group in clashes]
 
 
 def _digest(text: str, length: int) -> str:

@@ -104,7 +104,10 @@ def usable_cpus() -> int:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to new processes (/proc/meminfo's MemAvailable), None where unknown."""
+    """Bytes of memory available to new processes, None where this system does not say: Linux's /proc/meminfo
+    (MemAvailable, which counts the page cache the kernel can drop), else the free pages of sysconf on Unixes that
+    report them. macOS and Windows give the standard library neither (viper does not depend on psutil for this):
+    there the caps follow the CPUs alone, and `memory_unknown` says so."""
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:
@@ -122,6 +125,8 @@ def cap_workers(setting: str, requested: int, per_worker: int) -> int:
     """`requested` processes, or fewer when this machine lacks the CPUs or the memory (`per_worker` bytes each)
     to run them at once, with a warning saying why: more would only queue for the same cores or swap."""
     cpus, memory = usable_cpus(), available_memory()
+    if memory is None and requested > 1:
+        memory_unknown(setting, requested)
     fit = cpus if memory is None else max(1, min(cpus, memory // per_worker))
     if requested > fit:
         held = "" if memory is None else f" and {memory / 2**30:.1f} GB free, ~{per_worker / 2**30:.1f} GB each"
@@ -131,10 +136,18 @@ def cap_workers(setting: str, requested: int, per_worker: int) -> int:
     return requested
 
 
+def memory_unknown(setting: str, value: int) -> None:
+    """The warning where `available_memory` has no answer: `setting` is not checked against the memory."""
+    log.warning("--%s %d: this system does not say how much memory is free (no /proc/meminfo), so it is not checked "
+                "against it; lower it if the machine runs short of memory", setting.replace("_", "-"), value)
+
+
 def cap_batch_videos(batch_videos: int, frames: int) -> int:
     """Clips per batch whose decoded frames fit in the free memory beside one worker's models; fewer, with a
     warning, when `batch_videos` clips of `frames` frames would not."""
     memory, clip = available_memory(), frames * FRAME_MEMORY
+    if memory is None and batch_videos > 1:
+        memory_unknown("batch_videos", batch_videos)
     if memory is None or WORKER_MEMORY + batch_videos * clip <= memory:
         return batch_videos
     fit = max(1, (memory - WORKER_MEMORY) // clip)

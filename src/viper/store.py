@@ -11,13 +11,13 @@ Layout (every file is written to a temp name and renamed, so a crash never leave
 
 <key> is `modality-backend-<hash of version + config + face-crop setting>`, so features from a changed
 extractor never mix with old ones. A video id or key that is not one file name (see `filenames.name_problem`) is
-refused by every path the store builds, so no id leads outside the store. Writers share the store through flocks:
-.store.lock (store.json's creation), .labels.lock (labels.csv's read-merge-write), packed/.lock (a pack).
+refused by every path the store builds, so no id leads outside the store. Writers share the store through file
+locks (`locks.locked`): .store.lock (store.json's creation), .labels.lock (labels.csv's read-merge-write),
+packed/.lock (a pack, and its readers).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -286,7 +286,7 @@ class FeatureStore:
         ids.json of another."""
         folder = self.feature_dir(key) / "packed"
         folder.mkdir(parents=True, exist_ok=True)
-        with locked(folder / ".lock", fcntl.LOCK_EX):
+        with locked(folder / ".lock"):
             self._pack_locked(key, folder)
 
     def _pack_locked(self, key: str, folder: Path) -> None:
@@ -325,7 +325,7 @@ class FeatureStore:
         ids_path = folder / "ids.json"
         if not ids_path.exists():
             return None
-        with locked(folder / ".lock", fcntl.LOCK_SH):  # never read while another process packs
+        with locked(folder / ".lock"):  # never read while another process packs
             try:
                 ids = json.loads(ids_path.read_text())
                 values = np.load(folder / "values.npy", mmap_mode="r")

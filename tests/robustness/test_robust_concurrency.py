@@ -46,7 +46,7 @@ def viper(*args: str):
 
 def test_concurrent_label_writers_keep_every_row(tmp_path):
     """Six processes each merging 5 rows into one labels.csv at the same moment: all 30 rows are there (the
-    read-merge-write of labels.csv holds an exclusive flock, so no writer works from a copy another replaces)."""
+    read-merge-write of labels.csv holds an exclusive file lock, so no writer works from a copy another replaces)."""
     root, start = tmp_path / "store", str(time.time() + 3.0)
     processes = [subprocess.Popen([sys.executable, "-c", LABEL_WRITER, str(root), name, start],
                                   stderr=subprocess.PIPE, text=True) for name in "abcdef"]

@@ -107,9 +107,9 @@ PACKER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_concurrent_packs_never_mix(tmp_path):
-    """Two processes writing different videos and packing at once: `pack` holds an exclusive flock on
-    packed/.lock and `_packed` a shared one, so a reader never pairs values.npy of one pack with ids.json of
-    another; after both finish, one more pack gives all 80 videos."""
+    """Two processes writing different videos and packing at once: `pack` and `_packed` hold the lock on
+    packed/.lock, so a reader never pairs values.npy of one pack with ids.json of another; after both finish, one
+    more pack gives all 80 videos."""
     store = FeatureStore.create(tmp_path / "s", 4)
     start = str(time.time() + 2.0)
     processes = [subprocess.Popen([sys.executable, "-c", PACKER, str(store.root), prefix, start],
