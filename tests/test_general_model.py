@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 
 import viper
 from viper.cli import app
-from viper.extractors.expression_general import BASIC_EMOTIONS, shift_prior
+from viper.extractors.expression_general import (
+    AFFECTNET_CLASSES,
+    BASIC_EMOTIONS,
+    CROPS,
+    combine,
+    shift_prior,
+    to_basic,
+)
 from viper.general_model import anchoring, pool_expressions
 from viper.jobs.demo import demo_clips
 from viper.model import Perceiver, model_config
@@ -23,26 +30,70 @@ def _frames(*rows) -> torch.Tensor:
     return torch.tensor([rows], dtype=torch.float32)
 
 
-def test_pooling_keeps_the_expressive_half_and_says_nothing_without_a_face():
-    neutral = [0.9, 0.1, 0, 0, 0, 0, 0]
-    happy = [0.1, 0.9, 0, 0, 0, 0, 0]
-    sad = [0.2, 0, 0.8, 0, 0, 0, 0]
-    probs = _frames(neutral, happy, neutral, sad, neutral)
+def test_pooling_is_the_mean_log_probability_so_a_neutral_clip_stays_neutral():
+    neutral = [0.9, 0.04, 0.01, 0.01, 0.01, 0.01, 0.02]
+    happy = [0.1, 0.85, 0.01, 0.01, 0.01, 0.01, 0.01]
+    probs = _frames(neutral, happy, neutral, neutral, happy)
     valid = torch.tensor([[True, True, True, True, False]])
-    pooled = pool_expressions(probs, valid)[0]  # 4 valid frames: the 2 least neutral are kept
-    assert torch.allclose(pooled, (torch.tensor(happy) + torch.tensor(sad)) / 2)
+    pooled = pool_expressions(probs, valid)[0]  # the 4 valid frames' normalised geometric mean
+    expected = torch.softmax(torch.log(probs[0, :4]).mean(0), dim=0)
+    assert torch.allclose(pooled, expected, atol=1e-6) and int(pooled.argmax()) == 0
+    assert int(pool_expressions(_frames(neutral, happy, happy), torch.ones(1, 3, dtype=torch.bool))[0].argmax()) == 1
+    still = pool_expressions(_frames(*[neutral] * 6), torch.ones(1, 6, dtype=torch.bool))[0]
+    assert torch.allclose(still, torch.tensor(neutral), atol=1e-6)  # a still neutral face is a neutral clip
     assert torch.allclose(pool_expressions(probs, torch.zeros(1, 5, dtype=torch.bool))[0], torch.full((7,), 1 / 7))
-    odd = pool_expressions(_frames(neutral, happy, neutral), torch.ones(1, 3, dtype=torch.bool))[0]
-    assert torch.allclose(odd, (torch.tensor(happy) + torch.tensor(neutral)) / 2)  # half of 3, rounded up: 2
 
 
 def test_prior_shift_raises_the_rare_classes_and_keeps_a_distribution():
-    even = np.full((1, 7), 1 / 7)
-    shifted = shift_prior(even, 0.5)[0]
+    even = np.log(np.full((1, 7), 1 / 7))
+    shifted = np.exp(shift_prior(even, 1.0)[0])
     assert shifted.sum() == pytest.approx(1.0, abs=1e-6)
     assert shifted[BASIC_EMOTIONS.index("disgust")] > shifted[BASIC_EMOTIONS.index("fearful")]
     assert shifted[BASIC_EMOTIONS.index("fearful")] > shifted[BASIC_EMOTIONS.index("happy")]
-    assert np.allclose(shift_prior(even, 0.0)[0], even[0], atol=1e-6)
+    assert np.allclose(np.exp(shift_prior(even, 0.0)[0]), 1 / 7, atol=1e-6)
+
+
+def test_an_expert_without_a_class_abstains_on_it_and_ranks_only_what_it_knows():
+    seven = np.log(np.array([[0.30, 0.10, 0.10, 0.10, 0.20, 0.10, 0.10]]))
+    five = to_basic(np.array([[0.2, 0.2, 0.2, 0.2, 0.2]]), AFFECTNET_CLASSES)  # no fear, no disgust: NaN there
+    assert np.isnan(five[0, [BASIC_EMOTIONS.index("fearful"), BASIC_EMOTIONS.index("disgust")]]).all()
+    combined = np.exp(combine([seven, five]))[0]
+    assert combined.sum() == pytest.approx(1.0, abs=1e-6)
+    # on fear and disgust the five-class expert says nothing: their share and ratio are the seven-class expert's
+    fear, disgust = combined[BASIC_EMOTIONS.index("fearful")], combined[BASIC_EMOTIONS.index("disgust")]
+    assert fear / disgust == pytest.approx(2.0) and fear == pytest.approx(0.20, abs=0.01)
+    # among the classes it knows (all equal to it) it pulls toward even: neutral loses, happy gains
+    assert combined[0] < 0.30 and combined[1] > 0.10
+    alone = np.exp(combine([five]))[0]  # no expert knows fear or disgust: they get nothing
+    assert alone[BASIC_EMOTIONS.index("fearful")] == 0 and alone.sum() == pytest.approx(1.0)
+
+
+def test_each_expert_gets_its_own_crop_of_the_same_face():
+    box = (100.0, 50.0, 200.0, 150.0)  # BlazeFace's boxes are square
+    assert CROPS["fer"].box(box) == pytest.approx((89.5, 24.8, 210.5, 145.8))  # Haar's box: higher, larger
+    assert CROPS["affectnet"].box(box) == pytest.approx((90.0, 40.0, 210.0, 160.0))  # Open Model Zoo's 1.2
+    assert CROPS["face_api"].box(box) == pytest.approx((94.5, 48.0, 205.5, 159.0))  # 68 landmarks + 20 %
+
+
+def test_an_unknown_expert_is_refused_by_name(tmp_path):
+    config = tmp_path / "extract.json"
+    config.write_text(json.dumps({"options": {"expression:general": {"experts": ["fer", "vgg"]}}}))
+    bad = CliRunner().invoke(app, ["extract", str(demo_clips() / "01-01-01-01-01-01-05.mp4"), "--out",
+                                   str(tmp_path / "store"), "-e", "expression", "--config", str(config)])
+    assert bad.exit_code != 0 and "vgg" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_still_neutral_face_is_a_neutral_clip_and_the_same_as_its_photo(tmp_path):
+    from faces_media import take_frames, write_clip
+    from PIL import Image
+
+    still = take_frames("01-01-01-01-01-01-05.mp4")[7]  # neutral: a still face, held for 24 frames
+    clip = write_clip(tmp_path / "still.mp4", [still] * 24)
+    Image.fromarray(still).save(tmp_path / "still.png")
+    results, failures = viper.predict([clip, tmp_path / "still.png"])
+    assert failures == [] and [max(r["scores"], key=r["scores"].get) for r in results] == ["neutral", "neutral"]
+    for emotion in BASIC_EMOTIONS:  # the mean of identical frames' log-probabilities is the frame's own
+        assert results[0]["scores"][emotion] == pytest.approx(results[1]["scores"][emotion], abs=0.02)
 
 
 def test_predict_without_a_checkpoint_gives_basic_emotion_probabilities(tmp_path):

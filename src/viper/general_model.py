@@ -1,9 +1,9 @@
 """viper's general model: what `viper predict` uses without a checkpoint, and what training is anchored on.
 
 It has no weights of its own and was never fitted to any clip viper ships: it pools the `expression:general`
-evidence (per face, a probability per basic emotion from networks trained on many people) over the clip. Acted
-and filmed clips start and end on a neutral face, so a plain mean dilutes the expression: the pool keeps the more
-expressive half of the frames with a face (expressiveness = 1 - p(neutral)) and averages their probabilities.
+evidence (per face, a probability per basic emotion from networks trained on many people) over the clip by the
+mean of the frames' log-probabilities (their normalised geometric mean). A neutral clip stays neutral (no frame
+is dropped for being neutral), and an expression held over the frames with a face wins over one seen on a few.
 A clip without any face gets the uniform distribution (no evidence), and its prediction carries a warning.
 """
 
@@ -14,19 +14,16 @@ from torch import nn
 
 from .extractors.expression_general import BASIC_EMOTIONS
 
-NEUTRAL = BASIC_EMOTIONS.index("neutral")
-
 
 def pool_expressions(probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """(B, N, 7) per-frame probabilities and (B, N) validity -> (B, 7) clip probabilities: the mean over the more
-    expressive half (rounded up) of the valid frames; uniform where a clip has no valid frame."""
-    expressive = torch.where(valid, 1.0 - probs[..., NEUTRAL], torch.full_like(probs[..., NEUTRAL], -1.0))
-    rank = expressive.argsort(dim=1, descending=True).argsort(dim=1)
-    keep = valid & (rank < (valid.sum(dim=1, keepdim=True) + 1) // 2)
-    weights = keep.to(probs.dtype)
-    pooled = (probs * weights[..., None]).sum(dim=1) / weights.sum(dim=1, keepdim=True).clamp(min=1.0)
+    """(B, N, 7) per-frame probabilities and (B, N) validity -> (B, 7) clip probabilities: the softmax of the mean
+    log-probability over the valid frames; uniform where a clip has no valid frame."""
+    weights = valid.to(probs.dtype)[..., None]
+    log_probs = torch.log(probs.clamp(min=1e-12)) * weights
+    mean = log_probs.sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    pooled = torch.softmax(mean, dim=-1)
     uniform = torch.full_like(pooled, 1.0 / probs.shape[-1])
-    return torch.where(keep.any(dim=1, keepdim=True), pooled, uniform)
+    return torch.where(valid.any(dim=1, keepdim=True), pooled, uniform)
 
 
 def expression_validity(values: torch.Tensor) -> torch.Tensor:

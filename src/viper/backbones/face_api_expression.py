@@ -119,7 +119,8 @@ def prepare(faces: list[np.ndarray], size: int = INPUT_SIZE) -> torch.Tensor:
     subsampled)."""
     from ..resample import pad_to_square, resize_bilinear_tf
 
-    batch = np.stack([resize_bilinear_tf(pad_to_square(face), size) for face in faces])
+    batch = np.stack([face.astype(np.float32) if face.shape[:2] == (size, size)  # as face-api: no resize then
+                      else resize_bilinear_tf(pad_to_square(face), size) for face in faces])
     return torch.from_numpy(batch).permute(0, 3, 1, 2)
 
 

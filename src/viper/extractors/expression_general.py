@@ -1,19 +1,30 @@
 """`expression:general`, the per-frame evidence of viper's general model: a probability per basic emotion from
 expression networks trained on many people, so it means the same on a face viper has never seen.
 
-Per face, two experts, each on the face and its mirror image averaged (horizontal-flip test-time augmentation):
-- mini-Xception (FER2013, ~28k grey faces of many people), its log-probabilities shifted by half the log of
-  FER2013's class frequencies (`prior_shift`: FER2013 has 13x fewer disgust than happy faces, so the network
-  under-calls disgust and fear; the full correction over-calls them on RAVDESS actor 05, half of it did not);
-- Intel's AffectNet model (colour faces in the wild; 5 classes), mixed in with weight `affectnet`, its anger
-  shared between angry and disgust and its surprise between surprised and fearful (it cannot tell them apart).
-Values are in BASIC_EMOTIONS order and sum to 1 on frames with a face; frames without a face are masked.
-benchmarks/general_model.py measures each part.
+Three experts, each fed as its own pipeline feeds it (crop, size, colour):
+- `fer`: mini-Xception (FER2013, ~28k grey faces), cropped as the fer package crops for it: OpenCV's Haar face box
+  squared and grown by 10 px a side. BlazeFace's box relates to that Haar box by a fixed geometry, measured on 242
+  faces of 142 people (`benchmarks/crop_geometry.py`): the fer crop is 1.21 times BlazeFace's side, centred
+  0.147 of the side higher. Its log-probabilities lose `prior_shift` of the log of FER2013's class frequencies
+  (FER2013 has 13x fewer disgust than happy faces);
+- `affectnet`: Intel's emotions-recognition-retail-0003 (AffectNet, 5 classes), on the detector's box grown 1.2
+  times, the default of Open Model Zoo's face demo that feeds it (`-bb_enlarge_coef`);
+- `face_api`: face-api.js's expression net (7 classes, several public datasets and web images), on the box of
+  dlib's 68 landmarks grown by 20 % (face-api's `alignedRect`), which is 1.11 times BlazeFace's side, centred
+  0.035 of it lower (same measurement).
+They are combined by the mean of their log-probabilities (a product of experts: each may veto). An expert with no
+class for an emotion (AffectNet: fear, disgust) abstains on it: the others say how much mass those classes get,
+and it only ranks the classes it knows. One temperature (fitted for calibration only: it changes no ranking)
+turns the mean into probabilities. All three experts over-call neutral on the 142 people of the London and Canada
+sets (each alone: neutral 90-100 %, smiles 40-72 %), as their training sets hold far more neutral faces than most
+emotions: `neutral_bias` takes a constant from neutral's log-probability, the largest that still keeps 95 % of
+those people's neutral faces neutral. Frames without a face are masked. benchmarks/general_model.py measures each
+part on many people.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,38 +36,108 @@ if TYPE_CHECKING:
     from .base import Features
 
 BASIC_EMOTIONS = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # mini-Xception's order
-FER_TO_BASIC = [FER_CLASSES.index(name) for name in ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")]
+# each expert's output order, in BASIC_EMOTIONS names
+FER_CLASSES = ("angry", "disgust", "fearful", "happy", "sad", "surprised", "neutral")
+AFFECTNET_CLASSES = ("neutral", "happy", "sad", "surprised", "angry")
+FACE_API_CLASSES = BASIC_EMOTIONS
 # FER2013's training set per class (Goodfellow et al. 2013), in BASIC_EMOTIONS order
 FER2013_TRAIN_COUNTS = np.array([4965, 7215, 4830, 3995, 4097, 436, 3171], dtype=np.float64)
+EXPERTS = ("fer", "affectnet", "face_api")
+
+
+@dataclass(frozen=True)
+class CropRule:
+    """A square face crop relative to the detector's (square) box: side `scale` times the box's, centre moved
+    down by `shift` of the box's side (negative: up)."""
+
+    scale: float
+    shift: float = 0.0
+
+    def box(self, box) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        side = max(x1 - x0, y1 - y0)
+        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2 + self.shift * side, self.scale * side / 2
+        return cx - half, cy - half, cx + half, cy + half
+
+
+CROPS = {"fer": CropRule(1.21, -0.147), "affectnet": CropRule(1.2), "face_api": CropRule(1.11, 0.035)}
+INPUT_SIZES = {"fer": 64, "affectnet": 64, "face_api": 112}
 
 
 @dataclass
 class ExpressionConfig:
-    margin: float = 0.05  # margin around the detected face box, share of its side (mini-Xception reads tight crops)
-    flip: bool = True  # average each face with its mirror image
-    prior_shift: float = 0.5  # share of log(FER2013 class frequency) removed from mini-Xception's log-probabilities
-    affectnet: float = 0.25  # weight of the AffectNet model in the mixture (0: mini-Xception alone)
-    affectnet_margin: float = 0.1  # its own crop margin (it read 0-0.1 best on actor 05, 0.2 worse)
+    experts: list[str] = field(default_factory=lambda: list(EXPERTS))
+    flip: bool = False  # also each face's mirror image (log-probabilities averaged): no gain measured, 2x the cost
+    prior_shift: float = 1.0  # share of log(FER2013 class frequency) removed from mini-Xception's log-probabilities
+    neutral_bias: float = 1.25  # taken from neutral's log-probability: the most that keeps 95 % of neutral faces
+    temperature: float = 1.37  # divides the combined log-probabilities (calibration; no ranking changes)
+    crops: dict[str, list[float]] = field(default_factory=dict)  # expert -> [scale, shift]: overrides CROPS
 
 
-def shift_prior(probs: np.ndarray, share: float) -> np.ndarray:
-    """(B, 7) probabilities in BASIC_EMOTIONS order with `share` of FER2013's class-frequency log-prior removed."""
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def shift_prior(log_probs: np.ndarray, share: float) -> np.ndarray:
+    """(B, 7) log-probabilities in BASIC_EMOTIONS order with `share` of FER2013's class-frequency log-prior
+    removed (1: the classes as if FER2013 had held them equally often), renormalised."""
     prior = FER2013_TRAIN_COUNTS / FER2013_TRAIN_COUNTS.sum()
-    logits = np.log(np.clip(probs, 1e-7, 1.0)) - share * np.log(prior)
-    logits -= logits.max(axis=1, keepdims=True)
-    shifted = np.exp(logits)
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+    return log_softmax(log_probs - share * np.log(prior))
+
+
+def to_basic(probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """(B, K) probabilities in an expert's order -> (B, 7) log-probabilities in BASIC_EMOTIONS order, NaN for the
+    emotions the expert has no class for (it abstains on them)."""
+    out = np.full((len(probs), len(BASIC_EMOTIONS)), np.nan)
+    for column, name in enumerate(classes):
+        out[:, BASIC_EMOTIONS.index(name)] = np.log(np.clip(probs[:, column], 1e-7, 1.0))
+    return out
+
+
+def combine(experts: list[np.ndarray]) -> np.ndarray:
+    """Per-expert (B, 7) log-probabilities (NaN: abstains) -> (B, 7) combined log-probabilities, the normalised
+    mean of the experts' log-probabilities. An abstaining expert's missing classes take the full experts'
+    consensus, and its own classes share what the consensus leaves them (so it ranks only what it knows); without
+    a full expert, its missing classes get nothing."""
+    full = [expert for expert in experts if np.isfinite(expert).all()]
+    consensus = log_softmax(np.mean(full, axis=0)) if full else None
+    filled = []
+    for expert in experts:
+        missing = np.isnan(expert)
+        if missing.any():
+            if consensus is None:
+                expert = np.where(missing, -np.inf, expert)
+            else:
+                kept = np.log(np.where(missing, 0.0, np.exp(consensus)).sum(axis=1, keepdims=True))
+                expert = np.where(missing, consensus, expert + kept)
+        filled.append(expert)
+    return log_softmax(np.mean(filled, axis=0))
+
+
+def expert_log_probs(name: str, faces: list[np.ndarray], device: str, prior_shift: float = 0.0) -> np.ndarray:
+    """One expert's (B, 7) log-probabilities (NaN where it abstains) for face crops cut by its own rule."""
+    if name == "fer":
+        from ..backbones import mini_xception
+
+        return shift_prior(to_basic(mini_xception.classify(faces, device)[0], FER_CLASSES), prior_shift)
+    if name == "affectnet":
+        from ..backbones import affectnet_emotions
+
+        return to_basic(affectnet_emotions.classify(faces, device), AFFECTNET_CLASSES)
+    from ..backbones import face_api_expression
+
+    return to_basic(face_api_expression.classify(faces, device), FACE_API_CLASSES)
 
 
 @register_default
 class GeneralExpression(Extractor):
-    """7 basic-emotion probabilities per face from expression networks trained on many people; masked without a
-    face."""
+    """7 basic-emotion probabilities per face from three expression networks trained on many people; masked
+    without a face."""
 
     modality = "expression"
     backend = "general"
-    version = "1"
+    version = "2"
     Config = ExpressionConfig
     feature_names = list(BASIC_EMOTIONS)
 
@@ -65,42 +146,56 @@ class GeneralExpression(Extractor):
         return len(BASIC_EMOTIONS)
 
     def load(self) -> None:
-        from ..backbones.mini_xception import load_mini_xception
+        unknown = sorted(set(self.config.experts) - set(EXPERTS))
+        if unknown or not self.config.experts:
+            from ..errors import ViperError
 
-        load_mini_xception(self.device)
-        if self.config.affectnet:
+            raise ViperError(f"expression:general experts must be some of {', '.join(EXPERTS)}; got "
+                             f"{', '.join(self.config.experts) or 'none'}")
+        if "fer" in self.config.experts:
+            from ..backbones.mini_xception import load_mini_xception
+
+            load_mini_xception(self.device)
+        if "affectnet" in self.config.experts:
             from ..backbones.affectnet_emotions import load_affectnet_emotions
 
             load_affectnet_emotions(self.device)
+        if "face_api" in self.config.experts:
+            from ..backbones.face_api_expression import load_face_api_expression
 
-    def _both_ways(self, classify, faces: list[np.ndarray]) -> np.ndarray:
-        """A classifier's probabilities, averaged with those of the mirrored faces when `flip`."""
-        probs = classify(faces)
-        if self.config.flip:
-            probs = (probs + classify([np.ascontiguousarray(face[:, ::-1]) for face in faces])) / 2
-        return probs
+            load_face_api_expression(self.device)
+
+    def crop_rule(self, expert: str) -> CropRule:
+        return CropRule(*self.config.crops[expert]) if expert in self.config.crops else CROPS[expert]
 
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
-        from ..backbones.mini_xception import INPUT_SIZE
-        from ..faces import crop_square
         from .batching import batched_features
 
         self.ensure_loaded()
-        margins = (self.config.margin, self.config.affectnet_margin) if self.config.affectnet else (self.config.margin,)
-        items = [[tuple(crop_square(frame, box, margin, INPUT_SIZE) for margin in margins) if ok else None
+        items = [[(frame, box) if ok else None
                   for frame, box, ok in zip(clip.frames or [None] * clip.n, clip.face_boxes, clip.face_mask,
                                             strict=True)] for clip in clips]
         return batched_features(items, self._probabilities, self.dim, batch_size=256)
 
-    def _probabilities(self, faces: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-        """(B, 7) probabilities of a batch of faces, each as (tight crop, wider crop for AffectNet)."""
-        from ..backbones import affectnet_emotions, mini_xception
+    def expert_log_probs(self, faces: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Each expert's (B, 7) log-probabilities (NaN where it abstains) for (frame, box) pairs, its crops cut by
+        its own rule, averaged with those of the mirrored crops when `flip`."""
+        from ..faces import crop_square
 
-        fer = self._both_ways(lambda batch: mini_xception.classify(batch, self.device)[0], [f[0] for f in faces])
-        probs = shift_prior(fer[:, FER_TO_BASIC], self.config.prior_shift)
-        if self.config.affectnet:
-            five = self._both_ways(lambda batch: affectnet_emotions.classify(batch, self.device), [f[1] for f in faces])
-            neutral, happy, sad, surprise, anger = five.T  # its CLASSES order
-            seven = np.stack([neutral, happy, sad, anger / 2, surprise / 2, anger / 2, surprise / 2], axis=1)
-            probs = (1 - self.config.affectnet) * probs + self.config.affectnet * seven
-        return probs
+        out = {}
+        for name in self.config.experts:
+            rule, size = self.crop_rule(name), INPUT_SIZES[name]
+            crops = [crop_square(frame, rule.box(box), 0.0, size) for frame, box in faces]
+            shift = self.config.prior_shift if name == "fer" else 0.0
+            if self.config.flip:  # the faces and their mirror images in one forward pass
+                both = expert_log_probs(name, crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops], self.device,
+                                        shift)
+                out[name] = (both[: len(crops)] + both[len(crops):]) / 2
+            else:
+                out[name] = expert_log_probs(name, crops, self.device, shift)
+        return out
+
+    def _probabilities(self, faces: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        combined = combine(list(self.expert_log_probs(faces).values()))
+        combined[:, BASIC_EMOTIONS.index("neutral")] -= self.config.neutral_bias
+        return np.exp(log_softmax(combined / self.config.temperature)).astype(np.float32)
