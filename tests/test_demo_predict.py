@@ -74,9 +74,9 @@ def test_predict_csv_and_a_file_that_is_not_a_video(demo, tmp_path):
     assert result.exit_code == 1
     assert "notes.mp4" in result.stderr and "Traceback" not in result.stderr
     rows = [line for line in result.stdout.splitlines() if line]
-    assert rows[0] == ",".join(["video", *EMOTIONS, "frames", "face_frames", "audio_frames", "warnings"])
+    assert rows[0] == ",".join(["video", "media", *EMOTIONS, "frames", "face_frames", "audio_frames", "warnings"])
     first = next(csv.reader(rows[1:2]))
-    assert first[0] == str(good) and first[-4] == "32" and int(first[-3]) >= 28 and first[-1] == ""
+    assert first[:2] == [str(good), "video"] and first[-4] == "32" and int(first[-3]) >= 28 and first[-1] == ""
 
 
 def test_train_and_evaluate_commands(demo, tmp_path):

@@ -86,7 +86,8 @@ def test_the_trace_follows_the_face_over_time(recording, tmp_path):
     assert all(r["coverage"]["audio"] == 32 for r in results)
 
     table = viper.trace_table(results)
-    assert list(table.columns[:4]) == ["video", "window", "start", "end"] and len(table) == 3
+    assert list(table.columns[:5]) == ["video", "media", "window", "start", "end"] and len(table) == 3
+    assert set(table["media"]) == {"video"}
     assert table.loc[0, "happy"] == pytest.approx(results[0]["scores"]["happy"])
     path = viper.plot_trace(table, tmp_path / "trace.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -122,7 +123,7 @@ def test_cli_prints_a_record_per_window_and_plots_it(recording, tmp_path):
                                       "--plot", str(plot)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith(("video,", str(recording)))]
-    assert lines[0].startswith("video,window,start,end,neutral,happy,") and len(lines) == 4
+    assert lines[0].startswith("video,media,window,start,end,neutral,happy,") and len(lines) == 4
     assert plot.read_text().lstrip().startswith("<?xml") and f"plot: {plot}" in result.stderr
     json_out = CliRunner().invoke(app, ["predict", str(recording), "--window", "10"], catch_exceptions=False)
     records = [json.loads(line) for line in json_out.stdout.splitlines() if line.startswith("{")]

@@ -122,20 +122,25 @@ class Extraction:
         for extractor in self.extractors:
             extractor.ensure_loaded()
 
-    def clip(self, path: Path, video_id: str | None = None):
-        """Decode one clip and crop its faces with this run's settings (models must be loaded)."""
+    def clip(self, path: Path, video_id: str | None = None, still_frames: int | None = None,
+             whole_frames: bool = False):
+        """Decode one clip and crop its faces with this run's settings (models must be loaded). `still_frames`: how
+        often a still image's one frame is repeated (default N); `whole_frames`: every frame taken whole as the
+        face, whatever the run's setting (inputs that are face crops already)."""
         from .sampled_video import sample_video
 
-        return sample_video(path, self.config.frames, self.detector, self.config.face_crop, video_id,
-                         self.config.face_margin)
+        crop = self.config.face_crop and not whole_frames
+        return sample_video(path, self.config.frames, self.detector, crop, video_id, self.config.face_margin,
+                            still_frames)
 
-    def windows(self, path: Path, seconds: float):
+    def windows(self, path: Path, seconds: float, still_frames: int | None = None, whole_frames: bool = False):
         """Decode a recording as consecutive windows of `seconds`, each a clip of N frames with its faces (models
-        must be loaded): (window, clip) pairs, one window in memory at a time."""
+        must be loaded): (window, clip) pairs, one window in memory at a time. Options as `clip`'s."""
         from .sampled_video import sample_windows
 
-        return sample_windows(path, self.config.frames, seconds, self.detector, self.config.face_crop,
-                              margin=self.config.face_margin)
+        crop = self.config.face_crop and not whole_frames
+        return sample_windows(path, self.config.frames, seconds, self.detector, crop,
+                              margin=self.config.face_margin, still_frames=still_frames)
 
     def _pending(self, store, video_id: str, source: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """(the extractors the store lacks for this clip, None), or ({}, the record of a clip with nothing to do)."""

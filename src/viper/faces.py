@@ -33,6 +33,10 @@ class FaceDetector(ABC):
     def detect(self, frames: list[np.ndarray]) -> list[Face | None]:
         """The largest face of each RGB frame, or None where there is none."""
 
+    def detect_all(self, frames: list[np.ndarray]) -> list[list[Face]]:
+        """Every face of each RGB frame, largest first (a detector that finds only the largest gives that one)."""
+        return [[] if face is None else [face] for face in self.detect(frames)]
+
 
 FACE_DETECTORS: Registry[type[FaceDetector]] = Registry("face detector", "viper.face_detectors")
 DEFAULT_FACE_DETECTOR = "blazeface"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .errors import VideoReadError
 from .faces import FaceDetector, crop_square, whole_frame
+from .images import read_image
 from .video import (
     AUDIO_RATE,
     AudioFragment,
@@ -46,6 +48,7 @@ class SampledVideo:
     duration: float = 0.0
     fps: float = 0.0
     video_stream: str | None = None  # which video stream was read, when the file has several
+    media: Literal["video", "image"] = "video"  # image: a still picture, its one frame repeated to N
 
     @property
     def n(self) -> int:
@@ -73,9 +76,15 @@ def sample_video(
     face_crop: bool = True,
     video_id: str | None = None,
     margin: float = 0.2,
+    still_frames: int | None = None,
 ) -> SampledVideo:
-    """Decode a clip's N sampled frames and its audio, and crop the largest face in each frame."""
+    """Decode a clip's N sampled frames and its audio, and crop the largest face in each frame. A still image is
+    one frame, repeated `still_frames` times (default N: a model trained on N frames sees the N tokens it expects;
+    a model that pools any number of frames needs 1)."""
     path = Path(path)
+    image = read_image(path)
+    if image is not None:
+        return _still(path, video_id, image, still_frames or n, detector, face_crop, margin)
     audio = read_audio(path)
     try:
         video = read_frames(path, n)
@@ -92,12 +101,18 @@ def sample_windows(
     face_crop: bool = True,
     video_id: str | None = None,
     margin: float = 0.2,
+    still_frames: int | None = None,
 ) -> Iterator[tuple[Window, SampledVideo]]:
     """A recording as consecutive windows of `seconds`, each sampled as a clip of N frames with its faces and audio
-    fragments (the audio decoded once into a temp file, the frames one window at a time)."""
-    from .windows import read_windows, window_spans
+    fragments (the audio decoded once into a temp file, the frames one window at a time); a still image is one
+    window of no length, sampled as `sample_video` samples it."""
+    from .windows import Window, read_windows, window_spans
 
     path = Path(path)
+    image = read_image(path)
+    if image is not None:
+        yield Window(0, 0.0, 0.0, 1), _still(path, video_id, image, still_frames or n, detector, face_crop, margin)
+        return
     audio = read_audio(path)
     windows = read_windows(path, n, seconds)
     try:
@@ -109,6 +124,21 @@ def sample_windows(
     for window, times, video in itertools.chain([first], windows):
         clip = _clip(path, video_id, times, audio, video, duration=window.end - window.start)
         yield window, _with_faces(clip, detector, face_crop, margin)
+
+
+def _still(path: Path, video_id: str | None, image: np.ndarray, n: int, detector: FaceDetector | None,
+           face_crop: bool, margin: float) -> SampledVideo:
+    """A still image as a clip: its face found once, then the frame repeated n times at time 0, without audio."""
+    frame = VideoFrames(times=np.zeros(1), frame_times=np.zeros(1), frames=[image], repeated=0, duration=0.0, fps=0.0)
+    clip = _with_faces(_clip(path, video_id, frame.times, None, frame), detector, face_crop, margin)
+    clip.media = "image"
+    if n == 1:
+        return clip
+    return dataclasses.replace(
+        clip, times=np.zeros(n), frame_times=np.zeros(n), repeated=n - 1, frames=clip.frames * n,
+        face_boxes=np.repeat(clip.face_boxes, n, axis=0), face_eyes=np.repeat(clip.face_eyes, n, axis=0),
+        face_mask=np.repeat(clip.face_mask, n), face_crops=clip.face_crops * n, windows=audio_windows(np.zeros(n)),
+    )
 
 
 def _audio_only(audio: AudioTrack | None, error: VideoReadError) -> tuple[float, float]:

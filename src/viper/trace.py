@@ -10,22 +10,23 @@ from typing import Any
 from .errors import ViperError
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+SOURCE = ("video", "media")  # the columns before the window's: the file, and whether it is a video or an image
 SPAN = ("window", "start", "end")  # a window's columns, in records made with a window
 COVERAGE = ("frames", "face_frames", "audio_frames", "warnings")  # the columns after the emotions
 
 
 def record_row(result: dict[str, Any]) -> dict[str, Any]:
-    """A `viper predict` record as one flat row, the columns of its CSV and of `trace_table`: video, [window, start,
-    end,] one column per emotion, frames, face_frames, audio_frames, warnings (joined by "; ")."""
+    """A `viper predict` record as one flat row, the columns of its CSV and of `trace_table`: video, media, [window,
+    start, end,] one column per emotion, frames, face_frames, audio_frames, warnings (joined by "; ")."""
     coverage = result["coverage"]
-    return {"video": result["video"], **{name: result[name] for name in SPAN if name in result}, **result["scores"],
-            "frames": coverage["frames"], "face_frames": coverage["face"], "audio_frames": coverage["audio"],
-            "warnings": "; ".join(result["warnings"])}
+    return {**{name: result[name] for name in SOURCE}, **{name: result[name] for name in SPAN if name in result},
+            **result["scores"], "frames": coverage["frames"], "face_frames": coverage["face"],
+            "audio_frames": coverage["audio"], "warnings": "; ".join(result["warnings"])}
 
 
 def trace_table(results: list[dict[str, Any]]):
-    """One row per window (pandas): video, window, start, end (s), one column per emotion, frames, face_frames,
-    audio_frames, warnings. Records without a window (whole clips) are refused: they are not a trace."""
+    """One row per window (pandas): video, media, window, start, end (s), one column per emotion, frames,
+    face_frames, audio_frames, warnings. Records without a window (whole clips) are refused: they are not a trace."""
     import pandas as pd
 
     for result in results:
@@ -43,8 +44,10 @@ def trace_figure(table, title: str | None = None):
 
     if table["video"].nunique() != 1:
         raise ViperError("a trace plot shows one video; select its rows first (table[table.video == ...])")
+    if (table["media"] == "image").all():
+        raise ViperError(f"{table['video'].iloc[0]}: a still image has no trace over time to plot")
     table = table.sort_values("window")
-    emotions = [column for column in table.columns if column not in ("video", *SPAN, *COVERAGE)]
+    emotions = [column for column in table.columns if column not in (*SOURCE, *SPAN, *COVERAGE)]
     minutes = table["end"].max() - table["start"].min() > 600  # an axis in minutes beyond 10 of them
     scale = 60.0 if minutes else 1.0
     edges = np.append(table["start"].to_numpy(), table["end"].iloc[-1]) / scale

