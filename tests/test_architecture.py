@@ -135,3 +135,19 @@ def test_predict_imports_only_the_libraries_it_uses(tiny_demo_run):
                                str(tiny_demo_run / "run"))
     assert done.returncode == 0 and '"scores"' in done.stdout, done.stderr
     assert "torch" in imported and imported & UNUSED_BY_PREDICT == set()
+
+
+def test_the_test_summary_names_failures_errors_and_skips(tmp_path):
+    """pyproject's addopts (`-rfEs`): pytest's short summary lists every failure and error as well as every skip
+    with its reason (`-rs` alone replaced pytest's default and left the failures out of it)."""
+    (tmp_path / "test_sample.py").write_text(
+        "import pytest\n\n\n@pytest.fixture\ndef broken():\n    raise RuntimeError\n\n\n"
+        "def test_fails():\n    assert False\n\n\ndef test_errors(broken):\n    pass\n\n\n"
+        "def test_skips():\n    pytest.skip('no reason')\n"
+    )
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
+                           str(SRC.parent / "pyproject.toml"), "--rootdir", ".", "test_sample.py"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    summary = done.stdout.split("short test summary info")[-1]
+    for line in ("FAILED test_sample.py::test_fails", "ERROR test_sample.py::test_errors", "SKIPPED [1]"):
+        assert line in summary, done.stdout

@@ -48,3 +48,15 @@ def test_extractor_contract(spec, clips, tiny_models):
     again = extractor.extract(clips[0])  # alone, another batch layout: the same numbers
     np.testing.assert_allclose(again.values, batch[0].values, rtol=1e-4, atol=1e-6 * np.abs(again.values).max())
     np.testing.assert_array_equal(again.mask, batch[0].mask)
+
+
+def test_viper_extractors_gives_each_description_whole():
+    """`viper extractors`: one line per extractor with the first paragraph of its docstring, whole sentences (the
+    first line of a docstring wrapped over two used to end mid-sentence)."""
+    from typer.testing import CliRunner
+
+    from viper.cli import app
+
+    lines = CliRunner().invoke(app, ["extractors"], catch_exceptions=False).stdout.splitlines()
+    assert [line.split()[0] for line in lines] == available()
+    assert all(line.endswith(".") for line in lines), lines

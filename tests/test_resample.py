@@ -53,6 +53,8 @@ def test_resize_shrinks_by_area_and_keeps_the_size_it_has():
 
 def test_matches_opencv_bit_for_bit_where_it_is_installed():  # as MediaPipe warps: warpPerspective
     cv2 = pytest.importorskip("cv2", reason="OpenCV is not a dependency; the parity check runs where it is installed")
+    if int(cv2.__version__.split(".")[0]) >= 5:
+        pytest.skip(f"OpenCV {cv2.__version__} resamples differently from 4.x, the warps MediaPipe's models saw")
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     for trial in range(40):
         height, width = RNG.integers(20, 400, 2)

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from .errors import SettingError, ViperError
+from .filenames import printable
 from .progress import ProgressBars
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)
@@ -27,7 +28,7 @@ def friendly(command):
             if os.environ.get("VIPER_DEBUG"):
                 raise
             text = error.as_flag() if isinstance(error, SettingError) else str(error)
-            typer.secho(f"error: {text}", fg=typer.colors.RED, err=True)
+            typer.secho(f"error: {printable(text)}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM where a job turns it into viper.errors.Interrupted
             text = str(stop) or "what was written so far is kept; run the same command to resume"
@@ -119,7 +120,8 @@ def extract(
                           gpus_per_worker=gpus_per_worker, hook=ProgressBars())
     for line in summary.lines():
         typer.echo(line, err=line.startswith("FAILED"))
-    typer.echo(f"store: {out}")
+    if summary.kept_store:
+        typer.echo(f"store: {out}")
     if summary.failed:
         raise typer.Exit(1)
 
@@ -132,7 +134,8 @@ def list_extractors() -> None:
     for name in available():
         modality, backend = name.split(":")
         marker = " (default)" if DEFAULT_BACKENDS.get(modality) == backend else ""
-        typer.echo(f"{name}{marker}  {EXTRACTORS.get(name).__doc__.splitlines()[0]}")
+        summary = " ".join(EXTRACTORS.get(name).__doc__.split("\n\n")[0].split())  # its first paragraph, whole
+        typer.echo(f"{name}{marker}  {summary}")
 
 
 @app.command("dataset")
@@ -161,7 +164,9 @@ def dataset(
 @app.command()
 @friendly
 def predict(
-    videos: list[Path] = typer.Argument(..., help="Video files to score, or folders of them (searched recursively)."),
+    videos: list[Path] = typer.Argument(
+        ..., help="Video or image files to score, or folders of them (searched recursively)."
+    ),
     checkpoint: Path = typer.Option(
         None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
     ),
@@ -179,8 +184,12 @@ def predict(
         ".pdf; a folder for several videos, one <video>.png each)."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where the models run."),
+    no_face_crop: bool = typer.Option(
+        False, "--no-face-crop", help="Take each whole image or frame as the face (for inputs that are face crops)."
+    ),
 ) -> None:
-    """Score videos with viper's general model, or with a trained run (extracting the features it was trained on).
+    """Score videos or images with viper's general model, or with a trained run (extracting the features it was
+    trained on). A still image (jpg, png, webp, ...) is one frame.
 
     Without --checkpoint the scores are probabilities of 7 basic emotions (neutral, happy, sad, angry, fearful,
     disgust, surprised) summing to 1, from expression networks trained on many people. With a run, scores are on
@@ -202,9 +211,9 @@ def predict(
     plots = _trace_plots(plot, window, videos)
     bars, header, tables, traces, failed = ProgressBars(), True, [], {}, False
     for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME if per_frame else (),
-                                         window=window, hook=bars):
+                                         window=window, hook=bars, face_crop=not no_face_crop):
         if isinstance(prediction, str):
-            typer.secho(f"error: {prediction}", fg=typer.colors.RED, err=True)
+            typer.secho(f"error: {printable(prediction)}", fg=typer.colors.RED, err=True)
             failed = True
             continue
         record = prediction.record()
@@ -212,7 +221,9 @@ def predict(
         header = False
         if per_frame is not None:
             tables.append(prediction.frame_table())
-        if plots:
+        if plots and record["media"] == "image":
+            typer.echo(f"no plot for {video}: a still image has no trace over time", err=True)
+        elif plots:
             traces.setdefault(video, []).append(record)
             if prediction.window.index + 1 == prediction.window.count:  # the video's last window: plot it now
                 from .trace import plot_trace, trace_table
@@ -243,7 +254,7 @@ def _trace_plots(plot: Path | None, window: float | None, videos: list[Path]) ->
 @app.command()
 @friendly
 def inspect(
-    videos: list[Path] = typer.Argument(..., help="Video files to look at, or folders of them."),
+    videos: list[Path] = typer.Argument(..., help="Video or image files to look at, or folders of them."),
     checkpoint: Path = typer.Option(
         None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
     ),
@@ -251,15 +262,19 @@ def inspect(
         ..., "--out", "-o", help="page.html for one video; a folder (one <video>.html per clip) for several."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where the models run."),
+    no_face_crop: bool = typer.Option(
+        False, "--no-face-crop", help="Take each whole image or frame as the face (for inputs that are face crops)."
+    ),
 ) -> None:
     """One self-contained HTML page per clip: frames, faces, captions, FAU traces and the predicted scores."""
     from .jobs.inspect import inspect as run_inspect
 
-    pages, failures = run_inspect(videos, checkpoint, out, device=device, hook=ProgressBars())
+    pages, failures = run_inspect(videos, checkpoint, out, device=device, hook=ProgressBars(),
+                                  face_crop=not no_face_crop)
     for page in pages:
         typer.echo(f"page: {page}")
     for _, reason in failures:
-        typer.secho(f"error: {reason}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {printable(reason)}", fg=typer.colors.RED, err=True)
     if failures:  # as extract and predict: 1 when some videos could not be read, 2 for a bad command
         raise typer.Exit(1)
 

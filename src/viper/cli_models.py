@@ -52,6 +52,10 @@ def train(
         False, "--person-norm", help="Subtract each person's mean features (over their clips in the split) before "
         "standardising; every clip needs a person. `viper predict` refuses such a run (one video has no person mean)."
     ),
+    tensorboard: bool = typer.Option(
+        False, "--tensorboard", help="Also log history.csv's numbers to RUN/tensorboard (needs the tensorboard "
+        "package: pip install 'viper-emotion[tensorboard]')."
+    ),
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML TrainConfig; flags given override it."),
 ) -> None:
     """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
@@ -62,13 +66,15 @@ def train(
              "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device,
              "modality_dropout": modality_dropout, "precision": precision, "compile": compile, "layout": layout,
              "anchor": anchor, "anchor_shrink": anchor_shrink,
-             "allow_shared_people": allow_shared_people, "person_norm": person_norm}
+             "allow_shared_people": allow_shared_people, "person_norm": person_norm, "tensorboard": tensorboard}
     given = {name: value for name, value in flags.items() if _given(context, name)}
     result = run_train(features, out, train_config(config, **given), hook=ProgressBars())
     best = "n/a (no dev split: last epoch kept)"
     if result.best_dev_pearson is not None:
         best = f"{result.best_dev_pearson:.4f}"
     typer.echo(f"best epoch {result.best_epoch}, dev mean Pearson {best}; checkpoint {result.checkpoint}")
+    if result.anchor is not None:
+        typer.echo(result.anchor.line())
 
 
 @app.command()

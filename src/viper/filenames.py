@@ -42,6 +42,13 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+def printable(text: str) -> str:
+    """`text` for a terminal: control characters but line breaks and tabs, undecodable bytes and line separators
+    escaped (`\\x1b`), so a file name in a message cannot recolour, move or clear the user's terminal."""
+    return "".join(char if char in "\n\t" or unicodedata.category(char) not in CONTROL else ascii(char)[1:-1]
+                   for char in text)
+
+
 def windows_device(name: str) -> str | None:
     """The device Windows opens for `name` (`nul.txt`, `Com1 .tar.gz`: any case, any extension), None for a file."""
     device = name.partition(".")[0].rstrip(" ").upper()

@@ -22,23 +22,27 @@ def normalise_split(value: str) -> str:
     return SPLIT_NAMES.get(text, text)
 
 
-def scan_folder(folder: Path):
-    """Every video file under a folder (recursively), ids from the relative path without suffix (`sub__name`),
-    made file-name safe (`filenames.safe_name`) and unique (two files that would share an id get a hash each)."""
+def scan_folder(folder: Path, suffixes: tuple[str, ...] = VIDEO_SUFFIXES):
+    """Every video file (every file with one of `suffixes`) under a folder, recursively, ids from the relative path
+    without suffix (`sub__name`), made file-name safe (`filenames.safe_name`) and unique (two files that would
+    share an id get a hash each)."""
     import pandas as pd
 
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     if not files:
-        raise ViperError(f"{folder}: no video files found (looked for {', '.join(VIDEO_SUFFIXES)})")
+        raise ViperError(f"{folder}: no video files found (looked for {', '.join(suffixes)})")
     relative = [str(p.relative_to(folder)) for p in files]
-    ids = unique_names([safe_name(str(Path(name).with_suffix(""))) for name in relative], relative)
+    # the suffix cut off as text: Path("..mp4").with_suffix("") raises on Python 3.13 (its stem "." is no name)
+    stems = [name[: -len(path.suffix)] for name, path in zip(relative, files, strict=True)]
+    ids = unique_names([safe_name(stem) for stem in stems], relative)
     return pd.DataFrame({"video_id": ids, "path": [str(p.resolve()) for p in files], "split": ""})
 
 
-def check_csv_table(csv_path: Path, table) -> None:
-    """A ViperError for what pandas reads quietly wrong from `csv_path` into `table`: a column given twice (the
-    second `joy` would become `joy.1`, an emotion of its own), a NUL byte (the value would end there), or a row
-    with more fields than the header (its first fields would become the index, the rest shift left)."""
+def check_csv_table(csv_path: Path, table, *, unnamed_ok: bool = False) -> None:
+    """A ViperError for what pandas reads quietly wrong from `csv_path` into `table`: a column without a name or
+    given twice (pandas names them `Unnamed: 3` and `joy.1`, each an emotion of its own; `unnamed_ok` where columns
+    are picked by name), a NUL byte (the value would end there), or a row with more fields than the header (its
+    first fields would become the index, the rest shift left)."""
     import pandas as pd
 
     data = Path(csv_path).read_bytes()
@@ -47,7 +51,12 @@ def check_csv_table(csv_path: Path, table) -> None:
         raise ViperError(f"{csv_path}: line {line} holds a NUL byte; a CSV is text")
     rows = csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace")))
     header = [name.strip() for name in next(rows, [])]
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    blank = [] if unnamed_ok else [index for index, name in enumerate(header) if not name]
+    if blank:
+        names = ", ".join(repr(f"Unnamed: {index}") for index in blank)
+        raise ViperError(f"{csv_path}: column(s) {', '.join(str(index + 1) for index in blank)} of the header have no "
+                         f"name (read as {names}, an emotion each); name them or remove them")
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
     if repeated:
         raise ViperError(f"{csv_path}: column(s) {', '.join(map(repr, repeated))} given more than once; keep one each")
     if not isinstance(table.index, pd.RangeIndex):

@@ -24,6 +24,8 @@ MANIFESTS = {  # case -> (manifest body, what the message must say)
     "a split typo": (HEADER + "a,a.mp4,tarin,0.5\nb,a.mp4,Train,0.1\nc,a.mp4,,0.1\n",
                      "unknown split 'tarin' on line(s) 2; use train, dev, devel, val, validation, test"),
     "a column twice": ("video_id,path,split,joy,joy\na,a.mp4,train,0.5,0.1\n", "column(s) 'joy' given more than once"),
+    "a column without a name": ("video_id,path,split,,joy\na,a.mp4,train,0.9,0.5\n",
+                                "column(s) 4 of the header have no name (read as 'Unnamed: 3', an emotion each)"),
     "ids that are paths": (HEADER + "../x,a.mp4,train,0.5\n", "line 2: '../x' holds a path separator"),
     "a NUL byte": (HEADER + "a,a.mp4,train,0.5\nb\x00c,a.mp4,dev,0.1\n", "line 3 holds a NUL byte"),
     "a row longer than the header": (HEADER + "a,a.mp4,train,0.5,9\nb,a.mp4,dev,0.1\n",
@@ -39,10 +41,11 @@ def viper(*args: str):
 @pytest.mark.parametrize("case", MANIFESTS)
 def test_bad_manifest_is_one_message(tmp_path, case):
     """`viper extract manifest.csv`: missing columns, duplicate ids, paths that do not exist, a split that is not
-    one (`tarin`: it used to drop the clip from every split unsaid), a column given twice (it used to become an
-    emotion `joy.1`), an id that is a path, a NUL byte (pandas cut the id there) or a row with more fields than
-    the header (pandas made its first fields an index, shifting the rest) each give `error: <manifest path>:
-    ...` naming the problem (and its line), exit code 2, no traceback, nothing extracted."""
+    one (`tarin`: it used to drop the clip from every split unsaid), a column given twice or without a name (they
+    used to become emotions `joy.1` and `Unnamed: 3`), an id that is a path, a NUL byte (pandas cut the id there)
+    or a row with more fields than the header (pandas made its first fields an index, shifting the rest) each give
+    `error: <manifest path>: ...` naming the problem (and its line), exit code 2, no traceback, nothing
+    extracted."""
     make_clip(tmp_path / "a.mp4", frames=4)
     body, expected = MANIFESTS[case]
     manifest = tmp_path / "manifest.csv"
@@ -51,6 +54,28 @@ def test_bad_manifest_is_one_message(tmp_path, case):
     assert result.exit_code == 2, result.stderr
     assert "Traceback" not in result.stderr and "manifest.csv" in result.stderr and expected in result.stderr
     assert not (tmp_path / "store" / "features").exists()
+
+
+def test_a_run_where_every_file_failed_leaves_no_new_store(tmp_path):
+    """Every file of a first extraction unreadable: the FAILED lines, exit 1 and no store (an empty one used to be
+    left, which `train` would then read as a store without clips); a folder the user made stays, empty. Into a
+    store that already holds clips, nothing is removed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "text.mp4").write_text("not a video")
+    (folder / "empty.mp4").write_bytes(b"")
+    made_before = tmp_path / "made-before"
+    made_before.mkdir()
+    for out in (tmp_path / "store", made_before):
+        result = viper("extract", str(folder), "--out", str(out), "-n", "4", "-e", "audio")
+        assert result.exit_code == 1 and result.stderr.count("FAILED") == 2
+        assert "no clip was extracted, so no store was left behind" in result.stdout and "store:" not in result.stdout
+    assert not (tmp_path / "store").exists() and list(made_before.iterdir()) == []
+    (tmp_path / "good").mkdir()
+    make_clip(tmp_path / "good" / "clip.mp4", frames=4, audio_seconds=0.4)
+    assert viper("extract", str(tmp_path / "good"), "--out", str(made_before), "-n", "4", "-e", "audio").exit_code == 0
+    again = viper("extract", str(folder), "--out", str(made_before), "-n", "4", "-e", "audio")
+    assert again.exit_code == 1 and f"store: {made_before}" in again.stdout and (made_before / "store.json").exists()
 
 
 LABELS = {  # case -> (value put in row 3's "joy", what the message must say)
@@ -80,6 +105,7 @@ def test_bad_label_is_one_message(tmp_path, case):
 STORE_LABELS = {  # case -> (labels.csv edit, what the message must say)
     "a split typo": (lambda text: text.replace(",train,", ",tarin,", 1), "unknown split 'tarin' on line(s) 2; use"),
     "a column twice": (lambda text: text.replace("joy", "fear", 1), "column(s) 'fear' given more than once"),
+    "a column without a name": (lambda text: text.replace(",joy,", ",,", 1), "column(s) 4 of the header have no name"),
     "an id twice": (lambda text: text + text.splitlines()[1] + "\n",
                     "video_id(s) clip000 given more than once (lines 2, 14)"),
     "a row too long": (lambda text: text.replace(",train,", ",train,9,", 1), "line 2 has more fields than the"),
@@ -89,8 +115,9 @@ STORE_LABELS = {  # case -> (labels.csv edit, what the message must say)
 @pytest.mark.parametrize("case", STORE_LABELS)
 def test_labels_csv_edited_by_hand_is_refused(tmp_path, case):
     """A store's labels.csv whose split is a typo (the clip would train in no split), that names a column twice
-    (the second would be read as another emotion, `fear.1`), holds a clip twice (an IndexError deep in training) or
-    a row longer than the header: `viper train` refuses it naming the file and line, exit 2."""
+    (the second would be read as another emotion, `fear.1`) or not at all (`Unnamed: 3`), holds a clip twice (an
+    IndexError deep in training) or a row longer than the header: `viper train` refuses it naming the file and
+    line, exit 2."""
     store = make_synthetic_store(tmp_path / "store", {"audio-test-bbbb": ("audio", 4)}, ("joy", "fear"),
                                  n_clips=12, n_frames=4)
     path = store.root / "labels.csv"

@@ -138,6 +138,37 @@ def test_ravdess_ids_are_unique_even_in_same_named_folders(tmp_path):
     assert all(name_problem(video_id) is None for video_id in table["video_id"])
 
 
+def test_a_folder_named_like_a_take_is_no_row_of_the_ravdess_manifest(tmp_path):
+    """RAVDESS takes beside a folder named like one (`01-01-04-02-02-01-05.mp4/`): the manifest lists the files only,
+    so `viper extract` of it extracts them (the folder's row used to make it refuse the whole manifest)."""
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    make_clip(takes / "01-01-03-02-02-01-05.mp4", frames=4, audio_seconds=0.4)
+    (takes / "01-01-04-02-02-01-05.mp4").mkdir()
+    result = viper("dataset", "ravdess", str(takes), "--out", str(tmp_path / "m.csv"))
+    assert result.exit_code == 0 and "1 clips" in result.stdout
+    extracted = viper("extract", str(tmp_path / "m.csv"), "--out", str(tmp_path / "store"), "-n", "4", "-e", "audio")
+    assert extracted.exit_code == 0, extracted.stderr
+    store = FeatureStore.open(tmp_path / "store")
+    assert store.video_ids(store.key_for("audio")) == ["01-01-03-02-02-01-05"]
+
+
+def test_an_escape_sequence_in_a_path_is_printed_escaped(tmp_path):
+    """A file name holding ANSI escapes (colour, clear screen) or a carriage return reaches the terminal as text
+    (`\\x1b[2J`, `\\r`), in extract's FAILED lines and in predict's and the CLI's errors, never as the sequence."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "red\x1b[31m\x1b[2J\rclip.mp4").write_text("not a video")
+    extracted = viper("extract", str(folder), "--out", str(tmp_path / "store"), "-n", "4", "-e", "audio")
+    predicted = viper("predict", str(tmp_path / "gone\x1b[2J.mp4"))
+    refused = viper("extract", str(tmp_path / "no\x1b[31mwhere"), "--out", str(tmp_path / "store"))
+    for result, shown in ((extracted, f"FAILED {folder}/red\\x1b[31m\\x1b[2J\\rclip.mp4: not a readable video"),
+                          (predicted, f"error: {tmp_path}/gone\\x1b[2J.mp4: file does not exist"),
+                          (refused, f"error: {tmp_path}/no\\x1b[31mwhere: does not exist")):
+        assert shown in result.stderr, result.stderr
+        assert "\x1b" not in result.output
+
+
 def test_a_manifest_with_one_id_twice_is_not_written(tmp_path):
     table = pd.DataFrame({"video_id": ["a", "a"], "path": ["a.mp4", "b.mp4"], "split": "train"})
     with pytest.raises(ViperError, match="a would appear more than once"):

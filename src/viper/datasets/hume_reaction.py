@@ -119,7 +119,7 @@ def _read_csv(path: Path):
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ViperError(f"{path}: not a readable CSV ({error})") from None
-    check_csv_table(path, table)
+    check_csv_table(path, table, unnamed_ok=True)  # columns are picked by name: an unnamed index is no emotion
     return table
 
 

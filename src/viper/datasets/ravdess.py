@@ -59,7 +59,8 @@ def ravdess_manifest(folder: Path, test_statement: str = "02", split_by: str = "
     folder = Path(folder)
     if not folder.is_dir():
         raise ViperError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and parse_name(p.stem))
+    # files only: a folder named like a take would become a row whose path is no file, and the manifest refused
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES and parse_name(p.stem))
     if not files:
         raise ViperError(f"{folder}: no RAVDESS files (names like 01-01-06-02-01-02-05.mp4) found")
     stems = [p.stem for p in files]

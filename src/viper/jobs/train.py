@@ -1,8 +1,8 @@
 """Train the fusion model on a feature store: MSE per emotion, best epoch by dev mean Pearson, resumable.
 
-The run folder holds config.json, history.csv, tensorboard/, best.pt (the model to use) and last.pt (the state
-to resume from, rewritten atomically after every epoch). Running `train` again on the same folder continues
-after the last completed epoch; the same seed gives the same weights on CPU, interrupted or not.
+The run folder holds config.json, history.csv, best.pt (the model to use), last.pt (the state to resume from,
+rewritten atomically after every epoch) and, when asked for, tensorboard/. Running `train` again on the same
+folder continues after the last completed epoch; the same seed gives the same weights on CPU, interrupted or not.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..atomic import atomic_write_text
-from ..checkpoint import predict_model, save_checkpoint, torch_load, torch_save_atomic
+from ..checkpoint import load_checkpoint, predict_model, save_checkpoint, torch_load, torch_save_atomic
 from ..config import save_config, to_dict
 from ..errors import SettingError, ViperError
 from ..general_model import anchoring
@@ -34,21 +33,16 @@ from ..progress import Hook, notify
 from ..settings import check_device, real_number, resolve_device, resolve_precision, whole_number
 from ..store import FeatureStore
 from ..tokens import load_split, make_loader, resolve_keys, split_ids, standardisation_stats
+from .train_report import AnchorMovement, anchor_movement, log_scalars, summary_writer, write_history
 
 log = logging.getLogger(__name__)
 
 # may differ when a run is continued (they do not change the weights); anything else may not
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-RESUMABLE_CHANGES = ("epochs", "device", "compile", "allow_shared_people")
+RESUMABLE_CHANGES = ("epochs", "device", "compile", "allow_shared_people", "tensorboard")
 RESUME_KEYS = ("fingerprint", "epoch", "history", "best", "model", "optimiser", "scheduler", "scaler", "rng_cpu",
                "rng_cuda")
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, quota or file size limit: the run cannot grow
-TENSORBOARD_TAGS = {
-    "lr": "lr",
-    "train_loss": "loss/train",
-    "dev_loss": "loss/dev",
-    "dev_mean_pearson": "pearson/dev_mean",
-}
 
 
 @dataclass
@@ -77,6 +71,7 @@ class TrainConfig:
     anchor_shrink: float = 1.0
     allow_shared_people: bool = False  # train although dev or test holds people of train (see viper.persons)
     person_norm: bool = False  # subtract each person's mean features first (train and evaluate; predict refuses)
+    tensorboard: bool = False  # also log history.csv's numbers to RUN/tensorboard (the optional tensorboard package)
 
     def __post_init__(self) -> None:
         """Refuse values torch would fail on deep in a run, or that would train nothing, naming the setting."""
@@ -120,6 +115,7 @@ class TrainResult:
     best_dev_pearson: float | None  # None when the store has no dev split
     epochs_done: int
     history: list[dict[str, Any]]
+    anchor: AnchorMovement | None = None  # how far an anchored model moved from the general model
 
 
 def make_optimiser(parameters, *, lr: float, weight_decay: float = 0.01) -> torch.optim.AdamW:
@@ -138,6 +134,8 @@ def train(
     stops the run with one message; every file is written atomically, so best.pt and last.pt stay those of the
     last completed epoch and the same call resumes once there is space."""
     config = config or TrainConfig()
+    if config.tensorboard:
+        summary_writer()  # refused before the run folder is made when tensorboard is not installed
     try:
         with folder_in_use(Path(out), "`viper train`"):
             return _train(features, Path(out), config, hook)
@@ -220,9 +218,9 @@ def _train(features: Path | str, out: Path, config: TrainConfig, hook: Hook | No
             info={"epoch": epoch, "dev_mean_pearson": pearson},
         )
 
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
+    writer = None
+    if config.tensorboard:
+        writer = summary_writer()(str(out / "tensorboard"), purge_step=start + 1 if start else None)
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype != torch.float32 else contextlib.nullcontext()
     forward = torch.compile(model) if config.compile else model  # shares model's weights; model is what is saved
     undefined_seen: list[str] = []
@@ -255,21 +253,23 @@ def _train(features: Path | str, out: Path, config: TrainConfig, hook: Hook | No
                 save_best(epoch, None)
             row["seconds"] = round(time.perf_counter() - began, 3)
             history.append(row)
-            _write_history(history, out / "history.csv")
-            for name, value in row.items():
-                if name in TENSORBOARD_TAGS or name.startswith("dev_pearson_"):
-                    writer.add_scalar(
-                        TENSORBOARD_TAGS.get(name, name.replace("dev_pearson_", "pearson/dev_")), value, epoch
-                    )
-            writer.flush()
+            write_history(history, out / "history.csv")
+            if writer is not None:
+                log_scalars(writer, row, epoch)
             done = {"fingerprint": fingerprint, "epoch": epoch, "history": history, "best": best}
             _save_resume_state(out / "last.pt", done, model, optimiser, scheduler, scaler, device)
             notify(hook, "train", completed=epoch, total=config.epochs,
                    details={"loss": f"{train_loss:.4f}", "dev_r": _fmt(row.get("dev_mean_pearson"))})
-    writer.close()
+    if writer is not None:
+        writer.close()
     if best["epoch"] == 0:
         raise ViperError(f"{out}: no epoch was trained (epochs = {config.epochs})")
-    return TrainResult(out, out / "best.pt", best["epoch"], best["pearson"], len(history), history)
+    moved = None
+    if anchor:  # measured with the kept model (best.pt), on dev where there is one
+        kept = load_checkpoint(out / "best.pt", device).model
+        moved = (anchor_movement(kept, dev_data, "dev") if dev_data is not None
+                 else anchor_movement(kept, train_data, "train"))
+    return TrainResult(out, out / "best.pt", best["epoch"], best["pearson"], len(history), history, moved)
 
 
 def drop_modalities(masks: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -384,12 +384,6 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         elif a != b:
             changes.append(f"{section}: {a!r} -> {b!r}")
     return changes
-
-
-def _write_history(history: list[dict[str, Any]], path: Path) -> None:
-    import pandas as pd
-
-    atomic_write_text(path, pd.DataFrame(history).to_csv(index=False))
 
 
 def _fmt(value: float | None) -> str:
