@@ -240,7 +240,8 @@ def variants(experts: list[str]) -> list[Variant]:
     from viper.extractors.expression_general import ExpressionConfig
 
     config = ExpressionConfig()
-    shipped = Variant("shipped: " + " + ".join(experts), tuple(experts), prior_shift=config.prior_shift,
+    shipped = Variant(f"shipped: {' + '.join(experts)} (neutral bias {config.neutral_bias:g}, "
+                      f"{'flip' if config.flip else 'no flip'})", tuple(experts), prior_shift=config.prior_shift,
                       neutral_bias=config.neutral_bias, flip=config.flip)
     out = [shipped]
     for size in (1, 2):

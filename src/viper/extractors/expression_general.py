@@ -16,7 +16,7 @@ They are combined by the mean of their log-probabilities (a product of experts: 
 class for an emotion (AffectNet: fear, disgust) abstains on it: the others say how much mass those classes get,
 and it only ranks the classes it knows. One temperature (fitted for calibration only: it changes no ranking)
 turns the mean into probabilities. All three experts over-call neutral on the 142 people of the London and Canada
-sets (each alone: neutral 90-100 %, smiles 40-72 %), as their training sets hold far more neutral faces than most
+sets (each alone: neutral 90-98 %, smiles 39-71 %), as their training sets hold far more neutral faces than most
 emotions: `neutral_bias` takes a constant from neutral's log-probability, the largest that still keeps 95 % of
 those people's neutral faces neutral. Frames without a face are masked. benchmarks/general_model.py measures each
 part on many people.
