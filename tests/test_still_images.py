@@ -19,6 +19,7 @@ import viper
 from viper.cli import app
 from viper.errors import ViperError
 from viper.images import read_image
+from viper.trace import PERSON
 
 FACE = take_frames(SMILING)[5]  # a real face, 224x224, smiling
 
@@ -71,10 +72,11 @@ def test_predict_scores_an_image_once_and_says_it_is_an_image(photo, tmp_path):
     results, failures = viper.predict([photo, take()])
     assert failures == [] and [result["media"] for result in results] == ["image", "video"]
     image, video = results
-    assert image["coverage"] == {"frames": 1, "face": 1, "audio": 0} and image["warnings"] == []
+    assert image["coverage"] == {"frames": 1, "face": 1, "audio": 0, "people": 1} and image["warnings"] == []
     assert max(image["scores"], key=image["scores"].get) == "happy"
     assert sum(image["scores"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert video["coverage"]["frames"] == 32 and list(video) == ["video", "media", "scores", "coverage", "warnings"]
+    assert video["coverage"]["frames"] == 32
+    assert list(video) == ["video", "media", *PERSON, "scores", "coverage", "warnings"]
     table_path = tmp_path / "frames.csv"
     result = CliRunner().invoke(app, ["predict", str(photo), "--format", "csv", "--per-frame", str(table_path)],
                                 catch_exceptions=False)
@@ -114,7 +116,7 @@ def test_a_checkpoint_sees_the_image_repeated_to_its_frames(photo, tiny_demo_run
     run = tiny_demo_run / "run"
     [record], failures = viper.predict(photo, run)
     assert failures == [] and record["media"] == "image"
-    assert record["coverage"] == {"frames": 8, "face": 8, "audio": 0}
+    assert record["coverage"] == {"frames": 8, "face": 8, "audio": 0, "people": 1}
     assert record["warnings"] == ["no audio: scores come from the face only"]
     page = tmp_path / "page.html"
     result = CliRunner().invoke(app, ["inspect", str(photo), "-c", str(run), "--out", str(page)],

@@ -123,7 +123,8 @@ def test_cli_prints_a_record_per_window_and_plots_it(recording, tmp_path):
                                       "--plot", str(plot)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith(("video,", str(recording)))]
-    assert lines[0].startswith("video,media,window,start,end,neutral,happy,") and len(lines) == 4
+    assert len(lines) == 4 and lines[0].startswith(
+        "video,media,window,start,end,person,person_frames,person_first,person_last,person_box,neutral,happy,")
     assert plot.read_text().lstrip().startswith("<?xml") and f"plot: {plot}" in result.stderr
     json_out = CliRunner().invoke(app, ["predict", str(recording), "--window", "10"], catch_exceptions=False)
     records = [json.loads(line) for line in json_out.stdout.splitlines() if line.startswith("{")]

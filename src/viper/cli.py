@@ -187,6 +187,10 @@ def predict(
     no_face_crop: bool = typer.Option(
         False, "--no-face-crop", help="Take each whole image or frame as the face (for inputs that are face crops)."
     ),
+    faces: str = typer.Option(
+        "main", "--faces", help="Whose face: main (the person seen on the most frames), all (a record per person) "
+        "or largest (the largest face of each frame, the paper's rule)."
+    ),
 ) -> None:
     """Score videos or images with viper's general model, or with a trained run (extracting the features it was
     trained on). A still image (jpg, png, webp, ...) is one frame.
@@ -204,6 +208,8 @@ def predict(
         raise ViperError(f"--format must be json or csv, not {output_format!r}")
     if per_frame is not None and per_frame.suffix.lower() not in (".csv", ".parquet"):
         raise ViperError(f"--per-frame {per_frame}: name a .csv or .parquet file")
+    if plot is not None and faces == "all":
+        raise ViperError("--plot draws one person's trace: use --faces main, or plot each person's rows of the CSV")
     if plot is not None:
         from .jobs.predict import video_list
 
@@ -211,7 +217,7 @@ def predict(
     plots = _trace_plots(plot, window, videos)
     bars, header, tables, traces, failed = ProgressBars(), True, [], {}, False
     for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME if per_frame else (),
-                                         window=window, hook=bars, face_crop=not no_face_crop):
+                                         window=window, hook=bars, face_crop=not no_face_crop, faces=faces):
         if isinstance(prediction, str):
             typer.secho(f"error: {printable(prediction)}", fg=typer.colors.RED, err=True)
             failed = True
@@ -265,12 +271,13 @@ def inspect(
     no_face_crop: bool = typer.Option(
         False, "--no-face-crop", help="Take each whole image or frame as the face (for inputs that are face crops)."
     ),
+    faces: str = typer.Option("main", "--faces", help="Whose face: main (the person seen most) or largest."),
 ) -> None:
     """One self-contained HTML page per clip: frames, faces, captions, FAU traces and the predicted scores."""
     from .jobs.inspect import inspect as run_inspect
 
     pages, failures = run_inspect(videos, checkpoint, out, device=device, hook=ProgressBars(),
-                                  face_crop=not no_face_crop)
+                                  face_crop=not no_face_crop, faces=faces)
     for page in pages:
         typer.echo(f"page: {page}")
     for _, reason in failures:

@@ -25,6 +25,7 @@ class ExtractConfig:
     face_crop: bool = True
     face_detector: str = DEFAULT_FACE_DETECTOR
     face_margin: float = 0.2
+    faces: str = "largest"  # whose face per frame (face_choice.FACE_CHOICES); largest: the paper's, older stores'
     device: str = "cpu"
     batch_videos: int = 1  # clips whose frames each model sees in one batch (how, not what: not in the store key)
 
@@ -34,9 +35,9 @@ def configs_from_features(features: list[FeatureSpec], frames: int) -> list[Extr
     groups: dict[tuple, ExtractConfig] = {}
     for feature in features:
         face = (feature.face_crop, feature.face_detector or "mediapipe",  # recorded before there was a choice
-                0.2 if feature.face_margin is None else feature.face_margin)
+                0.2 if feature.face_margin is None else feature.face_margin, feature.faces or "largest")
         config = groups.setdefault(face, ExtractConfig(frames=frames, extractors=[], face_crop=face[0],
-                                                        face_detector=face[1], face_margin=face[2]))
+                                                        face_detector=face[1], face_margin=face[2], faces=face[3]))
         config.extractors.append(feature.name)
         config.options[feature.name] = feature.config
     return list(groups.values())
@@ -109,6 +110,7 @@ class Extraction:
         face = {"face_crop": self.config.face_crop}
         if self.config.face_crop:
             face |= {"face_detector": self.config.face_detector, "face_margin": self.config.face_margin}
+            face |= {"faces": self.config.faces} if self.config.faces != "largest" else {}
         spec = FeatureSpec.from_dict({**extractor.identity(), "frames": self.config.frames, **face})
         suffix = "" if self.config.face_crop else "-nocrop"
         return dataclasses.replace(spec, key=f"{spec.modality}-{spec.backend}{suffix}-{config_hash(spec.identity())}")
@@ -123,24 +125,26 @@ class Extraction:
             extractor.ensure_loaded()
 
     def clip(self, path: Path, video_id: str | None = None, still_frames: int | None = None,
-             whole_frames: bool = False):
+             whole_frames: bool = False, faces: str | None = None):
         """Decode one clip and crop its faces with this run's settings (models must be loaded). `still_frames`: how
         often a still image's one frame is repeated (default N); `whole_frames`: every frame taken whole as the
-        face, whatever the run's setting (inputs that are face crops already)."""
+        face, whatever the run's setting (inputs that are face crops already); `faces`: whose face, in place of the
+        run's (a prediction's choice)."""
         from .sampled_video import sample_video
 
         crop = self.config.face_crop and not whole_frames
         return sample_video(path, self.config.frames, self.detector, crop, video_id, self.config.face_margin,
-                            still_frames)
+                            still_frames, faces or self.config.faces, self.config.device)
 
-    def windows(self, path: Path, seconds: float, still_frames: int | None = None, whole_frames: bool = False):
+    def windows(self, path: Path, seconds: float, still_frames: int | None = None, whole_frames: bool = False,
+                faces: str | None = None):
         """Decode a recording as consecutive windows of `seconds`, each a clip of N frames with its faces (models
         must be loaded): (window, clip) pairs, one window in memory at a time. Options as `clip`'s."""
         from .sampled_video import sample_windows
 
         crop = self.config.face_crop and not whole_frames
-        return sample_windows(path, self.config.frames, seconds, self.detector, crop,
-                              margin=self.config.face_margin, still_frames=still_frames)
+        return sample_windows(path, self.config.frames, seconds, self.detector, crop, margin=self.config.face_margin,
+                              still_frames=still_frames, faces=faces or self.config.faces, device=self.config.device)
 
     def _pending(self, store, video_id: str, source: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """(the extractors the store lacks for this clip, None), or ({}, the record of a clip with nothing to do)."""

@@ -23,6 +23,7 @@ class FeatureSpec:
     face_crop: bool | None = None
     face_detector: str | None = None
     face_margin: float | None = None
+    faces: str | None = None  # whose face (face_choice): recorded only when not the largest, so older keys hold
     dim: int | None = None
     key: str | None = None
 

@@ -26,6 +26,8 @@ from .video import (
 )
 
 if TYPE_CHECKING:
+    from .face_choice import Seen
+    from .tracks import TrackedFace, Tracker
     from .windows import Window
 
 
@@ -49,6 +51,10 @@ class SampledVideo:
     fps: float = 0.0
     video_stream: str | None = None  # which video stream was read, when the file has several
     media: Literal["video", "image"] = "video"  # image: a still picture, its one frame repeated to N
+    margin: float = 0.2  # of the face crops, around their box
+    tracked: list[list[TrackedFace]] | None = None  # every face of each frame with its person; None: `largest`
+    people: list[Seen] = field(default_factory=list)  # the people on these frames, in order of appearance
+    person: int | None = None  # whose faces the face_* fields hold (--faces main|all); None: the largest of each frame
 
     @property
     def n(self) -> int:
@@ -62,6 +68,18 @@ class SampledVideo:
         if self.audio is None:
             return [np.zeros(0, np.float32) for _ in range(self.n)]
         return self.audio.fragments(self.windows)
+
+    def for_person(self, track: int | None) -> SampledVideo:
+        """This clip with one person's faces as its faces: frames where only others are visible have none."""
+        boxes, eyes, crops = np.full((self.n, 4), np.nan), np.full((self.n, 2, 2), np.nan), [None] * self.n
+        for i, faces in enumerate(self.tracked or []):
+            for face in faces:
+                if face.track == track:
+                    boxes[i], crops[i] = face.box, crop_square(self.frames[i], face.box, self.margin)
+                    if face.eyes is not None:
+                        eyes[i] = face.eyes
+        return dataclasses.replace(self, face_boxes=boxes, face_eyes=eyes, face_crops=crops, person=track,
+                                   face_mask=np.array([crop is not None for crop in crops], bool))
 
     @property
     def audio_mask(self) -> np.ndarray:
@@ -77,20 +95,23 @@ def sample_video(
     video_id: str | None = None,
     margin: float = 0.2,
     still_frames: int | None = None,
+    faces: str = "largest",
+    device: str = "cpu",
 ) -> SampledVideo:
-    """Decode a clip's N sampled frames and its audio, and crop the largest face in each frame. A still image is
-    one frame, repeated `still_frames` times (default N: a model trained on N frames sees the N tokens it expects;
-    a model that pools any number of frames needs 1)."""
+    """Decode a clip's N sampled frames and its audio, and crop a face in each frame: the largest, or with `faces`
+    main or all the main person's (see `face_choice`; descriptors on `device`). A still image is one frame, repeated
+    `still_frames` times (default N: a model trained on N frames sees the N tokens it expects; a model that pools
+    any number of frames needs 1)."""
     path = Path(path)
     image = read_image(path)
     if image is not None:
-        return _still(path, video_id, image, still_frames or n, detector, face_crop, margin)
+        return _still(path, video_id, image, still_frames or n, detector, face_crop, margin, faces, device)
     audio = read_audio(path)
     try:
         video = read_frames(path, n)
     except VideoReadError as error:
         return _clip(path, video_id, sample_frame_times(*_audio_only(audio, error), n), audio, None)
-    return _with_faces(_clip(path, video_id, video.times, audio, video), detector, face_crop, margin)
+    return _with_faces(_clip(path, video_id, video.times, audio, video), detector, face_crop, margin, faces, device)
 
 
 def sample_windows(
@@ -102,17 +123,22 @@ def sample_windows(
     video_id: str | None = None,
     margin: float = 0.2,
     still_frames: int | None = None,
+    faces: str = "largest",
+    device: str = "cpu",
 ) -> Iterator[tuple[Window, SampledVideo]]:
     """A recording as consecutive windows of `seconds`, each sampled as a clip of N frames with its faces and audio
     fragments (the audio decoded once into a temp file, the frames one window at a time); a still image is one
-    window of no length, sampled as `sample_video` samples it."""
+    window of no length, sampled as `sample_video` samples it. With `faces` main or all, one tracker follows the
+    people over the windows (a person keeps their number), and a window's main person is the recording's so far."""
     from .windows import Window, read_windows, window_spans
 
     path = Path(path)
     image = read_image(path)
     if image is not None:
-        yield Window(0, 0.0, 0.0, 1), _still(path, video_id, image, still_frames or n, detector, face_crop, margin)
+        yield Window(0, 0.0, 0.0, 1), _still(path, video_id, image, still_frames or n, detector, face_crop, margin,
+                                             faces, device)
         return
+    tracker = _new_tracker() if faces != "largest" else None
     audio = read_audio(path)
     windows = read_windows(path, n, seconds)
     try:
@@ -123,14 +149,14 @@ def sample_windows(
         first = next(windows)
     for window, times, video in itertools.chain([first], windows):
         clip = _clip(path, video_id, times, audio, video, duration=window.end - window.start)
-        yield window, _with_faces(clip, detector, face_crop, margin)
+        yield window, _with_faces(clip, detector, face_crop, margin, faces, device, tracker)
 
 
 def _still(path: Path, video_id: str | None, image: np.ndarray, n: int, detector: FaceDetector | None,
-           face_crop: bool, margin: float) -> SampledVideo:
+           face_crop: bool, margin: float, faces: str, device: str) -> SampledVideo:
     """A still image as a clip: its face found once, then the frame repeated n times at time 0, without audio."""
     frame = VideoFrames(times=np.zeros(1), frame_times=np.zeros(1), frames=[image], repeated=0, duration=0.0, fps=0.0)
-    clip = _with_faces(_clip(path, video_id, frame.times, None, frame), detector, face_crop, margin)
+    clip = _with_faces(_clip(path, video_id, frame.times, None, frame), detector, face_crop, margin, faces, device)
     clip.media = "image"
     if n == 1:
         return clip
@@ -138,6 +164,7 @@ def _still(path: Path, video_id: str | None, image: np.ndarray, n: int, detector
         clip, times=np.zeros(n), frame_times=np.zeros(n), repeated=n - 1, frames=clip.frames * n,
         face_boxes=np.repeat(clip.face_boxes, n, axis=0), face_eyes=np.repeat(clip.face_eyes, n, axis=0),
         face_mask=np.repeat(clip.face_mask, n), face_crops=clip.face_crops * n, windows=audio_windows(np.zeros(n)),
+        tracked=None if clip.tracked is None else clip.tracked * n,
     )
 
 
@@ -175,10 +202,23 @@ def _clip(path: Path, video_id: str | None, times: np.ndarray, audio: AudioTrack
     )
 
 
-def _with_faces(clip: SampledVideo, detector: FaceDetector | None, face_crop: bool, margin: float) -> SampledVideo:
-    """The clip with the largest face of each frame found and cropped (or, with face cropping off, whole frames)."""
+def _with_faces(clip: SampledVideo, detector: FaceDetector | None, face_crop: bool, margin: float,
+                faces: str = "largest", device: str = "cpu", tracker: Tracker | None = None) -> SampledVideo:
+    """The clip with the largest face of each frame found and cropped, or every face followed (`tracker`: the
+    recording's, across windows) and the main person's cropped; with face cropping off, whole frames."""
     if clip.frames is None:
         return clip
+    clip.margin = margin
+    if face_crop and faces != "largest":
+        from .face_choice import seen, track_faces
+        from .tracks import main_person
+
+        tracker = tracker or _new_tracker()
+        found = detector.detect_all(clip.frames) if detector is not None else [[] for _ in clip.frames]
+        clip.tracked = track_faces(tracker, clip.frames, found, [float(t) for t in clip.times], device)
+        clip.people = seen(clip.tracked, clip.times)
+        main = main_person(tracker.persons())
+        return clip.for_person(None if main is None else main.track)
     if face_crop:
         detected = detector.detect(clip.frames) if detector is not None else [None] * clip.n
         for i, (frame, face) in enumerate(zip(clip.frames, detected, strict=False)):
@@ -193,3 +233,9 @@ def _with_faces(clip: SampledVideo, detector: FaceDetector | None, face_crop: bo
             clip.face_crops[i] = whole_frame(frame)
     clip.face_mask = np.array([crop is not None for crop in clip.face_crops])
     return clip
+
+
+def _new_tracker() -> Tracker:
+    from .tracks import Tracker
+
+    return Tracker()

@@ -12,21 +12,27 @@ from .errors import ViperError
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 SOURCE = ("video", "media")  # the columns before the window's: the file, and whether it is a video or an image
 SPAN = ("window", "start", "end")  # a window's columns, in records made with a window
-COVERAGE = ("frames", "face_frames", "audio_frames", "warnings")  # the columns after the emotions
+PERSON = ("person", "person_frames", "person_first", "person_last", "person_box")  # with --faces main or all
+COVERAGE = ("frames", "face_frames", "audio_frames", "people", "warnings")  # the columns after the emotions
 
 
 def record_row(result: dict[str, Any]) -> dict[str, Any]:
     """A `viper predict` record as one flat row, the columns of its CSV and of `trace_table`: video, media, [window,
-    start, end,] one column per emotion, frames, face_frames, audio_frames, warnings (joined by "; ")."""
+    start, end,] [person, person_frames, person_first, person_last, person_box (x0 y0 x1 y1),] one column per
+    emotion, frames, face_frames, audio_frames, [people,] warnings (joined by "; ")."""
     coverage = result["coverage"]
+    person = {name: result[name] for name in PERSON if name in result}
+    if person.get("person_box"):
+        person["person_box"] = " ".join(str(value) for value in person["person_box"])
     return {**{name: result[name] for name in SOURCE}, **{name: result[name] for name in SPAN if name in result},
-            **result["scores"], "frames": coverage["frames"], "face_frames": coverage["face"],
-            "audio_frames": coverage["audio"], "warnings": "; ".join(result["warnings"])}
+            **person, **result["scores"], "frames": coverage["frames"], "face_frames": coverage["face"],
+            "audio_frames": coverage["audio"], **({"people": coverage["people"]} if "people" in coverage else {}),
+            "warnings": "; ".join(result["warnings"])}
 
 
 def trace_table(results: list[dict[str, Any]]):
-    """One row per window (pandas): video, media, window, start, end (s), one column per emotion, frames,
-    face_frames, audio_frames, warnings. Records without a window (whole clips) are refused: they are not a trace."""
+    """One row per window (pandas; with --faces main or all, per window and person): `record_row`'s columns.
+    Records without a window (whole clips) are refused: they are not a trace."""
     import pandas as pd
 
     for result in results:
@@ -44,10 +50,12 @@ def trace_figure(table, title: str | None = None):
 
     if table["video"].nunique() != 1:
         raise ViperError("a trace plot shows one video; select its rows first (table[table.video == ...])")
+    if "person" in table and table["person"].nunique() > 1:
+        raise ViperError("a trace plot shows one person; select their rows first (table[table.person == ...])")
     if (table["media"] == "image").all():
         raise ViperError(f"{table['video'].iloc[0]}: a still image has no trace over time to plot")
     table = table.sort_values("window")
-    emotions = [column for column in table.columns if column not in (*SOURCE, *SPAN, *COVERAGE)]
+    emotions = [column for column in table.columns if column not in (*SOURCE, *SPAN, *PERSON, *COVERAGE)]
     minutes = table["end"].max() - table["start"].min() > 600  # an axis in minutes beyond 10 of them
     scale = 60.0 if minutes else 1.0
     edges = np.append(table["start"].to_numpy(), table["end"].iloc[-1]) / scale

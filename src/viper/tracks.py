@@ -125,15 +125,19 @@ class Tracker:
         """The known person each face of one frame joins, or None; no person is given two faces."""
         if not faces or not self.tracks:
             return [None] * len(faces)
-        from scipy.optimize import linear_sum_assignment
-
         distance = pairwise(descriptors, np.stack([track.mean for track in self.tracks]))
         overlap = np.array([[iou(face.box, track.last_box) if track.last_frame == self.frames - 1 else 0.0
                              for track in self.tracks] for face in faces])
         allowed = (distance < self.threshold) | ((distance < self.continuing_threshold) & (overlap >= self.min_overlap))
         cost = np.where(allowed, distance + OVERLAP_WEIGHT * (1 - overlap), FORBIDDEN)
         matches: list[Track | None] = [None] * len(faces)
-        for row, col in zip(*linear_sum_assignment(cost), strict=True):
+        if min(cost.shape) == 1:  # one face or one person: the cheapest pair is the assignment (scipy not needed)
+            pairs = [np.unravel_index(int(cost.argmin()), cost.shape)]
+        else:
+            from scipy.optimize import linear_sum_assignment
+
+            pairs = zip(*linear_sum_assignment(cost), strict=True)
+        for row, col in pairs:
             if allowed[row, col]:
                 matches[row] = self.tracks[col]
         return matches

@@ -61,17 +61,21 @@ def page_paths(videos: list[Path], out: Path) -> list[Path]:
 
 def inspect(
     videos: list[Path | str], checkpoint: Path | str | None, out: Path | str, device: str = "cpu",
-    hook: Hook | None = None, face_crop: bool = True,
+    hook: Hook | None = None, face_crop: bool = True, faces: str = "main",
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Write one page per readable video or image (checkpoint None: the general model; `face_crop=False`: whole
-    frames as the face); returns the pages and (path, reason) for videos that could not be read."""
+    frames as the face; `faces`: main or largest, whose face is scored); returns the pages and (path, reason) for
+    videos that could not be read."""
     from ..atomic import atomic_write_text
     from .predict import predictions
 
+    if faces == "all":
+        raise ViperError("inspect shows one person per page: --faces main or largest (predict --faces all scores "
+                         "each person)")
     videos = [Path(video) for video in videos]
     targets = page_paths(videos, Path(out))
     pages, failures = [], []
-    scored = predictions(videos, checkpoint, device, face_crop=face_crop)
+    scored = predictions(videos, checkpoint, device, face_crop=face_crop, faces=faces)
     for done, ((video, prediction), target) in enumerate(zip(scored, targets, strict=True), 1):
         if len(videos) > 1:
             notify(hook, "inspect", completed=done, total=len(videos))
@@ -145,6 +149,9 @@ def _summary(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo
     seen = "; ".join(
         f"{f.name} on {int(prediction.features[f.key].mask.sum())}/{n}" for f in bundle.features
     )
+    if len(clip.people) > 1:
+        line += "; " + ", ".join(f"person {seen.track} on {seen.frames}/{n}" + (" (scored)" if
+                                 seen.track == clip.person else "") for seen in clip.people)
     return f"<p class='summary'>{line}</p><p class='note'>frames the model was given, per feature: {seen}</p>"
 
 

@@ -4,17 +4,17 @@ features the model reads."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VideoReadError, ViperError
+from ..face_choice import check_faces
 from ..progress import Hook, notify
 from ..settings import check_device, real_number
+from .clip_prediction import ClipPrediction, Coverage, people_warning
 
 if TYPE_CHECKING:
     from ..checkpoint import ModelBundle
-    from ..extractors.base import Extractor, Features
     from ..sampled_video import SampledVideo
     from ..windows import Window
 
@@ -22,81 +22,6 @@ if TYPE_CHECKING:
 AUDIO_MODALITIES = ("audio",)  # every other modality is read from the face
 PER_FRAME = ("fau:blendshapes", "expression:general")  # the named per-frame values `--per-frame` always shows
 SMALL_SIDE = 160  # px: below this on the shorter side, a "no face found" warning suggests --no-face-crop
-
-
-@dataclass
-class Coverage:
-    """How much of a clip the scores rest on: of its N sampled frames, those with a face and with audio."""
-
-    frames: int
-    face: int
-    audio: int
-
-    def warnings(self, face_based: bool, audio_based: bool) -> list[str]:
-        """Plain sentences for what the model could not see (only for the evidence the checkpoint reads)."""
-        found = []
-        if face_based and not self.face:
-            found.append("no face found: " + ("scores come from audio only" if audio_based and self.audio
-                                              else "the face-based features are all missing"))
-        elif face_based and self.face < self.frames / 2:
-            found.append(f"face on {self.face}/{self.frames} frames")
-        if audio_based and not self.audio:
-            found.append("no audio: " + ("scores come from the face only" if face_based and self.face
-                                         else "the audio features are all missing"))
-        elif audio_based and self.audio < self.frames / 2:
-            found.append(f"audio on {self.audio}/{self.frames} frames")
-        if (not face_based or not self.face) and (not audio_based or not self.audio):
-            found.append("nothing the model reads was found: the scores carry no evidence about this video")
-        return found
-
-
-@dataclass
-class ClipPrediction:
-    """One video as the model saw it: the decoded clips, every feature it read, its scores and their coverage."""
-
-    video: Path
-    clips: dict[str, SampledVideo]  # by store key: the decoded clip its features came from (one per face-crop setting)
-    features: dict[str, Features]  # by store key, for every key of the checkpoint
-    extractors: dict[str, Extractor]  # by store key: the loaded extractor that made those features
-    scores: dict[str, float]  # emotion -> score, in the checkpoint's emotion order
-    coverage: Coverage
-    warnings: list[str]
-    bundle: ModelBundle  # the model that made the scores
-    window: Window | None = None  # the span of a long recording these scores are for (`--window`); None: whole clip
-
-    def frame_table(self):
-        """One row per sampled frame (pandas): video, media, frame, time (s), face found and its box (frame
-        pixels), audio present, every named per-frame value as `<modality>.<name>` (blendshapes, AUs, expression
-        probabilities; NaN where masked), then the clip's scores as `score.<emotion>`."""
-        import numpy as np
-        import pandas as pd
-
-        clip = next(iter(self.clips.values()))  # the clip of the model's first features (the face settings it used)
-        box = np.asarray(clip.face_boxes, dtype=float)
-        table = {"video": str(self.video), "media": clip.media} | self._span() | {"frame": np.arange(clip.n),
-                 "time": clip.times, "face": np.asarray(clip.face_mask, bool), "face_x0": box[:, 0],
-                 "face_y0": box[:, 1], "face_x1": box[:, 2], "face_y1": box[:, 3], "audio": clip.audio_mask}
-        for key, features in self.features.items():
-            names = getattr(self.extractors[key], "feature_names", None)
-            if not names:  # embeddings (face image, caption, voice): hundreds of unnamed numbers, not a table
-                continue
-            values = np.where(features.mask[:, None], features.values, np.nan)
-            for index, name in enumerate(names):
-                table[f"{self.extractors[key].modality}.{name}"] = values[:, index]
-        table |= {f"score.{emotion}": value for emotion, value in self.scores.items()}
-        return pd.DataFrame(table)
-
-    def record(self) -> dict[str, Any]:
-        """What `viper predict` prints: video, media (`image` for a still picture, else `video`), (with a window:
-        its index, start and end in seconds,) scores, coverage and warnings."""
-        coverage = {"frames": self.coverage.frames, "face": self.coverage.face, "audio": self.coverage.audio}
-        return {"video": str(self.video), "media": next(iter(self.clips.values())).media, **self._span(),
-                "scores": self.scores, "coverage": coverage, "warnings": self.warnings}
-
-    def _span(self) -> dict[str, Any]:
-        if self.window is None:
-            return {}
-        return {"window": self.window.index, "start": round(self.window.start, 3), "end": round(self.window.end, 3)}
 
 
 class Predictor:
@@ -107,16 +32,18 @@ class Predictor:
     run here, so a prediction sees the features the model was trained on. A checkpoint trained with person_norm
     is refused: a single video carries no person's mean to subtract. A still image is one frame: scored once by
     the general model (it pools any number of frames), repeated to N for a checkpoint trained on N frames.
+    `faces` says whose face is scored (face_choice): main, all (a prediction per person) or largest.
     """
 
     def __init__(self, checkpoint: Path | str | None = None, device: str = "cpu", also: Iterable[str] = (),
-                 face_crop: bool = True) -> None:
+                 face_crop: bool = True, faces: str = "main") -> None:
         """`also`: extractors to run beside the model's own (e.g. `PER_FRAME` for `frame_table`), read by nobody
         but the caller. `face_crop=False`: every frame is taken whole as the face (inputs that are face crops)."""
         from ..extraction import ExtractConfig, Extraction, configs_from_features
         from ..general_model import GeneralModel
 
         check_device(device)
+        self.faces = check_faces(faces)
         if checkpoint is None:
             from ..checkpoint import general_model_bundle
 
@@ -126,7 +53,7 @@ class Predictor:
 
             self.bundle = load_checkpoint(checkpoint, device=device)
         any_length = isinstance(self.bundle.model, GeneralModel)
-        self.decoding = {"still_frames": 1 if any_length else None, "whole_frames": not face_crop}
+        self.decoding = {"still_frames": 1 if any_length else None, "whole_frames": not face_crop, "faces": faces}
         if self.bundle.train_config.get("person_norm"):
             raise ViperError(
                 f"{self.bundle.path} was trained with person_norm: its inputs are features minus the person's mean "
@@ -162,6 +89,16 @@ class Predictor:
         that can run in another thread while the models score the previous video)."""
         return [extraction.clip(Path(video), **self.decoding) for extraction, _ in self.extractions]
 
+    def score_people(self, video: Path | str, decoded: list[SampledVideo],
+                     window: Window | None = None) -> list[ClipPrediction]:
+        """The predictions of decoded clips: with faces `all`, one per person seen on them (in order of appearance;
+        one without a face when nobody is), else one."""
+        people = [seen.track for seen in decoded[0].people]
+        if self.faces != "all" or not people:
+            return [self.score(video, decoded, window)]
+        return [self.score(video, [clip.for_person(track) if clip.tracked is not None else clip for clip in decoded],
+                           window) for track in people]
+
     def score(self, video: Path | str, decoded: list[SampledVideo], window: Window | None = None) -> ClipPrediction:
         """Extract the checkpoint's features from the decoded clips (of `window` of the video, when given) and run
         the model."""
@@ -177,12 +114,15 @@ class Predictor:
         tokens, _, modality_masks = build_tokens(features, self.bundle.keys)
         scores = predict_arrays(self.bundle, tokens[None], modality_masks[None])[0]
         clip = decoded[0]
-        coverage = Coverage(frames=clip.n, face=int(clip.face_mask.sum()), audio=int(clip.audio_mask.sum()))
+        coverage = Coverage(frames=clip.n, face=int(clip.face_mask.sum()), audio=int(clip.audio_mask.sum()),
+                            people=None if clip.tracked is None else len(clip.people))
         modalities = {feature.modality for feature in self.bundle.features}
         face_based, audio_based = bool(modalities - set(AUDIO_MODALITIES)), bool(modalities & set(AUDIO_MODALITIES))
         warnings = coverage.warnings(face_based, audio_based)
         if face_based and not coverage.face and (hint := small_frame_hint(clip)):
             warnings.insert(1, hint)
+        if face_based and self.faces == "main" and (several := people_warning(clip)):
+            warnings.append(several)
         return ClipPrediction(
             video=video,
             clips=clips,
@@ -193,12 +133,14 @@ class Predictor:
             warnings=warnings,
             bundle=self.bundle,
             window=window,
+            person=clip.person,
+            seen=next((seen for seen in clip.people if seen.track == clip.person), None),
         )
 
 
-    def many(self, videos: Iterable[Path]) -> Iterator[tuple[Path, ClipPrediction | VideoReadError]]:
-        """(video, prediction or its read error) in order, the next video decoding in a second thread while the
-        models score the current one."""
+    def many(self, videos: Iterable[Path]) -> Iterator[tuple[Path, list[ClipPrediction] | VideoReadError]]:
+        """(video, its predictions (`score_people`) or its read error) in order, the next video decoding in a second
+        thread while the models score the current one."""
 
         def decoded(video: Path) -> tuple[Path, list[SampledVideo] | VideoReadError]:
             try:
@@ -207,15 +149,23 @@ class Predictor:
                 return video, error
 
         for video, clips in read_ahead(map(decoded, videos)):
-            yield video, clips if isinstance(clips, VideoReadError) else self.score(video, clips)
+            yield video, clips if isinstance(clips, VideoReadError) else self.score_people(video, clips)
 
     def windows(self, video: Path | str, seconds: float) -> Iterator[ClipPrediction]:
         """A recording scored window by window (consecutive spans of `seconds`, N frames each, as a clip would be),
-        the next window decoding in a second thread; raises VideoReadError when the file cannot be read at all."""
+        the next window decoding in a second thread; raises VideoReadError when the file cannot be read at all.
+        People keep their number over the windows; with faces `main`, a window whose main person (the one seen most
+        so far) is not the previous window's says so."""
         video = Path(video)
         streams = [extraction.windows(video, seconds, **self.decoding) for extraction, _ in self.extractions]
+        before = None
         for decoded in read_ahead(zip(*streams, strict=True)):  # one (window, clip) per face-crop setting
-            yield self.score(video, [clip for _, clip in decoded], window=decoded[0][0])
+            for prediction in self.score_people(video, [clip for _, clip in decoded], window=decoded[0][0]):
+                if self.faces == "main" and before is not None and prediction.person not in (None, before):
+                    prediction.warnings.append(f"the scores are now of person {prediction.person}, seen most so "
+                                               f"far (of person {before} before this window)")
+                before = prediction.person if prediction.person is not None else before
+                yield prediction
 
 
 def small_frame_hint(clip: SampledVideo) -> str | None:
@@ -243,28 +193,32 @@ def read_ahead(items: Iterator) -> Iterator:
 
 def predictions(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None, device: str, also: Iterable[str] = (),
-    window: float | None = None, hook: Hook | None = None, face_crop: bool = True,
+    window: float | None = None, hook: Hook | None = None, face_crop: bool = True, faces: str = "main",
 ) -> Iterator[tuple[Path, ClipPrediction | str]]:
     """(video, its prediction or the reason it has none), in the order given (a folder: its videos and images);
     with `window`, one prediction per window of each video, in time order; `face_crop=False` takes whole frames as
-    the face. When no video exists, no model loads."""
+    the face; `faces` all: one prediction per person (of each window). When no video exists, no model loads."""
     from ..checkpoint import checkpoint_file
 
     check_device(device)
+    check_faces(faces)
     if window is not None:
         window = real_number("window", window, above_minimum=True)
     if checkpoint is not None:
         checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
     videos, problems = video_list(videos)
     readable = [video for video in videos if video not in problems]
-    predictor = Predictor(checkpoint, device=device, also=also, face_crop=face_crop) if readable else None
+    predictor = Predictor(checkpoint, device=device, also=also, face_crop=face_crop, faces=faces) if readable else None
     scored = predictor.many(readable) if predictor and window is None else iter(())
     for video in videos:
         if video in problems:
             yield video, problems[video]
         elif window is None:
-            _, prediction = next(scored)
-            yield video, str(prediction) if isinstance(prediction, VideoReadError) else prediction
+            _, people = next(scored)
+            if isinstance(people, VideoReadError):
+                yield video, str(people)
+            for prediction in () if isinstance(people, VideoReadError) else people:
+                yield video, prediction
         else:
             try:
                 for prediction in predictor.windows(video, window):
@@ -297,16 +251,19 @@ def video_list(videos: list[Path | str] | Path | str) -> tuple[list[Path], dict[
 
 def predict(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu",
-    window: float | None = None, hook: Hook | None = None, face_crop: bool = True,
+    window: float | None = None, hook: Hook | None = None, face_crop: bool = True, faces: str = "main",
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Per readable video or image `{"video": path, "media": "video" | "image", "scores": {emotion: value},
     "coverage": {"frames": N, "face": k, "audio": m}, "warnings": [...]}`, and (path, reason) failures. Without a
     checkpoint the scores are the general model's probabilities of the 7 basic emotions (they sum to 1). With
     `window` (seconds), one record per window of each video, with its `window` index and its `start` and `end` in
     seconds (`trace_table` makes a table); `hook` hears of each window. `face_crop=False`: each frame is taken
-    whole as the face (for inputs that are face crops already)."""
+    whole as the face (for inputs that are face crops already). `faces`: whose face (main: the person seen most,
+    all: a record per person, largest: the largest of each frame); with main or all, records carry `person`,
+    `person_frames`, `person_first`, `person_last`, `person_box`, and coverage `people`."""
     results, failures = [], []
-    for video, prediction in predictions(videos, checkpoint, device, window=window, hook=hook, face_crop=face_crop):
+    for video, prediction in predictions(videos, checkpoint, device, window=window, hook=hook, face_crop=face_crop,
+                                         faces=faces):
         if isinstance(prediction, str):
             failures.append((str(video), prediction))
         else:
@@ -316,7 +273,7 @@ def predict(
 
 def predict_frames(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu",
-    window: float | None = None, hook: Hook | None = None, face_crop: bool = True,
+    window: float | None = None, hook: Hook | None = None, face_crop: bool = True, faces: str = "main",
 ) -> tuple[Any, list[dict[str, Any]], list[tuple[str, str]]]:
     """The per-frame table of every readable video (one pandas DataFrame, `ClipPrediction.frame_table`'s columns;
     the blendshapes and expression probabilities are always in it; with `window`, N frames per window and the
@@ -325,7 +282,7 @@ def predict_frames(
 
     tables, results, failures = [], [], []
     for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME, window=window, hook=hook,
-                                         face_crop=face_crop):
+                                         face_crop=face_crop, faces=faces):
         if isinstance(prediction, str):
             failures.append((str(video), prediction))
         else:

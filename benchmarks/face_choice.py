@@ -1,0 +1,93 @@
+"""What `--faces main` costs over `--faces largest` in `viper predict` (the general model, 1 torch thread).
+
+    python benchmarks/face_choice.py [--takes 60] [--rounds 2]
+
+- The bundled actor-05 takes (one face each): seconds per clip with each choice, rounds alternated (the best round
+  kept), and the largest score difference between the two (0: one person gives the same scores).
+- A two-person clip (tests/test_which_person.py's: actor 05 on 40 frames, Grace Hopper on 24) with main, all and
+  largest: seconds per clip, and the descriptors computed (of 32 + 19 faces on the 32 sampled frames).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def timed(predictor, clips: list[Path]) -> tuple[float, list]:
+    start = time.perf_counter()
+    out = [prediction for clip in clips for prediction in predictor.score_people(clip, predictor.decode(clip))]
+    return (time.perf_counter() - start) / len(clips), out
+
+
+def two_people(folder: Path) -> Path:
+    """The test's two-person clip, written as mp4."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import matplotlib.cbook
+    import numpy as np
+    from faces_media import SMILING, SURPRISED, take_frames, write_clip
+    from PIL import Image
+    from test_tracks import room, smaller
+    from test_which_person import FPS, FRAMES, WITH_HER
+
+    from viper.faces import create_face_detector, crop_square
+
+    portrait = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+                          .convert("RGB"))
+    (face,) = create_face_detector().detect([portrait])
+    her = crop_square(portrait, face.box, 0.1, 224)
+    him = [smaller(frame) for frame in (take_frames(SMILING) + take_frames(SURPRISED)[:12])]
+    frames = [room(left=him[i % len(him)], **({"right": her} if i < WITH_HER else {})) for i in range(FRAMES)]
+    return write_clip(folder / "two_people.mp4", frames, fps=FPS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--takes", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    import torch
+
+    from viper.backbones import face_api_recognition
+    from viper.jobs.demo import demo_clips
+    from viper.jobs.predict import Predictor
+
+    torch.set_num_threads(1)
+    counted = []
+    describe = face_api_recognition.describe
+
+    def counting(faces, *rest, **options):
+        counted.append(len(faces))
+        return describe(faces, *rest, **options)
+
+    face_api_recognition.describe = counting
+    takes = sorted(demo_clips().glob("*.mp4"))[: args.takes]
+    predictors = {faces: Predictor(faces=faces) for faces in ("largest", "main", "all")}
+    for predictor in predictors.values():
+        predictor.score_people(takes[0], predictor.decode(takes[0]))  # load and warm up
+    best, scores = {}, {}
+    for _ in range(args.rounds):
+        for faces in ("largest", "main"):
+            seconds, out = timed(predictors[faces], takes)
+            best[faces] = min(best.get(faces, seconds), seconds)
+            scores[faces] = out
+    gap = max(abs(a.scores[k] - b.scores[k]) for a, b in zip(scores["largest"], scores["main"], strict=True)
+              for k in a.scores)
+    print(f"{len(takes)} takes, one face each: largest {best['largest']:.3f} s/clip, main {best['main']:.3f} s/clip "
+          f"(+{100 * (best['main'] / best['largest'] - 1):.0f} %); largest score difference {gap:g}")
+    with tempfile.TemporaryDirectory() as folder:
+        clip = two_people(Path(folder))
+        for faces in ("largest", "main", "all"):
+            counted.clear()
+            seconds = min(timed(predictors[faces], [clip])[0] for _ in range(args.rounds))
+            print(f"two people: {faces} {seconds:.3f} s/clip, "
+                  f"{sum(counted) // args.rounds} descriptors")
+
+
+if __name__ == "__main__":
+    main()
