@@ -59,7 +59,7 @@ def test_predict_says_what_a_clip_without_a_face_rests_on(demo, tmp_path):
     # the demo's run reads only the face (fau + expression): audio present is no evidence for it
     assert first["warnings"][0] == "no face found: the face-based features are all missing"
     assert "no evidence" in first["warnings"][-1]
-    assert second["coverage"] == {"frames": 32, "face": 0, "audio": 0}
+    assert second["coverage"] == {"frames": 32, "face": 0, "audio": 0, "people": 0}
     assert second["warnings"][0].startswith("no face found") and "no evidence" in second["warnings"][-1]
 
 
@@ -74,9 +74,12 @@ def test_predict_csv_and_a_file_that_is_not_a_video(demo, tmp_path):
     assert result.exit_code == 1
     assert "notes.mp4" in result.stderr and "Traceback" not in result.stderr
     rows = [line for line in result.stdout.splitlines() if line]
-    assert rows[0] == ",".join(["video", "media", *EMOTIONS, "frames", "face_frames", "audio_frames", "warnings"])
+    person = ["person", "person_frames", "person_first", "person_last", "person_box"]  # --faces main, the default
+    assert rows[0] == ",".join(["video", "media", *person, *EMOTIONS, "frames", "face_frames", "audio_frames", "people",
+                                "warnings"])
     first = next(csv.reader(rows[1:2]))
-    assert first[:2] == [str(good), "video"] and first[-4] == "32" and int(first[-3]) >= 28 and first[-1] == ""
+    assert first[:3] == [str(good), "video", "1"] and first[-5] == "32" and int(first[-4]) >= 28
+    assert first[-2:] == ["1", ""]  # one person seen, no warning
 
 
 def test_train_and_evaluate_commands(demo, tmp_path):
