@@ -89,15 +89,10 @@ def share(hits: list[bool]) -> str:
     return f"{sum(hits)}/{len(hits)} ({np.mean(hits):.2%})"
 
 
-def iou(a, b) -> float:
-    low, high = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(high - low, 0, None)))
-    return inter / (np.prod(np.subtract(a[2:], a[:2])) + np.prod(np.subtract(b[2:], b[:2])) - inter)
-
-
 def found_rates(sets, kinds: list[str]) -> None:
     """The found-rate table: one row per crop, one column per rule; then the IoU of the shipped rule's boxes."""
     from viper.face_detectors.blazeface_torch import RETRY_PAD
+    from viper.tracks import iou
 
     detectors = {pad: detector(pad) for pad in PADS}
     print(f"\n## 48x48 faces found, {len(kinds)} photos per row\n\n| crop side / box | colour | "
@@ -156,6 +151,7 @@ def full_size(paths: list[Path], images: list[np.ndarray]) -> None:
     """Boxes on full-size photos: the second look changes none; Pillow's decoding against PyAV's."""
     from viper.face_detectors.blazeface_torch import RETRY_PAD
     from viper.images import read_image
+    from viper.tracks import iou
     from viper.video import read_frames
 
     extra = sorted((SHARED / "pyfeat-samples").glob("*.jpg"))

@@ -59,6 +59,26 @@ def square_box(box, width: int, height: int, margin: float) -> tuple[int, int, i
     return int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half))
 
 
+@dataclass(frozen=True)
+class CropRule:
+    """A square face crop relative to the detector's (square) box: side `scale` times the box's, centre moved
+    down by `shift` of the box's side (negative: up). How a network's own pipeline framed faces, in BlazeFace terms."""
+
+    scale: float
+    shift: float = 0.0
+
+    def box(self, box) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        side = max(x1 - x0, y1 - y0)
+        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2 + self.shift * side, self.scale * side / 2
+        return cx - half, cy - half, cx + half, cy + half
+
+
+# face-api.js crops the box of dlib's 68 landmarks grown 20 %: 1.11 times BlazeFace's side, centred 0.035 of it lower
+# (benchmarks/crop_geometry.py, 244 photos of 142 people); its expression and recognition nets both read this crop
+FACE_API_CROP = CropRule(1.11, 0.035)
+
+
 def crop_square(frame: np.ndarray, box, margin: float = 0.2, size: int = CROP_SIZE) -> np.ndarray:
     """A size x size RGB crop of the face, square, with a margin; parts outside the frame repeat the edge."""
     height, width = frame.shape[:2]

@@ -28,11 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backbones.face_api_recognition import DIM, INPUT_SIZE, SAME_PERSON
-from .faces import Face, crop_square
+from .faces import FACE_API_CROP, Face, crop_square
 
-# face-api.js's crop, the 68 landmarks' box grown 20 %, is 1.11 times BlazeFace's side, centred 0.035 of it lower
-# (benchmarks/crop_geometry.py, 244 photos; expression_general crops face-api's expression net the same way)
-FACE_API_SCALE, FACE_API_SHIFT = 1.11, 0.035
 THRESHOLD = 0.5  # a face against a person's mean descriptor (see above)
 MIN_OVERLAP = 0.3  # IoU with the person's box on the previous sampled frame that allows `continuing_threshold`
 OVERLAP_WEIGHT = 0.1  # cost of no overlap, in descriptor distance: breaks ties between equally close people
@@ -155,22 +152,14 @@ def main_person(persons: list[Person]) -> Person | None:
 def describe_faces(frames: list[np.ndarray], faces_per_frame: list[list[Face]],
                    device: str = "cpu") -> list[np.ndarray]:
     """The descriptors (k, 128) of each frame's faces, all frames in one batched call, each face cut as face-api.js
-    cuts it for this net (`face_api_box`)."""
+    cuts it for this net (`faces.FACE_API_CROP`)."""
     from .backbones.face_api_recognition import describe
 
-    crops = [crop_square(frame, face_api_box(face.box), 0.0, INPUT_SIZE)
+    crops = [crop_square(frame, FACE_API_CROP.box(face.box), 0.0, INPUT_SIZE)
              for frame, faces in zip(frames, faces_per_frame, strict=True) for face in faces]
     descriptors = describe(crops, device)
     bounds = np.cumsum([0] + [len(faces) for faces in faces_per_frame])
     return [descriptors[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-def face_api_box(box) -> tuple[float, float, float, float]:
-    """The square face-api.js would crop around a face whose detector box is `box`."""
-    x0, y0, x1, y1 = (float(value) for value in box)
-    side = max(x1 - x0, y1 - y0)
-    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2 + FACE_API_SHIFT * side, FACE_API_SCALE * side / 2
-    return cx - half, cy - half, cx + half, cy + half
 
 
 def pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:

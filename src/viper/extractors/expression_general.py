@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..faces import FACE_API_CROP, CropRule
 from .base import Extractor, register_default
 
 if TYPE_CHECKING:
@@ -45,22 +46,7 @@ FER2013_TRAIN_COUNTS = np.array([4965, 7215, 4830, 3995, 4097, 436, 3171], dtype
 EXPERTS = ("fer", "affectnet", "face_api")
 
 
-@dataclass(frozen=True)
-class CropRule:
-    """A square face crop relative to the detector's (square) box: side `scale` times the box's, centre moved
-    down by `shift` of the box's side (negative: up)."""
-
-    scale: float
-    shift: float = 0.0
-
-    def box(self, box) -> tuple[float, float, float, float]:
-        x0, y0, x1, y1 = (float(v) for v in box)
-        side = max(x1 - x0, y1 - y0)
-        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2 + self.shift * side, self.scale * side / 2
-        return cx - half, cy - half, cx + half, cy + half
-
-
-CROPS = {"fer": CropRule(1.21, -0.147), "affectnet": CropRule(1.2), "face_api": CropRule(1.11, 0.035)}
+CROPS = {"fer": CropRule(1.21, -0.147), "affectnet": CropRule(1.2), "face_api": FACE_API_CROP}
 INPUT_SIZES = {"fer": 64, "affectnet": 64, "face_api": 112}
 
 
