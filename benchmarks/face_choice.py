@@ -1,11 +1,13 @@
 """What `--faces main` costs over `--faces largest` in `viper predict` (the general model, 1 torch thread).
 
-    python benchmarks/face_choice.py [--takes 60] [--rounds 2]
+    python benchmarks/face_choice.py [--takes 60] [--rounds 2] [--extract]
 
 - The bundled actor-05 takes (one face each): seconds per clip with each choice, rounds alternated (the best round
   kept), and the largest score difference between the two (0: one person gives the same scores).
 - A two-person clip (tests/test_which_person.py's: actor 05 on 40 frames, Grace Hopper on 24) with main, all and
   largest: seconds per clip, and the descriptors computed (of 32 + 19 faces on the 32 sampled frames).
+- With --extract: `viper extract` of the takes with the demo's extractors into a store per choice (main, the
+  default, and largest): seconds each and the largest difference between their features (0: bit for bit).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--takes", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--extract", action="store_true")
     args = parser.parse_args()
     import torch
 
@@ -87,6 +90,35 @@ def main() -> None:
             seconds = min(timed(predictors[faces], [clip])[0] for _ in range(args.rounds))
             print(f"two people: {faces} {seconds:.3f} s/clip, "
                   f"{sum(counted) // args.rounds} descriptors")
+    if args.extract:
+        stores(takes)
+
+
+def stores(takes: list[Path]) -> None:
+    """Extract the takes with each choice into its own store; print the time and the features' largest gap."""
+    import numpy as np
+
+    from viper.jobs.extract import extract
+    from viper.store import FeatureStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        videos = Path(folder) / "takes"
+        videos.mkdir()
+        for take in takes:
+            (videos / take.name).symlink_to(take)
+        made = {}
+        for faces in ("largest", "main"):
+            start = time.perf_counter()
+            extract(videos, Path(folder) / faces, faces=faces)
+            made[faces] = FeatureStore.open(Path(folder) / faces), time.perf_counter() - start
+        (largest, largest_s), (main, main_s) = made["largest"], made["main"]
+        gap = 0.0
+        for key_l, key_m in zip(largest.extractor_keys(), main.extractor_keys(), strict=True):
+            for video_id in largest.video_ids(key_l):
+                (a, mask_a), (b, mask_b) = largest.read(key_l, video_id), main.read(key_m, video_id)
+                gap = max(gap, float(np.abs(a - b).max(initial=0)), float((mask_a != mask_b).sum()))
+        print(f"extract {len(takes)} takes: largest {largest_s:.1f} s, main {main_s:.1f} s "
+              f"(+{100 * (main_s / largest_s - 1):.0f} %); largest feature difference {gap:g}")
 
 
 if __name__ == "__main__":

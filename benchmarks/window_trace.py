@@ -1,12 +1,14 @@
 """Time and peak memory of `viper predict --window 10` (the general model) on recordings of growing length.
 
     python benchmarks/window_trace.py [--minutes 1 5 15] [--window 10] [--long] [--size 448x320]
+                                      [--faces main largest]
 
 Each recording is a real face (the bundled actor-05 takes, looped, each frame held for 6 frames: 25 fps) in a
 generated scene of `--size` (default 448x320; 1280x720 for an HD interview) with his speech, written once under
 benchmarks/out/; `--long` adds 60 minutes. Each
-measurement is a fresh process (its own peak RSS, VmHWM) calling `viper.predict(path, window=S)`; the figures are
-its wall time, seconds per minute of recording, windows per second and peak memory, with the machine's load.
+measurement is a fresh process (its own peak RSS, VmHWM) calling `viper.predict(path, window=S, faces=F)` for each
+`--faces` choice (main, the default, follows people across the windows; largest does not); the figures are its wall
+time, seconds per minute of recording, windows per second and peak memory, with the machine's load.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ TRACE = textwrap.dedent(f"""
     import sys, time
     import viper
     started = time.perf_counter()
-    results, failures = viper.predict(sys.argv[1], window=float(sys.argv[2]))
+    results, failures = viper.predict(sys.argv[1], window=float(sys.argv[2]), faces=sys.argv[3])
     assert not failures and results, failures
     print(len(results), {PEAK}, time.perf_counter() - started)
 """)
@@ -80,15 +82,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--long", action="store_true", help="add a 60-minute recording")
     parser.add_argument("--size", default="448x320", help="frame size WIDTHxHEIGHT")
+    parser.add_argument("--faces", nargs="+", default=["main"], choices=["main", "largest"])
     args = parser.parse_args(argv)
     minutes = sorted(set(args.minutes + ([60] if args.long else [])))
     print(f"load before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs")
-    print(f"{'minutes':>8} {'windows':>8} {'seconds':>9} {'s/min':>7} {'windows/s':>10} {'peak GB':>8}")
+    print(f"{'faces':>8} {'minutes':>8} {'windows':>8} {'seconds':>9} {'s/min':>7} {'windows/s':>10} {'peak GB':>8}")
     for length in minutes:
         path = recording(length, tuple(int(side) for side in args.size.split("x")))
-        windows, peak, seconds = measure(TRACE, SRC, str(path), str(args.window))
-        print(f"{length:>8} {int(windows):>8} {seconds:>9.1f} {seconds / length:>7.1f} {windows / seconds:>10.2f} "
-              f"{peak:>8.2f}")
+        for faces in args.faces:
+            windows, peak, seconds = measure(TRACE, SRC, str(path), str(args.window), faces)
+            print(f"{faces:>8} {length:>8} {int(windows):>8} {seconds:>9.1f} {seconds / length:>7.1f} "
+                  f"{windows / seconds:>10.2f} {peak:>8.2f}")
     print(f"load after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 

@@ -90,6 +90,10 @@ def extract(
         "--backend ray."
     ),
     no_face_crop: bool = typer.Option(False, "--no-face-crop", help="Use whole frames (the paper's Table 2 ablation)."),
+    faces: str = typer.Option(
+        "main", "--faces", help="Whose face: main (the person seen on the most frames) or largest (each frame's "
+        "largest face: the paper's, and stores made before viper followed people)."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (for backends that use torch)."),
     batch_videos: int | None = typer.Option(
         None, "--batch-videos", help="Clips whose frames each model sees in one batch, 1 to 256 (default 16 on cuda, "
@@ -117,7 +121,7 @@ def extract(
     summary = run_extract(data, out, frames=frames, extractors=_split_list(extractors), workers=workers,
                           face_crop=not no_face_crop, options=options, device=device, dataset=dataset,
                           batch_videos=batch_videos, backend=backend, ray_address=ray_address,
-                          gpus_per_worker=gpus_per_worker, hook=ProgressBars())
+                          gpus_per_worker=gpus_per_worker, faces=faces, hook=ProgressBars())
     for line in summary.lines():
         typer.echo(line, err=line.startswith("FAILED"))
     if summary.kept_store:

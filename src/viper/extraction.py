@@ -25,7 +25,7 @@ class ExtractConfig:
     face_crop: bool = True
     face_detector: str = DEFAULT_FACE_DETECTOR
     face_margin: float = 0.2
-    faces: str = "largest"  # whose face per frame (face_choice.FACE_CHOICES); largest: the paper's, older stores'
+    faces: str = "main"  # whose face: main (the person seen most) or largest (each frame's: the paper's, old stores')
     device: str = "cpu"
     batch_videos: int = 1  # clips whose frames each model sees in one batch (how, not what: not in the store key)
 

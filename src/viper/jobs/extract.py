@@ -17,6 +17,7 @@ from typing import Any
 from ..config import save_config
 from ..errors import Interrupted, SettingError, ViperError
 from ..extraction import DEFAULT_EXTRACTORS, ExtractConfig, Extraction
+from ..face_choice import check_faces
 from ..filenames import printable
 from ..progress import Hook, notify
 from ..settings import extraction_settings
@@ -115,6 +116,7 @@ def extract(
     backend: str = "local",
     ray_address: str | None = None,
     gpus_per_worker: float = 1.0,
+    faces: str = "main",
 ) -> ExtractSummary:
     """Extract per-frame features of every video in `data` (folder, manifest CSV or one file) into store `out`.
 
@@ -122,7 +124,9 @@ def extract(
     dataset layout to read `data` as (see `manifest.load_inputs`). `batch_videos` clips go through each model
     together (default: 16 on CUDA, where batches across videos keep the GPU busy; 1 on CPU). `backend="ray"`
     spreads the clips over Ray actors (a local instance, or the cluster at `ray_address`); `workers` defaults to 1
-    locally and to as many as the Ray cluster fits. `hook` hears the clips done (see viper.progress).
+    locally and to as many as the Ray cluster fits. `faces`: whose face the features are of, main (the person seen
+    on the most frames) or largest (each frame's largest face: the paper's, and stores made before viper followed
+    people). `hook` hears the clips done (see viper.progress).
     """
     from ..extractors.base import parse_spec
     from ..manifest import load_inputs
@@ -139,16 +143,20 @@ def extract(
         check_settings(gpus_per_worker)
     elif ray_address:
         raise SettingError("ray_address", "is for the ray backend")
+    if check_faces(faces) == "all":
+        raise SettingError("faces", "all is for predict (a record per person); a store holds one face per frame: "
+                           "main or largest")
     config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device,
-                           batch_videos=batch_videos)
+                           batch_videos=batch_videos, faces=faces)
     table = load_inputs(Path(data), dataset)
     made_folder, new_store = not Path(out).exists(), not (Path(out) / "store.json").exists()
     try:  # the store cannot be written (disk full, read-only, quota): one message; what was written stays
         store = FeatureStore.create(out, frames)
+        extraction = Extraction(config)
+        _check_face_policy(store, extraction)
         store.write_labels(table)
         save_config(config, store.root / "extract.json")
         root = str(store.root.resolve())  # the same path for workers in other folders or on other machines
-        extraction = Extraction(config)
         summary = ExtractSummary()
         started = time.perf_counter()
         done = 0
@@ -197,6 +205,31 @@ def extract(
             f"{out}: extraction stopped, the store cannot be written: {error.strerror or error}{where}; "
             "clips written before are intact, free space and run the same command to resume"
         ) from error
+
+
+FACE_POLICIES = {"main": "the person seen on the most frames", "largest": "the largest face of each frame"}
+
+
+def _check_face_policy(store, extraction: Extraction) -> None:
+    """A ViperError when the store holds this run's features of another person policy (a store made before viper
+    followed people holds the largest face of each frame): resuming it would silently extract everything again
+    under new keys, and training would then find two features of each modality."""
+    faces, stored_keys = extraction.config.faces, store.extractor_keys()
+    stored = [store.feature_spec(key) for key in stored_keys]
+    for key, extractor in extraction.keys().items():
+        mine = _without_faces(extraction.spec(extractor).identity())
+        for spec in () if key in stored_keys else stored:
+            theirs = spec.faces or "largest"
+            if theirs != faces and _without_faces(spec.identity()) == mine:
+                raise ViperError(
+                    f"{store.root}: its {spec.name} features ({spec.key}) are of {FACE_POLICIES[theirs]}, this run's "
+                    f"of {FACE_POLICIES[faces]} (--faces {faces}). Extract into a new store (--out) for "
+                    f"{FACE_POLICIES[faces]}, or add --faces {theirs} to resume this one"
+                )
+
+
+def _without_faces(identity: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in identity.items() if name != "faces"}
 
 
 def _remove_unused_store(root: Path, made_folder: bool) -> bool:
