@@ -116,6 +116,12 @@ def test_the_cli_imports_no_library_for_help(argv):
     assert imported & (UNUSED_BY_PREDICT | {"torch", "numpy", "av", "PIL"}) == set()
 
 
+@pytest.mark.parametrize("command", ["predict", "inspect"])
+def test_help_names_what_the_paths_may_be(command):
+    usage = run_viper(command, "--help")[0].stdout.splitlines()[0]
+    assert usage == f"Usage: viper {command} [OPTIONS] {{VIDEO|IMAGE|FOLDER}}..."  # not the parameter's name
+
+
 def test_predict_refuses_a_wrong_checkpoint_before_importing_torch(tmp_path):
     done, imported = run_viper("predict", str(tmp_path / "clip.mp4"), "--checkpoint", str(tmp_path / "no-run"))
     assert done.returncode == 2 and "no checkpoint" in done.stderr

@@ -169,7 +169,8 @@ def dataset(
 @friendly
 def predict(
     videos: list[Path] = typer.Argument(
-        ..., help="Video or image files to score, or folders of them (searched recursively)."
+        ..., metavar="VIDEO|IMAGE|FOLDER",
+        help="Video or image files to score, or folders of them (searched recursively).",
     ),
     checkpoint: Path = typer.Option(
         None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
@@ -264,7 +265,9 @@ def _trace_plots(plot: Path | None, window: float | None, videos: list[Path]) ->
 @app.command()
 @friendly
 def inspect(
-    videos: list[Path] = typer.Argument(..., help="Video or image files to look at, or folders of them."),
+    videos: list[Path] = typer.Argument(
+        ..., metavar="VIDEO|IMAGE|FOLDER", help="Video or image files to look at, or folders of them."
+    ),
     checkpoint: Path = typer.Option(
         None, "--checkpoint", "-c", help="Run folder or checkpoint file; without it, viper's general model."
     ),
