@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from ..backbones.face_mesh import ClipMeshes
     from ..sampled_video import SampledVideo
 
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# mini-Xception's probabilities, in its class order, named as the general model and the scores name them (its own
+# names are "fear" and "surprise"), so a per-frame table speaks one vocabulary
+EMOTIONS = ("angry", "disgust", "fearful", "happy", "sad", "surprised", "neutral")
 
 # AU -> components (measure, neutral, strong); measures are computed by `measures` below.
 AU_TABLE: dict[str, list[tuple[str, float, float]]] = {
