@@ -225,3 +225,18 @@ def test_threads_option_sets_torch_threads_for_the_command():
         torch.set_num_threads(before)
         for name, value in saved.items():
             os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+
+
+def test_a_folder_lists_its_videos_as_it_was_given(tmp_path, monkeypatch):
+    import shutil
+
+    from viper.jobs.predict import video_list
+
+    (tmp_path / "clips" / "sub").mkdir(parents=True)
+    shutil.copy(demo_clips() / "01-01-05-02-01-01-05.mp4", tmp_path / "clips" / "sub" / "a.mp4")
+    (tmp_path / "elsewhere.mp4").symlink_to(demo_clips() / "01-01-05-02-01-01-05.mp4")
+    (tmp_path / "clips" / "link.mp4").symlink_to(tmp_path / "elsewhere.mp4")
+    monkeypatch.chdir(tmp_path)
+    found, problems = video_list([Path("clips"), Path("clips/sub/a.mp4")])
+    assert not problems and found[1:] == [Path("clips/sub/a.mp4")] * 2  # relative, as a file given alone prints
+    assert found[0].is_absolute() and found[0].name.startswith("01-01-05")  # a link out of the folder: its target

@@ -240,13 +240,22 @@ def video_list(videos: list[Path | str] | Path | str) -> tuple[list[Path], dict[
     found, problems = [], {}
     for path in given:
         try:
-            found += ([Path(video) for video in scan_folder(path, VIDEO_SUFFIXES + IMAGE_SUFFIXES)["path"]]
-                      if path.is_dir() else [path])
+            inside = scan_folder(path, VIDEO_SUFFIXES + IMAGE_SUFFIXES)["path"] if path.is_dir() else None
+            found += [path] if inside is None else [_under(path, Path(video)) for video in inside]
         except ViperError as error:  # a folder without videos
             found.append(path)
             problems[path] = str(error)
     problems |= {video: f"{video}: file does not exist" for video in found if not video.exists()}
     return found, problems
+
+
+def _under(folder: Path, video: Path) -> Path:
+    """A video found in `folder` as the folder was given (relative stays relative, as a file given alone prints);
+    its resolved path where it lies elsewhere (a link out of the folder)."""
+    try:
+        return folder / video.relative_to(folder.resolve())
+    except ValueError:
+        return video
 
 
 def predict(
