@@ -179,7 +179,7 @@ def test_per_frame_table_names_every_value_and_matches_the_clip_scores(tmp_path)
     table = pd.read_csv(table_path)
     assert len(table) == 32 and list(table["frame"]) == list(range(32)) and table["time"].is_monotonic_increasing
     assert {"face", "face_x0", "face_y1", "audio", "fau.browInnerUp", "fau.mouthSmileLeft"} <= set(table.columns)
-    emotions = {column.split(".")[1] for column in table.columns if column.startswith(("fau.", "expression.", "score."))}
+    emotions = {name.split(".")[1] for name in table.columns if name.startswith(("fau.", "expression.", "score."))}
     assert set(BASIC_EMOTIONS) <= emotions and not {"fear", "surprise"} & emotions  # one vocabulary for emotions
     expression = table[[f"expression.{name}" for name in BASIC_EMOTIONS]]
     faces = table["face"].astype(bool)

@@ -59,10 +59,60 @@ def test_demo_clip_page_shows_frames_captions_and_the_scores_predict_gives(pages
                    "audio:resemblyzer", "grey bands", "<img class='traces'"):
         assert needle in page
     [result], _ = predict([demo_clips() / DEMO_CLIP], tiny_demo_run / "run")
-    shown = dict(re.findall(r"<td>(\w+)</td><td class=v>([+-]\d+\.\d{3})</td>", page))
+    shown = dict(re.findall(r"<td>(\w+)</td><td class=v>(-?\d+\.\d{3})</td>", page))
     assert list(shown) == list(EMOTIONS)
     for emotion, value in result["scores"].items():  # the same code path as `viper predict`
         assert float(shown[emotion]) == pytest.approx(value, abs=6e-4)
+
+
+def test_header_scores_and_trace_titles_say_what_is_shown(pages):
+    """Issue 27 item 12: the clip's duration (first frame to the end of the last, not to its start), no `None-d`,
+    no `-0.000`, and trace titles naming only what the traces show (blendshapes here, no action units)."""
+    import av
+
+    from viper.feature_spec import FeatureSpec
+    from viper.jobs.inspect import _extractor, _scores, number
+
+    page = pages[1]["demo"]
+    with av.open(str(demo_clips() / DEMO_CLIP)) as container:
+        duration = container.duration / 1e6  # 15 frames at 25/6 fps: 3.6 s (the last frame starts at 3.36 s)
+    assert f"<td>duration</td><td>{duration:.2f} s, 4.17 fps" in page and duration == pytest.approx(3.6)
+    assert "None-d" not in page and "-0.000" not in page
+    assert _extractor(FeatureSpec("expression", "general", "2", dim=None, face_crop=True)) == "expression:general v2"
+    assert _extractor(FeatureSpec("fau", "blendshapes", "1", dim=59, face_crop=False)) == (
+        "fau:blendshapes v1 (59-d, whole frames)")
+    assert number(-0.0004) == "0.000" and number(-0.0006) == "-0.001" and number(0.25) == "0.250"
+    table = _scores({"happy": -0.0004, "sad": 0.5})
+    assert "<td class=v>0.000</td>" in table and "bar neg" not in table
+    assert "<h2>Blendshapes and emotion probabilities over time</h2>" in page and "action units" not in page
+
+
+def test_one_colour_per_emotion_in_every_trace():
+    """An emotion drawn by mini-Xception (in fau) and by the general model (in expression) is one colour, whichever
+    lines a panel keeps."""
+    from matplotlib.colors import to_hex
+
+    from viper.backbones.face_blendshapes import BLENDSHAPE_NAMES
+    from viper.extractors.base import Features
+    from viper.extractors.expression_general import BASIC_EMOTIONS
+    from viper.extractors.fau_mesh import EMOTIONS as MINI_XCEPTION
+    from viper.jobs.inspect import _trace_figure
+    from viper.sampled_video import SampledVideo
+
+    n = 6
+    clip = SampledVideo(video_id="c", path=Path("c.mp4"), times=np.arange(n) / 2, frame_times=np.arange(n) / 2,
+                        repeated=0, frames=None, face_boxes=np.zeros((n, 4)), face_eyes=np.zeros((n, 2, 2)),
+                        face_mask=np.ones(n, bool), face_crops=[None] * n, audio=None)
+    colours = {}
+    for names, spec in (([*BLENDSHAPE_NAMES, *MINI_XCEPTION], "fau:blendshapes"),
+                        (list(reversed(BASIC_EMOTIONS)), "expression:general")):  # another order, another count
+        values = np.random.default_rng(0).random((n, len(names)))
+        figure = _trace_figure(clip, Features(values, np.ones(n, bool)), names, spec)
+        for axis in figure.axes:
+            for line in axis.get_lines():
+                colours.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
+    assert set(MINI_XCEPTION) <= set(colours) and all(len(colours[emotion]) == 1 for emotion in BASIC_EMOTIONS)
+    assert len({colours[emotion].pop() for emotion in BASIC_EMOTIONS}) == len(BASIC_EMOTIONS)
 
 
 def test_generated_clips_are_marked_without_face_and_audio(pages):

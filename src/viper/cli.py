@@ -213,8 +213,6 @@ def predict(
         raise ViperError(f"--format must be json or csv, not {output_format!r}")
     if per_frame is not None and per_frame.suffix.lower() not in (".csv", ".parquet"):
         raise ViperError(f"--per-frame {per_frame}: name a .csv or .parquet file")
-    if plot is not None and faces == "all":
-        raise ViperError("--plot draws one person's trace: use --faces main, or plot each person's rows of the CSV")
     if plot is not None:
         from .jobs.predict import video_list
 
@@ -236,17 +234,35 @@ def predict(
             typer.echo(f"no plot for {video}: a still image has no trace over time", err=True)
         elif plots:
             traces.setdefault(video, []).append(record)
-            if prediction.window.index + 1 == prediction.window.count:  # the video's last window: plot it now
-                from .trace import plot_trace, trace_table
-
-                plot_trace(trace_table(traces.pop(video)), plots[video], title=str(video))
-                typer.echo(f"plot: {plots[video]}", err=True)
+            if _recording_done(prediction, traces[video], faces):  # the video's last record: plot it now
+                _plot_traces(traces.pop(video), plots[video], video, faces)
     if per_frame is not None:
         import pandas as pd
 
         write_table(pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(), per_frame)
     if failed:
         raise typer.Exit(1)
+
+
+def _recording_done(prediction, records: list[dict], faces: str) -> bool:
+    """Whether a recording's records are all in: its last window's, which with --faces all are one per person seen
+    there (at least one)."""
+    window = prediction.window
+    expected = (prediction.coverage.people or 1) if faces == "all" else 1
+    return window.index + 1 == window.count and sum(record["window"] == window.index for record in records) == expected
+
+
+def _plot_traces(records: list[dict], path: Path, video: Path, faces: str) -> None:
+    """A recording's trace plot, or with --faces all one per person (`-person<k>` before the suffix)."""
+    from .trace import person_plot_path, person_traces, plot_trace, trace_table
+
+    table = trace_table(records)
+    people = person_traces(table) if faces == "all" else {}
+    plots = [(table, path, str(video))] if not people else [
+        (rows, person_plot_path(path, person), f"{video}, person {person}") for person, rows in people.items()]
+    for rows, target, title in plots:
+        plot_trace(rows, target, title=title)
+        typer.echo(f"plot: {target}", err=True)
 
 
 def _trace_plots(plot: Path | None, window: float | None, videos: list[Path]) -> dict[Path, Path]:
@@ -278,7 +294,9 @@ def inspect(
     no_face_crop: bool = typer.Option(
         False, "--no-face-crop", help="Take each whole image or frame as the face (for inputs that are face crops)."
     ),
-    faces: str = typer.Option("main", "--faces", help="Whose face: main (the person seen most) or largest."),
+    faces: str = typer.Option(
+        "main", "--faces", help="Whose face: main (the person seen most), all (each person) or largest."
+    ),
 ) -> None:
     """One self-contained HTML page per clip: frames, faces, captions, FAU traces and the predicted scores."""
     from .jobs.inspect import inspect as run_inspect

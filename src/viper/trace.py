@@ -84,6 +84,33 @@ def trace_figure(table, title: str | None = None):
     return figure
 
 
+def person_traces(table) -> dict[int, Any]:
+    """One recording's trace per person (a `trace_table` of one video made with --faces all): each person's rows
+    over every window of the recording, so their plot spans it; a window where they are not seen gets a row with
+    no scores and no face frames (shaded as such). Empty when nobody was seen."""
+    import numpy as np
+
+    if "person" not in table:
+        return {}
+    windows = table.drop_duplicates("window").set_index("window")
+    emotions = [column for column in table.columns if column not in (*SOURCE, *SPAN, *PERSON, *COVERAGE)]
+    traces = {}
+    for person in sorted(int(person) for person in table["person"].dropna().unique()):
+        rows = table[table["person"] == person].set_index("window").reindex(windows.index)
+        absent = rows["person"].isna()
+        rows.loc[absent, [*SOURCE, "start", "end", "frames", "audio_frames"]] = windows.loc[
+            absent, [*SOURCE, "start", "end", "frames", "audio_frames"]]
+        rows.loc[absent, emotions] = np.nan
+        rows.loc[absent, ["person", "face_frames"]] = (person, 0)
+        traces[person] = rows.reset_index()
+    return traces
+
+
+def person_plot_path(path: Path, person: int) -> Path:
+    """Where one person's trace plot goes: `-person<k>` before the suffix of the recording's plot path."""
+    return path.with_name(f"{path.stem}-person{person}{path.suffix}")
+
+
 def plot_trace(table, path: Path | str, title: str | None = None) -> Path:
     """Write one recording's `trace_figure` to a .png, .svg or .pdf file (atomically); returns the path."""
     from .atomic import atomic_write_bytes

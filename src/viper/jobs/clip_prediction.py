@@ -60,6 +60,19 @@ def people_warning(clip: SampledVideo) -> str | None:
     return text + (f"; only others visible on {only_others}/{n} frames" if only_others else "")
 
 
+def largest_warning(clip: SampledVideo, device: str = "cpu") -> str | None:
+    """With --faces largest: when the largest faces are of several people, that the scores mix them (and on how
+    many frames each is the largest); None when they are of one person or none."""
+    from ..face_choice import largest_people
+
+    people = largest_people(clip, device)
+    if len(people) < 2:
+        return None
+    counts = ", ".join(f"person {seen.track} on {seen.frames}/{clip.n}" for seen in people)
+    return (f"the largest face is of {len(people)} people over the frames ({counts}): scores mix them; "
+            "use --faces main")
+
+
 @dataclass
 class ClipPrediction:
     """One video as the model saw it: the decoded clips, every feature it read, its scores and their coverage."""

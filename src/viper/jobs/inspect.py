@@ -3,12 +3,15 @@ general model) saw and what it said.
 
 The page is made from the very objects `viper predict` uses (`prediction.Predictor`: the checkpoint's own
 extractors, tokens and model), so it shows the prediction, not a re-enactment of it. Per clip: a header (video,
-duration, N, checkpoint, extractors), the predicted score per emotion, the N sampled frames with their face box,
-their time, "no face" / "no audio" marks (and "no <modality>" where a feature is masked for another reason, e.g.
-no face mesh) and, when the checkpoint uses captions, the template sentence chosen for the frame; then the FAU
-traces (action units and emotion probabilities over time, masked frames as gaps) when the model reads `fau` or
-`expression`. A model without them gets a note instead of traces: the page shows only what the model was given.
-Images are embedded as data URIs (JPEG thumbnails, PNG figure) and the style is inline: no external resource.
+duration, N, checkpoint, extractors), the record's warnings, the people seen (with --faces main or all: each with
+their colour, frames and scores), the predicted score per emotion (per person with all), the N sampled frames with
+every person's face box in that person's colour, their time, "no face" / "no audio" marks (and "no <modality>"
+where a feature is masked for another reason, e.g. no face mesh) and, when the checkpoint uses captions, the
+template sentence chosen for the frame; then the FAU traces (action units or blendshapes and emotion probabilities
+over time, masked frames as gaps) when the model reads `fau` or `expression`. A model without them gets a note
+instead of traces: the page shows only what the model was given. Each person number and each emotion has one
+colour on the whole page. Images are embedded as data URIs (JPEG thumbnails, PNG figure) and the style is inline:
+no external resource.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import base64
 import html
 import io
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +31,11 @@ from ..filenames import output_paths
 from ..progress import Hook, notify
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from ..checkpoint import ModelBundle
+    from ..extractors.base import Features
+    from ..feature_spec import FeatureSpec
     from ..sampled_video import SampledVideo
     from .predict import ClipPrediction
 
@@ -35,11 +43,15 @@ HTML_SUFFIXES = (".html", ".htm")
 THUMB_WIDTH = 200
 MOST_MOVING = 10  # lines per trace panel at most
 TRACED = ("fau", "expression")  # modalities whose per-frame values have names worth a trace
+PERSON_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+LARGEST_COLOUR = "#00e640"  # the box of the largest face (--faces largest: nobody followed)
+EMOTION_COLOURS = {"neutral": "#7f7f7f", "calm": "#8c564b", "happy": "#ff7f0e", "sad": "#1f77b4", "angry": "#d62728",
+                   "fearful": "#9467bd", "disgust": "#2ca02c", "surprised": "#17becf"}
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:90em}"
     "h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}"
     "table.meta td{padding:2px 10px 2px 0;vertical-align:top}table.meta td:first-child{color:#666}"
-    ".summary{font-weight:600}.note{color:#666}"
+    ".summary{font-weight:600}.note{color:#666}.warning{color:#a04000}"
     ".scores{border-collapse:collapse}.scores td{padding:2px 8px}.scores td.v{text-align:right;font-family:monospace}"
     ".bar{height:12px;background:#4a7bd0;border-radius:2px}.bar.neg{background:#d05a4a}tr.top td{font-weight:700}"
     ".frames{display:grid;grid-template-columns:repeat(auto-fill,minmax(210px,1fr));gap:10px}"
@@ -49,6 +61,9 @@ STYLE = (
     ".badge{display:inline-block;font-size:11px;padding:0 5px;margin:2px 2px 0 0;border-radius:8px;color:#fff}"
     ".badge.noface{background:#c0392b}.badge.noaudio{background:#8e44ad}.badge.other{background:#7f8c8d}"
     ".caption{display:block;font-style:italic;margin-top:3px}"
+    ".swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:5px;vertical-align:-1px}"
+    ".people{border-collapse:collapse}.people td,.people th{padding:2px 8px;text-align:left}"
+    ".people td.v{text-align:right;font-family:monospace}.people th{font-weight:600;color:#555}"
     ".novideo{height:110px;background:#ddd;display:flex;align-items:center;justify-content:center;color:#666}"
     "img.traces{max-width:100%}"
 )
@@ -64,47 +79,68 @@ def inspect(
     hook: Hook | None = None, face_crop: bool = True, faces: str = "main",
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Write one page per readable video or image (checkpoint None: the general model; `face_crop=False`: whole
-    frames as the face; `faces`: main or largest, whose face is scored); returns the pages and (path, reason) for
-    videos that could not be read."""
+    frames as the face; `faces`: main, all (every person's scores on the page) or largest, whose face is scored);
+    returns the pages and (path, reason) for videos that could not be read."""
     from ..atomic import atomic_write_text
     from .predict import predictions
 
-    if faces == "all":
-        raise ViperError("inspect shows one person per page: --faces main or largest (predict --faces all scores "
-                         "each person)")
     videos = [Path(video) for video in videos]
     targets = page_paths(videos, Path(out))
     pages, failures = [], []
-    scored = predictions(videos, checkpoint, device, face_crop=face_crop, faces=faces)
-    for done, ((video, prediction), target) in enumerate(zip(scored, targets, strict=True), 1):
+    scored = _per_video(predictions(videos, checkpoint, device, face_crop=face_crop, faces=faces), faces)
+    for done, ((video, people), target) in enumerate(zip(scored, targets, strict=True), 1):
         if len(videos) > 1:
             notify(hook, "inspect", completed=done, total=len(videos))
-        if isinstance(prediction, str):
-            failures.append((str(video), prediction))
+        if isinstance(people, str):
+            failures.append((str(video), people))
             continue
         try:
-            atomic_write_text(target, render_page(prediction, prediction.bundle))
+            atomic_write_text(target, render_page(people))
         except OSError as error:
             raise ViperError(f"{target}: cannot write the page ({error.strerror or error})") from error
         pages.append(target)
     return pages, failures
 
 
-def render_page(prediction: ClipPrediction, bundle: ModelBundle) -> str:
-    """The whole HTML page of one clip (see the module docstring for what it shows)."""
+def _per_video(scored: Iterable[tuple[Path, ClipPrediction | str]],
+               faces: str) -> Iterator[tuple[Path, list[ClipPrediction] | str]]:
+    """`predictions` as one item per video: with --faces all a video gives one prediction per person, numbered
+    from 1 in each video (person None: nobody seen), so a person 1 or None starts the next video."""
+    group: tuple[Path, list[ClipPrediction]] | None = None
+    for video, prediction in scored:
+        if group is not None and (isinstance(prediction, str) or faces != "all" or prediction.person in (None, 1)):
+            yield group
+            group = None
+        if isinstance(prediction, str):
+            yield video, prediction
+        elif group is None:
+            group = (video, [prediction])
+        else:
+            group[1].append(prediction)
+    if group is not None:
+        yield group
+
+
+def render_page(people: list[ClipPrediction]) -> str:
+    """The whole HTML page of one clip: its prediction, or with --faces all one per person (see the module
+    docstring for what it shows)."""
+    first = people[0]
+    bundle = first.bundle
     cropped = [feature.key for feature in bundle.features if feature.face_crop]
-    clip = prediction.clips[(cropped or bundle.keys)[0]]
-    title = f"viper inspect: {prediction.video.name}"
+    key = (cropped or bundle.keys)[0]
+    clip = first.clips[key]
+    title = f"viper inspect: {first.video.name}"
     body = [
         f"<h1>{html.escape(title)}</h1>",
-        _header(prediction, bundle, clip),
-        _summary(prediction, bundle, clip),
+        _header(first, bundle, clip),
+        _summary(people, bundle, clip),
+        _people(people, bundle, clip),
         "<h2>Predicted scores</h2>",
-        _scores(prediction.scores),
+        *(_person_heading(prediction, len(people)) + _scores(prediction.scores) for prediction in people),
         "<h2>Sampled frames</h2>",
-        _frames(prediction, bundle, clip, boxes=bool(cropped)),
-        "<h2>Facial action units and emotion probabilities over time</h2>",
-        _traces(prediction, bundle),
+        _frames(people, bundle, key, boxes=bool(cropped)),
+        f"<h2>{_traces_heading(first, bundle)}</h2>",
+        *(_person_heading(prediction, len(people)) + _traces(prediction, bundle) for prediction in people),
     ]
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -112,7 +148,31 @@ def render_page(prediction: ClipPrediction, bundle: ModelBundle) -> str:
     )
 
 
+def person_colour(track: int) -> str:
+    """A person's colour, fixed by their number (the palette repeats after 8 people)."""
+    return PERSON_COLOURS[(track - 1) % len(PERSON_COLOURS)]
 
+
+def emotion_colour(name: str) -> str | None:
+    """An emotion's colour wherever it is drawn (None for a name that is not an emotion)."""
+    return EMOTION_COLOURS.get(name)
+
+
+def number(value: float) -> str:
+    """A score with 3 decimals, never `-0.000`."""
+    text = f"{value:.3f}"
+    return "0.000" if text == "-0.000" else text
+
+
+def _swatch(track: int) -> str:
+    return f"<span class='swatch' style='background:{person_colour(track)}'></span>person {track}"
+
+
+def _person_heading(prediction: ClipPrediction, count: int) -> str:
+    """Under --faces all (several predictions on the page), whose part follows; nothing otherwise."""
+    if count < 2:
+        return ""
+    return f"<h3>{_swatch(prediction.person)}</h3>"
 
 
 def _header(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo) -> str:
@@ -127,32 +187,65 @@ def _header(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo)
     epoch, pearson = bundle.info.get("epoch"), bundle.info.get("dev_mean_pearson")
     trained = [f"epoch {epoch}"] if epoch is not None else []
     trained += [f"dev mean Pearson {pearson:.3f}"] if pearson is not None else []
-    extractors = ", ".join(
-        f"{f.name} v{f.version} ({f.dim}-d{'' if f.face_crop else ', whole frames'})"
-        for f in bundle.features
-    )
+    duration = clip.duration + (1 / clip.fps if clip.fps else 0.0)  # first frame to the end of the last
     rows = [
         ("video", str(prediction.video)),
-        ("duration", f"a still image, {size}" if still else f"{clip.duration:.2f} s, {clip.fps:.2f} fps, {size}"),
+        ("duration", f"a still image, {size}" if still else f"{duration:.2f} s, {clip.fps:.2f} fps, {size}"),
         ("frames N", f"{clip.n}{repeated}"),
         ("checkpoint", f"{bundle.path}" + (f" ({', '.join(trained)})" if trained else "")),
-        ("extractors", extractors),
+        ("extractors", ", ".join(_extractor(feature) for feature in bundle.features)),
         ("emotions", ", ".join(bundle.emotions)),
     ]
     cells = "".join(f"<tr><td>{name}</td><td>{html.escape(value)}</td></tr>" for name, value in rows)
     return f"<table class='meta'>{cells}</table>"
 
 
-def _summary(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo) -> str:
+def _extractor(feature: FeatureSpec) -> str:
+    """`modality:backend vK (D-d, whole frames)`, leaving out what is not known or not the case."""
+    details = [f"{feature.dim}-d"] if feature.dim is not None else []
+    details += [] if feature.face_crop else ["whole frames"]
+    return f"{feature.name} v{feature.version}" + (f" ({', '.join(details)})" if details else "")
+
+
+def _summary(people: list[ClipPrediction], bundle: ModelBundle, clip: SampledVideo) -> str:
+    """Faces and audio found, the record's warnings (e.g. several people), and on how many frames the model got
+    each feature (per person with --faces all)."""
     n = clip.n
-    line = f"faces on {int(clip.face_mask.sum())}/{n} frames, audio on {int(clip.audio_mask.sum())}/{n} frames"
-    seen = "; ".join(
-        f"{f.name} on {int(prediction.features[f.key].mask.sum())}/{n}" for f in bundle.features
+    faces = int(clip.face_mask.sum()) if len(people) < 2 else sum(bool(found) for found in clip.tracked)
+    line = f"faces on {faces}/{n} frames, audio on {int(clip.audio_mask.sum())}/{n} frames"
+    given = "; ".join(
+        (f"person {prediction.person}: " if len(people) > 1 else "")
+        + ", ".join(f"{f.name} on {int(prediction.features[f.key].mask.sum())}/{n}" for f in bundle.features)
+        for prediction in people
     )
-    if len(clip.people) > 1:
-        line += "; " + ", ".join(f"person {seen.track} on {seen.frames}/{n}" + (" (scored)" if
-                                 seen.track == clip.person else "") for seen in clip.people)
-    return f"<p class='summary'>{line}</p><p class='note'>frames the model was given, per feature: {seen}</p>"
+    warnings = dict.fromkeys(warning for prediction in people for warning in prediction.warnings)
+    shown = "".join(f"<p class='warning'>{html.escape(warning)}</p>" for warning in warnings)
+    return (f"<p class='summary'>{line}</p>{shown}<p class='note'>frames the model was given, per feature: {given}"
+            "</p>")
+
+
+def _people(people: list[ClipPrediction], bundle: ModelBundle, clip: SampledVideo) -> str:
+    """The people seen on the frames (--faces main or all), each in their colour, with their frames, first and last
+    time and their scores (with main only the scored person has scores); nothing when nobody is followed."""
+    if clip.tracked is None:
+        return ""
+    if not clip.people:
+        return "<h2>People</h2><p class='note'>nobody seen on the sampled frames</p>"
+    scores = {prediction.person: prediction.scores for prediction in people}
+    head = "".join(f"<th>{html.escape(emotion)}</th>" for emotion in bundle.emotions)
+    rows = []
+    for seen in clip.people:
+        mine = scores.get(seen.track)
+        values = ("".join(f"<td class=v>{number(mine[emotion])}</td>" for emotion in bundle.emotions) if mine
+                  else f"<td colspan={len(bundle.emotions)} class=note>not scored (--faces all scores each "
+                       "person)</td>")
+        rows.append(f"<tr><td>{_swatch(seen.track)}</td><td>{seen.frames}/{clip.n}</td>"
+                    f"<td>{seen.first:.2f}–{seen.last:.2f} s</td>{values}</tr>")
+    scored = "" if len(people) > 1 else (f"; the scores are of person {people[0].person}, the one seen most"
+                                         if len(clip.people) > 1 else "")
+    return (f"<h2>People</h2><p class='note'>{len(clip.people)} seen: frames with their face, first and last "
+            f"time{scored}</p><table class='people'><tr><th>person</th><th>frames</th><th>seen</th>{head}</tr>"
+            f"{''.join(rows)}</table>")
 
 
 def _scores(scores: dict[str, float]) -> str:
@@ -162,73 +255,118 @@ def _scores(scores: dict[str, float]) -> str:
     rows = []
     for emotion, value in scores.items():
         width = 100 * abs(value) / scale
+        shown = number(value)
         rows.append(
             f"<tr{' class=top' if emotion == top else ''}><td>{html.escape(emotion)}</td>"
-            f"<td class=v>{value:+.3f}</td><td style='width:24em'>"
-            f"<div class='bar{' neg' if value < 0 else ''}' style='width:{width:.1f}%'></div></td></tr>"
+            f"<td class=v>{shown}</td><td style='width:24em'>"
+            f"<div class='bar{' neg' if shown.startswith('-') else ''}' style='width:{width:.1f}%'></div></td></tr>"
         )
     return f"<table class='scores'>{''.join(rows)}</table>"
 
 
-def _frames(prediction: ClipPrediction, bundle: ModelBundle, clip: SampledVideo, boxes: bool) -> str:
-    from ..templates import chosen_sentences
-
-    captions: list[str | None] | None = None
-    for feature in bundle.features:
-        extractor = prediction.extractors[feature.key]
-        if feature.modality == "caption" and hasattr(extractor, "choose"):
-            captions = chosen_sentences(extractor.choose([prediction.clips[feature.key]])[0])
+def _frames(people: list[ClipPrediction], bundle: ModelBundle, key: str, boxes: bool) -> str:
+    """The sampled frames as thumbnails with their marks and, with captions, the sentence chosen for each scored
+    person on the frame; every person's box in their colour (the scored people's thick), or with --faces largest
+    the largest face's."""
+    clip = people[0].clips[key]
+    present = [prediction.clips[key].face_mask for prediction in people]  # each scored person's frames
+    captions = [_captions(prediction, bundle) for prediction in people]
+    scored = {prediction.person for prediction in people}
     audio_mask = clip.audio_mask
     cards = []
     for i in range(clip.n):
         badges = []
-        if not clip.face_mask[i]:
+        if not any(mask[i] for mask in present):
             badges.append("<span class='badge noface'>no face</span>")
         if not audio_mask[i]:
             badges.append("<span class='badge noaudio'>no audio</span>")
         for feature in bundle.features:  # masked for another reason (e.g. no face mesh found in the crop)
-            explained = not clip.face_mask[i] if feature.modality != "audio" else not audio_mask[i]
-            if not prediction.features[feature.key].mask[i] and not explained:
+            masked = [not prediction.features[feature.key].mask[i] for prediction, mask in zip(people, present,
+                      strict=True) if (mask[i] if feature.modality != "audio" else audio_mask[i])]
+            if any(masked):
                 badges.append(f"<span class='badge other'>no {html.escape(feature.modality)}</span>")
         if clip.frames is None:
             picture = "<div class='novideo'>no video</div>"
         else:
-            box = clip.face_boxes[i] if boxes and clip.face_mask[i] else None
-            picture = f"<img class='thumb' alt='frame {i + 1}' src='{_thumbnail(clip.frames[i], box)}'>"
-        sentence = ""
-        if captions is not None:
-            sentence = f"<q class='caption'>{html.escape(captions[i])}</q>" if captions[i] else ""
+            picture = (f"<img class='thumb' alt='frame {i + 1}' "
+                       f"src='{_thumbnail(clip.frames[i], _boxes(clip, i, scored) if boxes else [])}'>")
+        sentences = "".join(
+            f"<q class='caption'>{_swatch(prediction.person) + ': ' if len(people) > 1 else ''}"
+            f"{html.escape(chosen[i])}</q>"
+            for prediction, chosen in zip(people, captions, strict=True) if chosen is not None and chosen[i]
+        )
         missing = " missing" if len(badges) else ""
         cards.append(
             f"<figure class='frame{missing}'>{picture}<figcaption><b>#{i + 1}</b> "
-            f"<span class='time'>{clip.times[i]:.2f} s</span> {''.join(badges)}{sentence}</figcaption></figure>"
+            f"<span class='time'>{clip.times[i]:.2f} s</span> {''.join(badges)}{sentences}</figcaption></figure>"
         )
-    note = "" if captions is not None else "<p class='note'>this checkpoint uses no caption features</p>"
+    note = "" if captions[0] is not None else "<p class='note'>this checkpoint uses no caption features</p>"
     return f"{note}<div class='frames'>{''.join(cards)}</div>"
 
 
-def _thumbnail(frame: np.ndarray, box: np.ndarray | None) -> str:
-    """A JPEG data URI of the frame, THUMB_WIDTH px wide, with the face box drawn."""
+def _captions(prediction: ClipPrediction, bundle: ModelBundle) -> list[str | None] | None:
+    """The template sentence chosen for each frame, or None when the checkpoint uses no caption features."""
+    from ..templates import chosen_sentences
+
+    for feature in bundle.features:
+        extractor = prediction.extractors[feature.key]
+        if feature.modality == "caption" and hasattr(extractor, "choose"):
+            return chosen_sentences(extractor.choose([prediction.clips[feature.key]])[0])
+    return None
+
+
+def _boxes(clip: SampledVideo, index: int, scored: set[int | None]) -> list[tuple[np.ndarray, str, int]]:
+    """(box, colour, line width) of the faces to draw on one frame."""
+    if clip.tracked is None:
+        return [(clip.face_boxes[index], LARGEST_COLOUR, 2)] if clip.face_mask[index] else []
+    return [(np.asarray(face.box), person_colour(face.track), 3 if face.track in scored else 1)
+            for face in clip.tracked[index]]
+
+
+def _thumbnail(frame: np.ndarray, boxes: list[tuple[np.ndarray, str, int]]) -> str:
+    """A JPEG data URI of the frame, THUMB_WIDTH px wide, with the face boxes drawn."""
     from PIL import Image, ImageDraw
 
     image = Image.fromarray(frame)
     scale = THUMB_WIDTH / image.width
     image = image.resize((THUMB_WIDTH, max(1, round(image.height * scale))), Image.Resampling.BILINEAR)
-    if box is not None:
-        ImageDraw.Draw(image).rectangle([float(v) * scale for v in box], outline=(0, 230, 64), width=2)
+    draw = ImageDraw.Draw(image)
+    for box, colour, width in boxes:
+        draw.rectangle([float(v) * scale for v in box], outline=colour, width=width)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _traces(prediction: ClipPrediction, bundle: ModelBundle) -> str:
-    parts = []
+def _traced(prediction: ClipPrediction, bundle: ModelBundle) -> list[tuple[str, Features, list[str]]]:
+    """(spec, features, a name per value) of each traced feature the model reads."""
+    traced = []
     for feature in bundle.features:
         if feature.modality in TRACED:
-            key = feature.key
-            names = getattr(prediction.extractors[key], "feature_names", None)
-            png = _trace_figure(prediction.clips[key], prediction.features[key], names, feature.name)
-            parts.append(f"<img class='traces' alt='fau traces' src='data:image/png;base64,{png}'>")
+            features = prediction.features[feature.key]
+            names = getattr(prediction.extractors[feature.key], "feature_names", None)
+            width = features.values.shape[1]
+            names = list(names) if names and len(names) == width else [f"{feature.name} {i}" for i in range(width)]
+            traced.append((feature.key, features, names))
+    return traced
+
+
+def _traces_heading(prediction: ClipPrediction, bundle: ModelBundle) -> str:
+    """What the traces show, named from their panels (no action units where there are none)."""
+    shown = {title.split(",")[0] for _, _, names in _traced(prediction, bundle) for title, _ in _panels(names)}
+    kinds = [kind for kind in ("action units", "blendshapes", "emotion probabilities") if kind in shown]
+    if not kinds:
+        return "Traces over time"
+    text = " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)
+    return text[0].upper() + text[1:] + " over time"
+
+
+def _traces(prediction: ClipPrediction, bundle: ModelBundle) -> str:
+    parts = []
+    for key, features, names in _traced(prediction, bundle):
+        spec = next(feature.name for feature in bundle.features if feature.key == key)
+        png = _png(_trace_figure(prediction.clips[key], features, names, spec))
+        parts.append(f"<img class='traces' alt='{html.escape(spec)} traces' src='data:image/png;base64,{png}'>")
     if not parts:
         return "<p class='note'>this checkpoint uses no fau or expression features, so there are no traces</p>"
     return "<p class='note'>grey bands: frames where the features are masked (no face, or no face mesh)</p>" + "".join(
@@ -261,13 +399,13 @@ def _most_moving(values: np.ndarray, indices: list[int], count: int = MOST_MOVIN
     return [index for position, index in enumerate(indices) if position in keep]
 
 
-def _trace_figure(clip: SampledVideo, features, names: list[str] | None, spec: str) -> str:
-    """Base64 PNG: one panel per group of values, lines over frame time, gaps and grey bands where masked."""
+def _trace_figure(clip: SampledVideo, features: Features, names: list[str], spec: str) -> Figure:
+    """One panel per group of values, lines over frame time (an emotion in its colour), gaps and grey bands where
+    masked."""
     from matplotlib.figure import Figure
 
     values = features.values.astype(float)
     values[~features.mask] = np.nan
-    names = list(names) if names and len(names) == values.shape[1] else [f"{spec} {i}" for i in range(values.shape[1])]
     panels = _panels(names)
     times = clip.times
     half = (times[-1] - times[0]) / max(1, len(times) - 1) / 2 or 0.5
@@ -278,7 +416,8 @@ def _trace_figure(clip: SampledVideo, features, names: list[str] | None, spec: s
             indices = _most_moving(values, indices)
             title += f": the {MOST_MOVING} that move most"
         for index in indices:
-            axis.plot(times, values[:, index], marker="o", markersize=2.5, linewidth=1.2, label=names[index])
+            axis.plot(times, values[:, index], marker="o", markersize=2.5, linewidth=1.2, label=names[index],
+                      color=emotion_colour(names[index]))
         for t in times[~features.mask]:
             axis.axvspan(t - half, t + half, color="0.85", linewidth=0)
         axis.set_title(f"{spec}: {title}", fontsize=9, loc="left")
@@ -290,6 +429,11 @@ def _trace_figure(clip: SampledVideo, features, names: list[str] | None, spec: s
     axes[-1].set_xlabel("time in the clip (s)", fontsize=9)
     axes[-1].set_xlim(times[0] - half, times[-1] + half)
     figure.tight_layout()
+    return figure
+
+
+def _png(figure: Figure) -> str:
+    """Base64 PNG of a figure, for a data URI."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return base64.b64encode(buffer.getvalue()).decode()

@@ -11,7 +11,7 @@ from ..errors import VideoReadError, ViperError
 from ..face_choice import check_faces
 from ..progress import Hook, notify
 from ..settings import check_device, real_number
-from .clip_prediction import ClipPrediction, Coverage, people_warning
+from .clip_prediction import ClipPrediction, Coverage, largest_warning, people_warning
 
 if TYPE_CHECKING:
     from ..checkpoint import ModelBundle
@@ -123,6 +123,11 @@ class Predictor:
             warnings.insert(1, hint)
         if face_based and self.faces == "main" and (several := people_warning(clip)):
             warnings.append(several)
+        if face_based and self.faces == "largest" and not self.decoding["whole_frames"]:
+            cropped = next(((extraction.config.device, found) for (extraction, _), found in
+                            zip(self.extractions, decoded, strict=True) if extraction.config.face_crop), None)
+            if cropped and (mixed := largest_warning(cropped[1], cropped[0])):
+                warnings.append(mixed)
         return ClipPrediction(
             video=video,
             clips=clips,
