@@ -17,3 +17,11 @@ def load_weights(model, weights, skip: tuple[str, ...] = ()):
     if missing or result.unexpected_keys:
         raise RuntimeError(f"{weights}: weights do not fit ({missing[:3]}, {result.unexpected_keys[:3]})")
     return model.eval()
+
+
+def softmax(logits):
+    """Row-wise softmax of (B, K) logits in numpy: the classifiers' last step, the same whichever runtime ran them."""
+    import numpy as np
+
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)

@@ -26,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import load_weights
+from ..runtime import network
+from . import load_weights, softmax
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "affectnet_emotions.npz"
+ONNX = "affectnet_emotions.onnx"  # the same net exported by scripts/export_onnx.py, run by viper.runtime
 CLASSES = ("neutral", "happy", "sad", "surprise", "anger")
 INPUT_SIZE = 64
 
@@ -112,14 +114,10 @@ def preprocess(faces: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(batch.transpose(0, 3, 1, 2).astype(np.float32))
 
 
-@torch.no_grad()
 def classify(faces: list[np.ndarray], device: str = "cpu", batch_size: int = 256) -> np.ndarray:
     """Class probabilities (B, 5) in CLASSES order for RGB uint8 face crops."""
     if not faces:
         return np.zeros((0, len(CLASSES)), np.float32)
-    model = load_affectnet_emotions(device)
-    probs = []
-    for start in range(0, len(faces), batch_size):
-        logits = model(preprocess(faces[start : start + batch_size]).to(device))
-        probs.append(torch.softmax(logits, dim=1).cpu().numpy())
-    return np.concatenate(probs)
+    net = network(ONNX, device, lambda: load_affectnet_emotions(device))
+    return np.concatenate([softmax(net(preprocess(faces[start : start + batch_size]).numpy())[0])
+                           for start in range(0, len(faces), batch_size)])

@@ -10,7 +10,7 @@ Weights: assets/face_landmarker/face_detector.npz, written by scripts/convert_fa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.resources import files
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..resample import warp
+from ..runtime import network
 
 INPUT_SIZE = 128
 NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion
@@ -26,6 +27,7 @@ NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth centre, right ear trag
 BLOCKS = ((24, 24, 1), (24, 28, 1), (28, 32, 2), (32, 36, 1), (36, 42, 1), (42, 48, 2), (48, 56, 1), (56, 64, 1),
           (64, 72, 1), (72, 80, 1), (80, 88, 1), (88, 96, 2), (96, 96, 1), (96, 96, 1), (96, 96, 1), (96, 96, 1))
 FIRST_MAP_BLOCKS = 11
+ONNX = "face_landmarker/face_detector.onnx"  # BlazeFaceNet exported by scripts/export_onnx.py
 
 
 # TFLite's SAME padding where it is not symmetric: a stride-2 conv on an even size pads more at the bottom/right
@@ -43,8 +45,16 @@ class BlazeBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = self.pointwise(self.depthwise(F.pad(x, DOWNSAMPLE_PADDING) if self.stride == 2 else x))
         shortcut = F.max_pool2d(x, 2) if self.stride == 2 else x
-        residual[:, :shortcut.shape[1]] += shortcut  # the zero-padded channels of the shortcut add nothing
-        return residual.relu_()  # in place: these element-wise passes cost as much as the convs
+        return add_shortcut(residual, shortcut).relu_()  # in place: these passes cost as much as the convs
+
+
+def add_shortcut(residual: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    """residual + the shortcut zero-padded to its channels. In place in PyTorch (the padded channels add nothing);
+    an ONNX export pads instead, as ONNX Runtime runs an in-place slice (a scatter) several times slower."""
+    if torch.onnx.is_in_onnx_export():
+        return residual + F.pad(shortcut, (0, 0, 0, 0, 0, residual.shape[1] - shortcut.shape[1]))
+    residual[:, :shortcut.shape[1]] += shortcut
+    return residual
 
 
 class BlazeFaceNet(nn.Module):
@@ -67,7 +77,7 @@ class BlazeFaceNet(nn.Module):
         for block in self.blocks[FIRST_MAP_BLOCKS:]:
             x = block(x)
         # NHWC flattening, as TFLite's reshape: anchors run over rows, then columns, then the anchors of a cell
-        flat = [head(feature).permute(0, 2, 3, 1).reshape(len(x), -1, width) for head, feature, width in (
+        flat = [head(feature).permute(0, 2, 3, 1).reshape(x.shape[0], -1, width) for head, feature, width in (
             (self.regressor_16, map_16, 16), (self.regressor_8, x, 16),
             (self.classifier_16, map_16, 1), (self.classifier_8, x, 1))]
         return torch.cat(flat[:2], 1), torch.cat(flat[2:], 1)[..., 0]
@@ -122,21 +132,27 @@ class BlazeFace:
     def __init__(self, device: str | torch.device = "cpu", min_score: float = 0.5, min_suppression: float = 0.3):
         self.device = torch.device(device)
         self.min_score, self.min_suppression = min_score, min_suppression
-        self.net = BlazeFaceNet()
-        self.net.load_tflite_weights(tflite_weights())
-        self.net.eval().to(self.device, memory_format=torch.channels_last)  # twice as fast as NCHW on CPU
-        self.anchors = ssd_anchors().to(self.device)
+        self.anchors = ssd_anchors()  # decoding runs on the CPU, on the network's outputs from either runtime
+
+    @cached_property
+    def net(self) -> BlazeFaceNet:
+        """The PyTorch network, built on first use (the onnx runtime does not need it)."""
+        net = BlazeFaceNet()
+        net.load_tflite_weights(tflite_weights())
+        return net.eval().to(self.device, memory_format=torch.channels_last)  # twice as fast as NCHW on CPU
 
     @torch.inference_mode()
     def __call__(self, frames: list[np.ndarray], pad: float = 1.0) -> list[FaceDetections]:
         """The faces of each frame, in frame pixels; `pad` > 1 looks at each frame inside a border (`letterbox`)."""
         if not frames:
             return []
-        batch = torch.stack([letterbox(frame, pad) for frame in frames]).to(self.device)
-        regressors, logits = self.net(batch.permute(0, 3, 1, 2).float().div(127.5).sub(1.0))  # NHWC memory
+        batch = torch.stack([letterbox(frame, pad) for frame in frames])
+        forward = network(ONNX, str(self.device), lambda: self.net, channels_last=True)
+        regressors, logits = (torch.from_numpy(out) for out in forward(
+            batch.permute(0, 3, 1, 2).float().div(127.5).sub(1.0).numpy()))  # NHWC memory
         boxes, keypoints = self.decode(regressors)
         scores = torch.sigmoid(logits.clamp(-100.0, 100.0))
-        per_frame = zip(boxes.cpu(), keypoints.cpu(), scores.cpu(), frames, strict=True)
+        per_frame = zip(boxes, keypoints, scores, frames, strict=True)
         return [self._frame_faces(box, points, score, frame.shape[:2], pad)
                 for box, points, score, frame in per_frame]
 

@@ -24,9 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import load_weights
+from ..runtime import network
+from . import load_weights, softmax
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "face_api_expression.npz"
+ONNX = "face_api_expression.onnx"  # the same net exported by scripts/export_onnx.py, run by viper.runtime
 CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")  # FACE_EXPRESSION_LABELS
 INPUT_SIZE = 112
 MEAN_RGB = (122.782, 117.001, 104.298)  # face-api.js's normalize(), then / 255
@@ -35,7 +37,7 @@ MEAN_RGB = (122.782, 117.001, 104.298)  # face-api.js's normalize(), then / 255
 def same_padding(x: torch.Tensor, kernel: int, stride: int) -> tuple[int, int, int, int]:
     """TensorFlow's 'same' padding of a square kernel as F.pad takes it: the odd pixel goes right and bottom."""
     pads = []
-    for size in (x.shape[-1], x.shape[-2]):  # F.pad order: last dim first
+    for size in (int(x.shape[-1]), int(x.shape[-2])):  # F.pad order: last dim first; ints fix them in an export
         total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
         pads += [total // 2, total - total // 2]
     return tuple(pads)
@@ -124,14 +126,10 @@ def prepare(faces: list[np.ndarray], size: int = INPUT_SIZE) -> torch.Tensor:
     return torch.from_numpy(batch).permute(0, 3, 1, 2)
 
 
-@torch.no_grad()
 def classify(faces: list[np.ndarray], device: str = "cpu", batch_size: int = 256) -> np.ndarray:
     """Class probabilities (B, 7) in CLASSES order (face-api.js's) for RGB uint8 face crops."""
     if not faces:
         return np.zeros((0, len(CLASSES)), np.float32)
-    model = load_face_api_expression(device)
-    probs = []
-    for start in range(0, len(faces), batch_size):
-        x = prepare(faces[start : start + batch_size]).to(device, memory_format=torch.channels_last)
-        probs.append(torch.softmax(model(x), dim=1).cpu().numpy())
-    return np.concatenate(probs)
+    net = network(ONNX, device, lambda: load_face_api_expression(device), channels_last=True)
+    return np.concatenate([softmax(net(prepare(faces[start : start + batch_size]).numpy())[0])
+                           for start in range(0, len(faces), batch_size)])

@@ -25,10 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runtime import network
 from . import load_weights
 from .face_api_expression import MEAN_RGB, prepare
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "face_api_recognition.npz"
+ONNX = "face_api_recognition.onnx"  # the same net exported by scripts/export_onnx.py, run by viper.runtime
 INPUT_SIZE = 150
 DIM = 128
 SAME_PERSON = 0.6  # dlib's euclidean threshold between two descriptors of one person
@@ -116,14 +118,10 @@ def load_face_api_recognition(device: str = "cpu", weights: Path = WEIGHTS) -> F
         return _models[device]
 
 
-@torch.no_grad()
 def describe(faces: list[np.ndarray], device: str = "cpu", batch_size: int = 64) -> np.ndarray:
     """Face descriptors (B, 128) float32 for RGB uint8 face crops of any size (face-api.js's preprocessing)."""
     if not faces:
         return np.zeros((0, DIM), np.float32)
-    model = load_face_api_recognition(device)
-    out = []
-    for start in range(0, len(faces), batch_size):
-        x = prepare(faces[start : start + batch_size], INPUT_SIZE).to(device, memory_format=torch.channels_last)
-        out.append(model(x).cpu().numpy())
-    return np.concatenate(out)
+    net = network(ONNX, device, lambda: load_face_api_recognition(device), channels_last=True)
+    return np.concatenate([net(prepare(faces[start : start + batch_size], INPUT_SIZE).numpy())[0]
+                           for start in range(0, len(faces), batch_size)])

@@ -10,13 +10,15 @@ layers here. Weights: assets/face_landmarker/face_blendshapes.npz, written by sc
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.resources import files
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..runtime import network
 
 # The landmarks MediaPipe's FaceBlendshapesGraph feeds the model (kLandmarksSubsetIdxs), in its order
 LANDMARK_SUBSET = (
@@ -38,6 +40,7 @@ BLENDSHAPE_NAMES = (
     "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
     "noseSneerLeft", "noseSneerRight")
 TOKENS, CHANNELS, BLOCKS = 96, 64, 4
+ONNX = "face_landmarker/face_blendshapes.onnx"  # FaceBlendshapesNet exported by scripts/export_onnx.py
 PREFIX = "model_1/GhumMarkerPoserMlpMixerGeneral/"
 
 
@@ -77,7 +80,7 @@ class FaceBlendshapesNet(nn.Module):
         centred = points - points.mean(1, keepdim=True)
         scale = centred.norm(dim=-1).mean(1)[:, None, None]
         tokens = self.point_mixing((centred / scale * self.input_scale).transpose(1, 2)).transpose(1, 2)
-        x = torch.cat([self.extra_token.expand(len(points), -1, -1), self.embedding(tokens)], 1)
+        x = torch.cat([self.extra_token.expand(points.shape[0], -1, -1), self.embedding(tokens)], 1)
         return torch.sigmoid(self.head(self.blocks(x)[:, 0]))
 
     @classmethod
@@ -119,13 +122,15 @@ class FaceBlendshapes:
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
-        self.net = FaceBlendshapesNet.from_tflite_weights(tflite_weights()).eval().to(self.device)
-        self.subset = torch.tensor(LANDMARK_SUBSET, device=self.device)
 
-    @torch.inference_mode()
+    @cached_property
+    def net(self) -> FaceBlendshapesNet:
+        """The PyTorch network, built on first use (the onnx runtime does not need it)."""
+        return FaceBlendshapesNet.from_tflite_weights(tflite_weights()).eval().to(self.device)
+
     def __call__(self, landmarks: np.ndarray) -> np.ndarray:
         """(N, 478, 2 or 3) landmarks in frame pixels -> (N, 52) scores in [0, 1]."""
-        points = torch.as_tensor(np.asarray(landmarks, np.float32), device=self.device)[:, self.subset, :2]
+        points = np.asarray(landmarks, np.float32)[:, list(LANDMARK_SUBSET), :2]
         if not len(points):
             return np.zeros((0, len(BLENDSHAPE_NAMES)), np.float32)
-        return self.net(points).cpu().numpy()
+        return network(ONNX, str(self.device), lambda: self.net)(points)[0]

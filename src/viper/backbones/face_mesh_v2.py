@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.resources import files
 
 import numpy as np
@@ -25,9 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..resample import warp
+from ..runtime import network
+from .blazeface import add_shortcut
 
 INPUT_SIZE = 256
 NUM_LANDMARKS = 478
+ONNX = "face_landmarker/face_landmarks_detector.onnx"  # FaceMeshNet exported by scripts/export_onnx.py
 ROI_SCALE = 1.5  # the FaceDetectorGraph's RectTransformation of the detection box
 # (in, mid, out, stride) per block: four at 128x128, then each stride-2 block halves the map and four follow
 _STAGES = ((16, 8, 16), (16, 16, 32), (32, 32, 64), (64, 64, 128), (128, 64, 128), (128, 64, 128), (128, 64, 128))
@@ -51,15 +54,16 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = conv(self.expand, conv(self.depthwise, self.reduce_act(conv(self.reduce, x))))
         shortcut = F.max_pool2d(x, 2) if self.stride == 2 else x
-        residual[:, :shortcut.shape[1]] += shortcut  # the zero-padded channels of the shortcut add nothing
-        return self.out_act(residual)
+        return self.out_act(add_shortcut(residual, shortcut))
 
 
 def conv(layer: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """layer(x), on CPU straight through oneDNN. Under 16 faces on one thread PyTorch runs the 1x1 convolutions
     face by face on its im2col fallback: about 10 % faster for a single face, 15-25 % slower for 4-16 faces. One
-    path for every batch size keeps a face's landmarks the same alone and in a batch (the tests hold them to it)."""
-    if x.device.type != "cpu" or x.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+    path for every batch size keeps a face's landmarks the same alone and in a batch (the tests hold them to it).
+    An ONNX export takes the plain convolution, which it knows."""
+    if (x.device.type != "cpu" or x.dtype != torch.float32 or not torch.backends.mkldnn.is_available()
+            or torch.onnx.is_in_onnx_export()):
         return layer(x)
     return torch.ops.aten.mkldnn_convolution(x, layer.weight, layer.bias, list(layer.padding), list(layer.stride),
                                              list(layer.dilation), layer.groups)
@@ -78,7 +82,7 @@ class FaceMeshNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.blocks(self.stem_act(conv(self.stem, F.pad(x, STEM_PADDING))))
-        return conv(self.landmarks, x).reshape(len(x), NUM_LANDMARKS, 3), self.presence(x).reshape(len(x))
+        return conv(self.landmarks, x).reshape(x.shape[0], NUM_LANDMARKS, 3), self.presence(x).reshape(x.shape[0])
 
     def load_tflite_weights(self, weights: dict[str, np.ndarray]) -> None:
         """TFLite names and layouts (conv OHWI, depthwise 1HWC, PReLU 11C) into this module's parameters.
@@ -180,9 +184,13 @@ class FaceMeshV2:
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
-        self.net = FaceMeshNet()
-        self.net.load_tflite_weights(tflite_weights())
-        self.net.eval().to(self.device, memory_format=torch.channels_last)
+
+    @cached_property
+    def net(self) -> FaceMeshNet:
+        """The PyTorch network, built on first use (the onnx runtime does not need it)."""
+        net = FaceMeshNet()
+        net.load_tflite_weights(tflite_weights())
+        return net.eval().to(self.device, memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def __call__(self, frames: list[np.ndarray], rois: np.ndarray) -> FaceMeshes:
@@ -190,8 +198,10 @@ class FaceMeshV2:
         if not frames:
             return FaceMeshes(np.zeros((0, NUM_LANDMARKS, 3), np.float32), np.zeros(0, np.float32))
         crops = torch.stack([face_crop(frame, roi) for frame, roi in zip(frames, rois, strict=True)])
-        landmarks, logits = self.net(crops.to(self.device).permute(0, 3, 1, 2).float().div(255.0))
-        regions = torch.as_tensor(np.asarray(rois, np.float32), device=self.device)
-        sizes = torch.tensor([frame.shape[1::-1] for frame in frames], dtype=torch.float32, device=self.device)
-        return FaceMeshes(landmarks=project_landmarks(landmarks, regions, sizes).cpu().numpy(),
-                          presence=torch.sigmoid(logits).cpu().numpy())
+        forward = network(ONNX, str(self.device), lambda: self.net, channels_last=True)
+        landmarks, logits = (torch.from_numpy(out) for out in forward(
+            crops.permute(0, 3, 1, 2).float().div(255.0).numpy()))
+        regions = torch.as_tensor(np.asarray(rois, np.float32))
+        sizes = torch.tensor([frame.shape[1::-1] for frame in frames], dtype=torch.float32)
+        return FaceMeshes(landmarks=project_landmarks(landmarks, regions, sizes).numpy(),
+                          presence=torch.sigmoid(logits).numpy())

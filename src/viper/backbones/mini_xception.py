@@ -19,10 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import load_weights
+from ..runtime import network
+from . import load_weights, softmax
 from .video_cache import VideoCache
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "fer_mini_xception.npz"
+ONNX = "fer_mini_xception.onnx"  # the same net exported by scripts/export_onnx.py, run by viper.runtime
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
 FEATURE_DIMS = {"block2": 32, "block3": 64, "block4": 128}
@@ -48,7 +50,7 @@ class SeparableConv(nn.Module):
 def max_pool_same(x: torch.Tensor) -> torch.Tensor:
     """Keras MaxPooling2D(3, strides=2, padding='same'): TF puts the odd padding pixel right/bottom."""
     pads = []
-    for size in (x.shape[-1], x.shape[-2]):  # F.pad order: last dim first
+    for size in (int(x.shape[-1]), int(x.shape[-2])):  # F.pad order: last dim first; ints fix them in an export
         total = max((-(-size // 2) - 1) * 2 + 3 - size, 0)
         pads += [total // 2, total - total // 2]
     return F.max_pool2d(F.pad(x, pads, value=float("-inf")), 3, stride=2)
@@ -132,21 +134,19 @@ def preprocess(faces: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy((batch / 255.0 - 0.5) * 2.0)
 
 
-@torch.no_grad()
 def classify(
     faces: list[np.ndarray], device: str = "cpu", batch_size: int = 256
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Class probabilities (B, 7) in CLASSES order and the pooled features of each block, for face crops."""
     if not faces:
         return np.zeros((0, 7), np.float32), {k: np.zeros((0, d), np.float32) for k, d in FEATURE_DIMS.items()}
-    model = load_mini_xception(device)
+    net = network(ONNX, device, lambda: load_mini_xception(device), channels_last=True)
     probs, pooled = [], {name: [] for name in FEATURE_DIMS}
     for start in range(0, len(faces), batch_size):
-        x = preprocess(faces[start : start + batch_size]).to(device, memory_format=torch.channels_last)
-        logits, features = model(x)
-        probs.append(torch.softmax(logits, dim=1).cpu().numpy())
-        for name in pooled:
-            pooled[name].append(features[name].cpu().numpy())
+        logits, _, *blocks = net(preprocess(faces[start : start + batch_size]).numpy())  # block1 is not used
+        probs.append(softmax(logits))
+        for name, values in zip(FEATURE_DIMS, blocks, strict=True):
+            pooled[name].append(values)
     return np.concatenate(probs), {name: np.concatenate(parts) for name, parts in pooled.items()}
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import ModelNotFoundError
 from ..mel import mel_filterbank
+from ..runtime import network
 from ..video import AUDIO_RATE
 from .base import Extractor, Features, register_default
 from .batching import NOT_IN_IDENTITY, batched_features
@@ -84,14 +85,6 @@ class ResemblyzerAudio(Extractor):
     def load(self) -> None:
         import torch
 
-        network = torch.nn.ModuleDict(
-            {
-                "lstm": torch.nn.LSTM(N_MELS, HIDDEN, LAYERS, batch_first=True),
-                "linear": torch.nn.Linear(HIDDEN, HIDDEN),
-            }
-        )
-        network.load_state_dict({name: torch.from_numpy(array) for name, array in load_weights().items()})
-        self._network = network.to(self.device).eval()
         self._filterbank = torch.from_numpy(mel_filterbank(AUDIO_RATE, WINDOW, N_MELS)).to(self.device)
         self._window = torch.hann_window(WINDOW, periodic=True, device=self.device)
 
@@ -139,19 +132,19 @@ class ResemblyzerAudio(Extractor):
         next: a batch of short fragments is one slice, a long recording's fragments take several.
         """
         import torch
-        from torch.nn.utils.rnn import pack_padded_sequence
 
+        from ..backbones.speaker_encoder import ONNX, load_speaker_encoder
+
+        encoder = network(ONNX, self.device, lambda: load_speaker_encoder(load_weights(), self.device))
         totals = [1 + len(f) // HOP for f in fragments]
         step = max(1, self.config.slice_frames // len(fragments))
-        with torch.inference_mode():
-            hidden = torch.zeros(LAYERS, len(fragments), HIDDEN, device=self.device)
-            cell = torch.zeros_like(hidden)
-            for first in range(0, max(totals), step):
-                rows = [row for row, total in enumerate(totals) if total > first]  # fragments not yet finished
+        hidden = np.zeros((LAYERS, len(fragments), HIDDEN), np.float32)
+        cell, raw = np.zeros_like(hidden), np.zeros((len(fragments), HIDDEN), np.float32)
+        for first in range(0, max(totals), step):
+            rows = [row for row, total in enumerate(totals) if total > first]  # fragments not yet finished
+            with torch.inference_mode():
                 mels, lengths = self.mels([fragments[row] for row in rows], first, step)
-                packed = pack_padded_sequence(mels, lengths, batch_first=True, enforce_sorted=False)
-                index = torch.tensor(rows, device=self.device)
-                _, (last_hidden, last_cell) = self._network["lstm"](packed, (hidden[:, index], cell[:, index]))
-                hidden[:, index], cell[:, index] = last_hidden, last_cell
-            raw = torch.relu(self._network["linear"](hidden[-1]))
-            return (raw / raw.norm(dim=1, keepdim=True)).cpu().numpy()
+            hidden[:, rows], cell[:, rows], raw[rows] = encoder(mels.cpu().numpy(), lengths.numpy(),
+                                                                hidden[:, rows], cell[:, rows])
+        with np.errstate(invalid="ignore"):  # an all-zero row: 0 / 0, the NaN that masks it
+            return raw / np.linalg.norm(raw, axis=1, keepdims=True)

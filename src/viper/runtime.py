@@ -1,0 +1,155 @@
+"""Which engine runs viper's pretrained networks at inference, decided here and nowhere else.
+
+`onnx`: ONNX Runtime on the .onnx files shipped in viper/assets (scripts/export_onnx.py exports them from viper's
+own PyTorch modules, which stay the source of truth); the default on CPU where onnxruntime is installed, as it runs
+these small networks faster than eager PyTorch and imports in a fraction of its time. `torch`: the PyTorch modules
+themselves, for CUDA, training, and where onnxruntime is absent. Both give the same features (within 1e-4,
+tests/test_onnx_runtime.py), so the runtime is no part of a store key.
+
+A backbone asks `network(...)` for its forward pass on each call and gets numpy arrays back either way.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+import numpy as np
+
+from .errors import SettingError
+
+RUNTIMES = ("onnx", "torch")
+
+_forced: str | None = None
+_sessions: dict[tuple[str, int], Any] = {}
+_lock = threading.Lock()
+
+
+def onnxruntime_installed() -> bool:
+    """Whether onnxruntime is installed. An install that is there but fails to import raises here rather than
+    falling back to torch unnoticed."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return False
+    import onnxruntime  # noqa: F401  (a broken install fails loudly)
+
+    return True
+
+
+def force(runtime: str | None) -> None:
+    """Run every network of this process with `runtime` (`onnx` or `torch`); None: back to the default choice.
+    Whoever builds a run's models (an extraction, a prediction) calls it with the run's setting."""
+    global _forced
+    _forced = check_runtime(runtime) if runtime is not None else None
+
+
+def forced() -> str | None:
+    """The runtime `force` set for this process, if any."""
+    return _forced
+
+
+def check_runtime(runtime: str) -> str:
+    if runtime not in RUNTIMES:
+        raise SettingError("runtime", f"must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    return runtime
+
+
+def choose(device: str = "cpu", runtime: str | None = None) -> str:
+    """The runtime for networks on `device`: `runtime` when given, else the process's forced one, else onnx on
+    CPU where onnxruntime is installed and torch otherwise (CUDA, or no onnxruntime)."""
+    wanted = runtime or _forced
+    on_cpu = str(device) == "cpu"
+    if wanted is None:
+        return "onnx" if on_cpu and onnxruntime_installed() else "torch"
+    if check_runtime(wanted) == "onnx":
+        if not on_cpu:
+            raise SettingError("runtime", f"onnx runs viper's networks on the CPU only; use torch on {device}")
+        if not onnxruntime_installed():
+            raise SettingError("runtime", "onnx needs onnxruntime: pip install onnxruntime")
+    return wanted
+
+
+def threads() -> int:
+    """Intra-op threads for a session: as many as torch uses in this process (viper --threads, a worker's share,
+    a test's one thread), else VIPER_THREADS, else every core."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].get_num_threads()
+    return int(os.environ.get("VIPER_THREADS", 0)) or os.cpu_count() or 1
+
+
+def session(asset: str):
+    """The ONNX Runtime session of a network shipped in viper/assets (`face_landmarker/face_detector.onnx`),
+    created once per process and thread count."""
+    key = (asset, threads())
+    with _lock:
+        if key not in _sessions:
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = key[1], 1
+            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+            path = files("viper.assets")
+            for part in asset.split("/"):  # one step at a time: viper.assets is a namespace package
+                path = path / part
+            _sessions[key] = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return _sessions[key]
+
+
+@dataclass(frozen=True)
+class OnnxNetwork:
+    """A shipped .onnx network: inputs in the torch module's argument order, outputs in its (flattened) order."""
+
+    asset: str
+
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        runner = session(self.asset)
+        feeds = {spec.name: np.ascontiguousarray(value) for spec, value in zip(runner.get_inputs(), inputs,
+                                                                               strict=True)}
+        return runner.run(None, feeds)
+
+
+@dataclass(frozen=True)
+class TorchNetwork:
+    """A PyTorch module behind the same numpy interface: float inputs go to `device` (4-D ones channels-last when
+    the module is), integer ones (sequence lengths) stay on the CPU as packing wants them."""
+
+    module: Any
+    device: str
+    channels_last: bool = False
+
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        import torch
+
+        tensors = []
+        for value in inputs:
+            tensor = torch.from_numpy(np.asarray(value))
+            if tensor.is_floating_point():
+                layout = torch.channels_last if self.channels_last and tensor.ndim == 4 else torch.preserve_format
+                tensor = tensor.to(self.device, memory_format=layout)
+            tensors.append(tensor)
+        with torch.inference_mode():
+            outputs = self.module(*tensors)
+        return [output.cpu().numpy() for output in flatten(outputs)]
+
+
+def flatten(outputs) -> list:
+    """A module's outputs as the ONNX export lists them: a tensor, a tuple's items, a dict's values, in order."""
+    if isinstance(outputs, dict):
+        return [tensor for value in outputs.values() for tensor in flatten(value)]
+    if isinstance(outputs, (tuple, list)):
+        return [tensor for value in outputs for tensor in flatten(value)]
+    return [outputs]
+
+
+def network(asset: str, device: str, module: Callable[[], Any], channels_last: bool = False,
+            runtime: str | None = None) -> OnnxNetwork | TorchNetwork:
+    """The forward pass to call for a network on `device`: its ONNX session or its torch module (built by `module`
+    only then), as `choose` decides."""
+    if choose(str(device), runtime) == "onnx":
+        return OnnxNetwork(asset)
+    return TorchNetwork(module(), str(device), channels_last)

@@ -1,0 +1,217 @@
+"""viper.runtime: every default network gives the same outputs under ONNX Runtime as under PyTorch (to 1e-4) on real
+faces and real speech, so features from both runtimes can share a store; the shipped .onnx files are what
+scripts/export_onnx.py makes from the PyTorch modules now (a stale one fails here); the runtime is onnx on CPU and
+torch where forced.
+
+onnxruntime is a dependency: imported at the top, so an install that is broken fails this file, never skips it."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+from conftest import REPO, SHARED_DATA, needs_shared
+from faces_media import SMILING, SURPRISED, take_frames, take_speech
+
+from viper import runtime
+from viper.backbones import affectnet_emotions, face_api_expression, face_api_recognition, mini_xception
+from viper.backbones.blazeface import BlazeFace
+from viper.backbones.face_blendshapes import FaceBlendshapes
+from viper.backbones.face_mesh_v2 import FaceMeshV2, face_roi
+from viper.errors import SettingError
+from viper.extractors.expression_general import CROPS, INPUT_SIZES
+from viper.faces import FACE_API_CROP, crop_square
+
+TOLERANCE = 1e-4
+TAKES = ("01-01-01-01-01-01-05.mp4", SMILING, SURPRISED, "01-01-07-02-02-02-05.mp4")
+CC_BY = "data/faces-cc-by"
+CC_BY_WHY = "photos of 142 other people (CC BY 4.0): the bundled takes hold one person only"
+
+
+@contextmanager
+def forced(name: str | None):
+    previous = runtime.forced()
+    runtime.force(name)
+    try:
+        yield
+    finally:
+        runtime.force(previous)
+
+
+def both(run):
+    """run() under torch, then under onnx."""
+    with forced("torch"):
+        torch_out = run()
+    with forced("onnx"):
+        return torch_out, run()
+
+
+def close(torch_out, onnx_out, scale: float = 1.0) -> None:
+    """Equal to TOLERANCE once divided by `scale` (positions: by the frame's size)."""
+    torch_out, onnx_out = np.asarray(torch_out), np.asarray(onnx_out)
+    assert torch_out.shape == onnx_out.shape
+    assert np.abs(torch_out - onnx_out).max(initial=0.0) / scale <= TOLERANCE
+
+
+def cc_by_photos(count: int = 8) -> list[np.ndarray]:
+    from PIL import Image
+
+    paths = sorted((SHARED_DATA / "faces-cc-by").glob("*/images/*/*.jpg"))
+    return [np.asarray(Image.open(path).convert("RGB")) for path in paths[:: max(1, len(paths) // count)][:count]]
+
+
+@pytest.fixture(scope="module", params=["bundled takes", pytest.param("faces-cc-by", marks=needs_shared(
+    CC_BY, CC_BY_WHY))])
+def frames(request, one_torch_thread) -> list[np.ndarray]:
+    """Real frames with faces: 3 of each bundled take (one actor, 224 x 224), or photos of other people."""
+    if request.param == "faces-cc-by":
+        return cc_by_photos()
+    return [frame for name in TAKES for frame in take_frames(name)[2:15:5]]
+
+
+@pytest.fixture(scope="module")
+def detections(frames):
+    with forced("torch"):
+        return BlazeFace()(frames)
+
+
+@pytest.fixture(scope="module")
+def faces(frames, detections) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(frame, box, keypoints) of every face found."""
+    found = [(frame, box, points) for frame, faces in zip(frames, detections, strict=True)
+             for box, points in zip(faces.boxes, faces.keypoints, strict=True)]
+    assert len(found) >= len(frames) - 1
+    return found
+
+
+def test_blazeface(frames):
+    model = BlazeFace()
+    torch_out, onnx_out = both(lambda: model(frames) + model(frames, pad=3.0))
+    for ours, theirs, frame in zip(torch_out, onnx_out, frames + frames, strict=True):
+        size = max(frame.shape[:2])
+        close(ours.boxes, theirs.boxes, size)
+        close(ours.keypoints, theirs.keypoints, size)
+        close(ours.scores, theirs.scores)
+
+
+def test_face_mesh_and_blendshapes(faces):
+    mesh, blendshapes = FaceMeshV2(), FaceBlendshapes()
+    frames = [frame for frame, _, _ in faces]
+    rois = np.array([face_roi(box, points) for _, box, points in faces])
+    (torch_mesh, torch_scores), (onnx_mesh, onnx_scores) = both(
+        lambda: (found := mesh(frames, rois), blendshapes(found.landmarks)))
+    close(torch_mesh.landmarks, onnx_mesh.landmarks, max(frames[0].shape[:2]))
+    close(torch_mesh.presence, onnx_mesh.presence)
+    assert (onnx_mesh.presence >= 0.5).all()  # real faces: the comparison is on landmarks that mean something
+    close(torch_scores, onnx_scores)
+    close(blendshapes(torch_mesh.landmarks), onnx_scores)  # and from the same landmarks
+
+
+@pytest.mark.parametrize("expert", ["fer", "affectnet", "face_api"])
+def test_expression_experts(faces, expert):
+    crops = [crop_square(frame, CROPS[expert].box(box), 0.0, INPUT_SIZES[expert]) for frame, box, _ in faces]
+    if expert == "fer":
+        (torch_probs, torch_pooled), (onnx_probs, onnx_pooled) = both(lambda: mini_xception.classify(crops))
+        for name in mini_xception.FEATURE_DIMS:
+            close(torch_pooled[name], onnx_pooled[name])
+    else:
+        module = affectnet_emotions if expert == "affectnet" else face_api_expression
+        torch_probs, onnx_probs = both(lambda: module.classify(crops))
+    close(torch_probs, onnx_probs)
+    close(onnx_probs.sum(axis=1), np.ones(len(crops)))
+
+
+def test_face_descriptors(faces):
+    crops = [crop_square(frame, FACE_API_CROP.box(box), 0.0, 150) for frame, box, _ in faces]
+    close(*both(lambda: face_api_recognition.describe(crops)))
+
+
+def test_speaker_embedding(one_torch_thread):
+    """Fragments of real speech from 25 ms to the whole 3.6 s, in one batch and in slices that carry the state."""
+    from viper.extractors.base import create_extractor
+
+    speech = take_speech(SMILING)
+    lengths = (400, 1_600, 5_000, 16_000, 25_600, len(speech))
+    fragments = [speech[start : start + length] for start, length in zip((0, 8_000, 3_000, 20_000, 0, 0), lengths,
+                                                                         strict=True)]
+    for options in ({}, {"slice_frames": 60}):
+        encoder = create_extractor("audio:resemblyzer", options)
+        encoder.ensure_loaded()
+        torch_out, onnx_out = both(lambda encoder=encoder: encoder.embed(fragments))
+        assert np.isfinite(onnx_out).all()
+        close(torch_out, onnx_out)
+
+
+def load_export_script():
+    spec = importlib.util.spec_from_file_location("export_onnx", REPO / "scripts" / "export_onnx.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_onnx_files_are_fresh_exports(tmp_path, one_torch_thread):
+    """Each .onnx in viper/assets gives what a new export of the PyTorch module gives: a module or weights changed
+    without running scripts/export_onnx.py fail here."""
+    import torch
+
+    script = load_export_script()
+    assert {spec.asset for spec in script.EXPORTS} == set(EXPORTED)
+    torch.manual_seed(0)
+    for spec in script.EXPORTS:
+        fresh = onnxruntime.InferenceSession(str(script.export(spec, tmp_path)), providers=["CPUExecutionProvider"])
+        shipped = runtime.session(spec.asset)
+        inputs = {name: value.numpy() for name, value in zip(spec.inputs, spec.example(), strict=True)}
+        for ours, theirs in zip(shipped.run(None, inputs), fresh.run(None, inputs), strict=True):
+            assert np.abs(ours - theirs).max() <= 1e-6, spec.asset
+
+
+EXPORTED = ("face_landmarker/face_detector.onnx", "face_landmarker/face_landmarks_detector.onnx",
+            "face_landmarker/face_blendshapes.onnx", mini_xception.ONNX, affectnet_emotions.ONNX,
+            face_api_expression.ONNX, face_api_recognition.ONNX, "resemblyzer_ge2e.onnx")
+
+
+def test_every_exported_network_ships_with_a_licence():
+    assets = Path(runtime.__file__).parent / "assets"
+    licences = " ".join(path.read_text() for path in assets.rglob("*LICENSE*.txt"))
+    for asset in EXPORTED:
+        assert (assets / asset).is_file() and Path(asset).name in licences
+
+
+def test_runtime_is_onnx_on_cpu_and_torch_where_forced_or_on_cuda():
+    assert runtime.onnxruntime_installed()
+    with forced(None):
+        assert runtime.choose("cpu") == "onnx"
+        assert runtime.choose("cuda") == runtime.choose("cuda:1") == "torch"
+        assert runtime.choose("cpu", "torch") == "torch"
+        assert isinstance(runtime.network(mini_xception.ONNX, "cpu", mini_xception.load_mini_xception),
+                          runtime.OnnxNetwork)
+    with forced("torch"):
+        assert runtime.choose("cpu") == "torch"
+        assert isinstance(runtime.network(mini_xception.ONNX, "cpu", mini_xception.load_mini_xception),
+                          runtime.TorchNetwork)
+    with pytest.raises(SettingError, match="runtime"):
+        runtime.choose("cuda", "onnx")
+    with pytest.raises(SettingError, match="runtime must be one of onnx, torch"):
+        runtime.force("tensorrt")
+
+
+def test_sessions_are_made_once_per_thread_count(one_torch_thread):
+    first = runtime.session(mini_xception.ONNX)
+    assert runtime.session(mini_xception.ONNX) is first
+    assert first.get_session_options().intra_op_num_threads == 1  # as torch, under one_torch_thread
+
+
+def test_store_keys_do_not_depend_on_the_runtime():
+    from viper.extraction import ExtractConfig, Extraction
+
+    keys = {}
+    for name in runtime.RUNTIMES:
+        with forced(name):
+            keys[name] = sorted(Extraction(ExtractConfig()).keys())
+    assert keys["onnx"] == keys["torch"]
