@@ -240,3 +240,18 @@ def test_a_folder_lists_its_videos_as_it_was_given(tmp_path, monkeypatch):
     found, problems = video_list([Path("clips"), Path("clips/sub/a.mp4")])
     assert not problems and found[1:] == [Path("clips/sub/a.mp4")] * 2  # relative, as a file given alone prints
     assert found[0].is_absolute() and found[0].name.startswith("01-01-05")  # a link out of the folder: its target
+
+
+def test_per_frame_rows_of_a_short_clip_say_which_repeat_a_frame(tmp_path):
+    from faces_media import SURPRISED, take_frames, write_clip
+
+    from viper import predict_frames
+
+    frames = take_frames() + take_frames(SURPRISED)
+    short = write_clip(tmp_path / "five.mp4", frames[:5])  # 5 frames: 32 rows repeat them
+    enough = write_clip(tmp_path / "forty.mp4", (frames * 3)[:40])
+    table, _, failures = predict_frames([short, enough])
+    assert not failures
+    rows = {video: group for video, group in table.groupby("video")}
+    assert (~rows[str(short)]["repeated"]).sum() == 5 and rows[str(short)]["repeated"].sum() == 27
+    assert not rows[str(enough)]["repeated"].any()  # 40 frames: 32 distinct ones sampled

@@ -90,18 +90,21 @@ class ClipPrediction:
     seen: Seen | None = None  # that person on these frames; None where they are not on them
 
     def frame_table(self):
-        """One row per sampled frame (pandas): video, media, frame, time (s), face found and its box (frame
-        pixels), with --faces main or all `person` (whose scores) and `track` (whose face box; 0 where none), audio
-        present, every named per-frame value as `<modality>.<name>` (blendshapes, AUs, expression probabilities;
-        NaN where masked), then the clip's scores as `score.<emotion>`."""
+        """One row per sampled frame (pandas): video, media, frame, time (s), `repeated` (the same decoded frame as
+        an earlier row: a clip with fewer frames than N, or a still image), face found and its box (frame pixels),
+        with --faces main or all `person` (whose scores) and `track` (whose face box; 0 where none), audio present,
+        every named per-frame value as `<modality>.<name>` (blendshapes, AUs, expression probabilities; NaN where
+        masked), then the clip's scores as `score.<emotion>`."""
         import numpy as np
         import pandas as pd
 
         clip = next(iter(self.clips.values()))  # the clip of the model's first features (the face settings it used)
         box = np.asarray(clip.face_boxes, dtype=float)
+        repeated = np.ones(clip.n, bool)
+        repeated[np.unique(clip.frame_times, return_index=True)[1]] = False  # each decoded frame's first row
         table = {"video": str(self.video), "media": clip.media} | self._span() | {"frame": np.arange(clip.n),
-                 "time": clip.times, "face": np.asarray(clip.face_mask, bool), "face_x0": box[:, 0],
-                 "face_y0": box[:, 1], "face_x1": box[:, 2], "face_y1": box[:, 3]}
+                 "time": clip.times, "repeated": repeated, "face": np.asarray(clip.face_mask, bool),
+                 "face_x0": box[:, 0], "face_y0": box[:, 1], "face_x1": box[:, 2], "face_y1": box[:, 3]}
         if clip.tracked is not None:
             table |= {"person": self.person or 0, "track": np.where(clip.face_mask, self.person or 0, 0)}
         table["audio"] = clip.audio_mask
