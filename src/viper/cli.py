@@ -94,7 +94,7 @@ def extract(
         "main", "--faces", help="Whose face: main (the person seen on the most frames) or largest (each frame's "
         "largest face: the paper's, and stores made before viper followed people)."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (for backends that use torch)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or mps (Apple silicon)."),
     batch_videos: int | None = typer.Option(
         None, "--batch-videos", help="Clips whose frames each model sees in one batch, 1 to 256 (default 16 on cuda, "
         "1 on cpu; fewer when their decoded frames would not fit in memory)."
@@ -188,7 +188,7 @@ def predict(
         None, "--plot", metavar="TRACE.png|FOLDER", help="With --window: plot each video's trace (.png, .svg or "
         ".pdf; a folder for several videos, one <video>.png each)."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where the models run."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or mps: where models run."),
     no_face_crop: bool = typer.Option(
         False, "--no-face-crop", help="Take each whole image or frame as the face (for inputs that are face crops)."
     ),
@@ -290,7 +290,7 @@ def inspect(
     out: Path = typer.Option(
         ..., "--out", "-o", help="page.html for one video; a folder (one <video>.html per clip) for several."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where the models run."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or mps: where models run."),
     no_face_crop: bool = typer.Option(
         False, "--no-face-crop", help="Take each whole image or frame as the face (for inputs that are face crops)."
     ),

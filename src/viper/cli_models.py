@@ -24,7 +24,7 @@ def train(
     lr: float = typer.Option(1e-5, "--lr", help="AdamW learning rate (the paper's 1e-5; tiny data: 1e-3)."),
     lr_step_epochs: int = typer.Option(10, "--lr-step-epochs", help="Halve the learning rate every this many."),
     seed: int = typer.Option(0, "--seed", help="Seeds weights, shuffling and dropout: reruns give the same run."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda if any, else cpu), cpu, cuda, mps."),
     precision: str = typer.Option(
         "auto", "--precision", help="auto (mixed on CUDA, fp32 on CPU), fp32, bf16 (autocast, CPU too) or fp16 (CUDA)."
     ),

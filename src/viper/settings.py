@@ -23,7 +23,7 @@ MAX_FRAMES = 1024  # frames per clip: the paper samples 32; each frame is decode
 MAX_BATCH_VIDEOS = 256  # clips per model batch: 16 already keeps a GPU busy
 WORKER_MEMORY = 1 << 30  # per extract worker: its own models (~0.3 GB) plus the clips it decodes (peak ~0.7 GB)
 FRAME_MEMORY = 1280 * 720 * 3  # one decoded frame (scaled to at most 1280 px) while its batch is worked on
-DEVICES = "cpu, cuda or cuda:N"
+DEVICES = "cpu, cuda, cuda:N or mps"
 
 
 def whole_number(setting: str, value: object, minimum: int = 1, maximum: int | None = None) -> int:
@@ -52,11 +52,18 @@ def real_number(setting: str, value: object, *, minimum: float = 0.0, maximum: f
 
 
 def check_device(name: str, *, auto: bool = False, here: bool = True) -> str:
-    """A torch device name viper runs on (cpu, cuda, cuda:N; `auto` where allowed). With `here`, cuda must
-    exist on this machine (not for work sent to a Ray cluster, whose nodes have their own GPUs)."""
+    """A torch device name viper runs on (cpu, cuda, cuda:N, mps: Apple silicon's GPU; `auto` where allowed).
+    With `here`, the GPU must exist on this machine (not for work sent to a Ray cluster, whose nodes have their
+    own GPUs)."""
     accepted = f"auto, {DEVICES}" if auto else DEVICES
-    if not re.fullmatch(r"cpu|cuda(:\d+)?" + ("|auto" if auto else ""), name):
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?" + ("|auto" if auto else ""), name):
         raise SettingError("device", f"must be {accepted}, got {name!r}")
+    if here and name == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            why = "this torch has no MPS backend" if not torch.backends.mps.is_built() else "it sees no Metal GPU"
+            raise SettingError("device", f"mps needs Apple silicon (macOS 12.3 or newer), and {why}; use cpu")
     if here and name.startswith("cuda"):
         import torch
 
@@ -80,11 +87,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype: fp32 unless asked otherwise on CPU (bf16 autocast there is opt-in), mixed on CUDA."""
+    """The autocast dtype: fp32 unless asked otherwise on CPU (bf16 autocast there is opt-in), mixed on CUDA, fp32
+    on MPS (its autocast is not what the CUDA tests check)."""
     import torch
 
     if name not in ("auto", "fp32", "bf16", "fp16"):
         raise SettingError("precision", f"must be auto, fp32, bf16 or fp16, got {name!r}")
+    if device.type == "mps":
+        if name in ("bf16", "fp16"):
+            raise SettingError("precision", f"{name} is not supported on mps; use fp32 (or auto)")
+        return torch.float32
     if device.type != "cuda":
         if name == "fp16":
             raise SettingError("precision", "fp16 needs CUDA; on CPU use bf16 (mixed precision) or fp32")
@@ -158,12 +170,12 @@ def cap_batch_videos(batch_videos: int, frames: int) -> int:
 
 def extraction_settings(frames: int, batch_videos: int | None, workers: int | None, device: str, *,
                         here: bool = True) -> tuple[int, int | None]:
-    """Checked extraction settings: (batch_videos, workers), the default batch filled in (16 clips on CUDA, 1 on
-    CPU) and, for work on this machine (`here`), both capped to what it holds. A Ray cluster places its actors
+    """Checked extraction settings: (batch_videos, workers), the default batch filled in (16 clips on a GPU, 1 on
+    the CPU) and, for work on this machine (`here`), both capped to what it holds. A Ray cluster places its actors
     where they fit, and its GPUs are on its nodes."""
     whole_number("frames", frames, 1, MAX_FRAMES)
-    batch_videos = whole_number("batch_videos", (16 if device.startswith("cuda") else 1) if batch_videos is None
-                                else batch_videos, 1, MAX_BATCH_VIDEOS)
+    default = 16 if device.startswith(("cuda", "mps")) else 1
+    batch_videos = whole_number("batch_videos", default if batch_videos is None else batch_videos, 1, MAX_BATCH_VIDEOS)
     if workers is not None:
         whole_number("workers", workers)
     check_device(device, here=here)
