@@ -49,7 +49,7 @@ TRAIN_OPTIONS = {  # case -> (arguments, what the message must say)
     "lr nan": (["--lr", "nan"], "--lr must be a number above 0, got nan"),
     "lr step 0": (["--lr-step-epochs", "0"], "--lr-step-epochs must be at least 1, got 0"),
     "epochs 0": (["--epochs", "0"], "--epochs must be at least 1, got 0"),
-    "device gpu": (["--device", "gpu"], "--device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+    "device gpu": (["--device", "gpu"], "--device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
     "precision": (["--precision", "fp8"], "--precision must be auto, fp32, bf16 or fp16, got 'fp8'"),
     "modality dropout": (["--modality-dropout", "1.5"], "--modality-dropout must be a number between 0 and 1"),
     "anchor shrink": (["--anchor-shrink", "-1"], "--anchor-shrink must be a number at least 0, got -1"),
@@ -114,7 +114,7 @@ EXTRACT_OPTIONS = {
     "batch videos 100000": (["--batch-videos", "100000"], "--batch-videos must be between 1 and 256, got 100000"),
     "workers 0": (["--workers", "0"], "--workers must be at least 1, got 0"),
     "workers -3": (["--workers", "-3"], "--workers must be at least 1, got -3"),
-    "device gpu": (["--device", "gpu"], "--device must be cpu, cuda or cuda:N, got 'gpu'"),
+    "device gpu": (["--device", "gpu"], "--device must be cpu, cuda, cuda:N or mps, got 'gpu'"),
     "config missing": (["--config", "nowhere.yaml"], "nowhere.yaml: cannot read the config file"),
 }
 
@@ -136,6 +136,17 @@ def test_extract_config_options_must_be_settings_per_extractor(clip, tmp_path):
     config.write_text('{"options": {"audio": 3}}')
     assert_refused(viper("extract", clip, "--out", tmp_path / "store", "-e", "audio", "--config", config),
                    f"{config}: `options` must map each extractor (modality:backend) to its settings")
+
+
+def test_an_extractor_option_of_the_wrong_kind_is_named_with_its_extractor(clip, tmp_path):
+    """`crops: 1.2` where a mapping of expert -> [scale, shift] belongs: one message naming the extractor, the
+    option and what it takes (it was a TypeError inside the run), before the store is made."""
+    config = tmp_path / "extract.json"
+    config.write_text('{"options": {"expression:general": {"crops": 1.2}}}')
+    out = tmp_path / "store"
+    assert_refused(viper("extract", clip, "--out", out, "-e", "expression", "--config", config),
+                   "expression:general: option crops must be a mapping of text to a list of a number, got 1.2")
+    assert not out.exists()
 
 
 def test_too_many_workers_are_capped_with_a_warning(clip, tmp_path, caplog):
@@ -161,7 +172,7 @@ def test_batches_larger_than_memory_are_capped_with_a_warning(caplog):
 
 def test_bad_predict_device_is_refused(clip):
     """`viper predict --device gpu`: refused by name before any model loads."""
-    assert_refused(viper("predict", clip, "--device", "gpu"), "--device must be cpu, cuda or cuda:N, got 'gpu'")
+    assert_refused(viper("predict", clip, "--device", "gpu"), "--device must be cpu, cuda, cuda:N or mps, got 'gpu'")
 
 
 ABLATE_OPTIONS = {

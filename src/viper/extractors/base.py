@@ -126,6 +126,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 def create_extractor(spec: str, options: dict[str, Any] | None = None, device: str = "cpu") -> Extractor:
     """Build an extractor from `modality[:backend]` and its options (the fields of its Config)."""
-    cls = EXTRACTORS.get(":".join(parse_spec(spec)))
-    config = from_dict(cls.Config, options or {}) if dataclasses.is_dataclass(cls.Config) else None
+    name = ":".join(parse_spec(spec))
+    cls = EXTRACTORS.get(name)
+    try:
+        config = from_dict(cls.Config, options or {}, check_types=True) if dataclasses.is_dataclass(cls.Config) \
+            else None
+    except ViperError as error:  # which extractor the option belongs to: a config file holds several
+        raise ViperError(f"{name}: {error}") from None
     return cls(config=config, device=device)

@@ -149,10 +149,10 @@ def extract(
     config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device,
                            batch_videos=batch_videos, faces=faces)
     table = load_inputs(Path(data), dataset)
+    extraction = Extraction(config)  # an extractor option of the wrong kind is refused before the store is made
     made_folder, new_store = not Path(out).exists(), not (Path(out) / "store.json").exists()
     try:  # the store cannot be written (disk full, read-only, quota): one message; what was written stays
         store = FeatureStore.create(out, frames)
-        extraction = Extraction(config)
         _check_face_policy(store, extraction)
         store.write_labels(table)
         save_config(config, store.root / "extract.json")
