@@ -40,8 +40,8 @@ def test_predict_returns_emotion_names_from_the_checkpoint(demo):
     assert len(lines) == 1 and lines[0]["video"] == str(clip)
     scores = lines[0]["scores"]
     assert list(scores) == list(EMOTIONS) and all(isinstance(v, float) for v in scores.values())
-    coverage = lines[0]["coverage"]  # the takes end on a few black padding frames
-    assert coverage["frames"] == 32 and coverage["face"] >= 28 and coverage["audio"] >= 28
+    coverage = lines[0]["coverage"]  # the takes end on a few black padding frames, and speak for about half the take
+    assert coverage["frames"] == 32 and coverage["face"] >= 28 and coverage["audio"] == 19
     assert lines[0]["warnings"] == []
 
 

@@ -207,12 +207,12 @@ def predict(
     (e.g. no face found: the scores carry no evidence). Records are printed as they come; with --window, one per
     window of S seconds, each scored as a clip.
     """
-    from .jobs.predict import PER_FRAME, format_records, predictions, write_table
+    from .jobs.predict import PER_FRAME, check_table_path, format_records, predictions, write_table
 
     if output_format not in ("json", "csv"):
         raise ViperError(f"--format must be json or csv, not {output_format!r}")
-    if per_frame is not None and per_frame.suffix.lower() not in (".csv", ".parquet"):
-        raise ViperError(f"--per-frame {per_frame}: name a .csv or .parquet file")
+    if per_frame is not None:
+        check_table_path(per_frame)
     if plot is not None:
         from .jobs.predict import video_list
 
@@ -236,10 +236,15 @@ def predict(
             traces.setdefault(video, []).append(record)
             if _recording_done(prediction, traces[video], faces):  # the video's last record: plot it now
                 _plot_traces(traces.pop(video), plots[video], video, faces)
-    if per_frame is not None:
+    if per_frame is not None and tables:
         import pandas as pd
 
-        write_table(pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(), per_frame)
+        try:
+            write_table(pd.concat(tables, ignore_index=True), per_frame)
+        except ViperError as error:
+            raise ViperError(f"{error}; every record above was printed") from None
+    elif per_frame is not None:  # an earlier table is left as it was, not replaced by an empty one
+        typer.echo(f"no per-frame table written to {per_frame}: no video was scored", err=True)
     if failed:
         raise typer.Exit(1)
 

@@ -86,6 +86,14 @@ class SampledVideo:
         """True where the frame's fragment holds audio samples."""
         return np.array([len(fragment) > 0 for fragment in self.audio_fragments()], dtype=bool)
 
+    @property
+    def sound_mask(self) -> np.ndarray:
+        """True where the frame's fragment holds sound, above SOUND_FLOOR_DBFS: what coverage counts as audio (a
+        digitally silent track has samples, and carries no evidence)."""
+        if self.audio is None:
+            return np.zeros(self.n, bool)
+        return np.array([fragment.holds_sound() for fragment in self.audio_fragments()], dtype=bool)
+
 
 def sample_video(
     path: Path,
@@ -144,8 +152,8 @@ def sample_windows(
     try:
         first = next(windows)
     except VideoReadError as error:
-        windows = iter([(span, sample_frame_times(span.start, span.end, n), None)
-                        for span in window_spans(*_audio_only(audio, error), seconds)])
+        windows = ((span, sample_frame_times(span.start, span.end, n), None)
+                   for span in window_spans(*_audio_only(audio, error), seconds))
         first = next(windows)
     for window, times, video in itertools.chain([first], windows):
         clip = _clip(path, video_id, times, audio, video, duration=window.end - window.start)

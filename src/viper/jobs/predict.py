@@ -3,6 +3,7 @@ features the model reads."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import VideoReadError, ViperError
 from ..face_choice import check_faces
 from ..progress import Hook, notify
-from ..settings import check_device, real_number
+from ..settings import check_device
 from .clip_prediction import ClipPrediction, Coverage, largest_warning, people_warning
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class Predictor:
         tokens, _, modality_masks = build_tokens(features, self.bundle.keys)
         scores = predict_arrays(self.bundle, tokens[None], modality_masks[None])[0]
         clip = decoded[0]
-        coverage = Coverage(frames=clip.n, face=int(clip.face_mask.sum()), audio=int(clip.audio_mask.sum()),
+        coverage = Coverage(frames=clip.n, face=int(clip.face_mask.sum()), audio=int(clip.sound_mask.sum()),
                             people=None if clip.tracked is None else len(clip.people))
         modalities = {feature.modality for feature in self.bundle.features}
         face_based, audio_based = bool(modalities - set(AUDIO_MODALITIES)), bool(modalities & set(AUDIO_MODALITIES))
@@ -208,7 +209,9 @@ def predictions(
     check_device(device)
     check_faces(faces)
     if window is not None:
-        window = real_number("window", window, above_minimum=True)
+        from ..windows import check_window
+
+        window = check_window(window)
     if checkpoint is not None:
         checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
     videos, problems = video_list(videos)
@@ -305,22 +308,58 @@ def predict_frames(
     return (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()), results, failures
 
 
+def check_table_path(path: Path | str) -> Path:
+    """`path` if a per-frame table can be written there, checked before any model loads (scoring many videos to
+    lose the table at the end costs the user the whole run): a .csv or .parquet name (Parquet with pyarrow), not a
+    folder, in a folder where a file can be made (a probe file is made and removed, as `atomic_output` would)."""
+    import tempfile
+
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise ViperError(f"--per-frame {path}: name a .csv or .parquet file")
+    if path.suffix.lower() == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ViperError(f"--per-frame {path}: writing Parquet needs pyarrow (pip install pyarrow), or name a "
+                             ".csv") from None
+    if path.is_dir():
+        raise ViperError(f"--per-frame {path}: is a folder; name a .csv or .parquet file")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # missing folders are made when the table is written
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ViperError(f"--per-frame {path}: {folder} is not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise ViperError(f"--per-frame {path}: cannot write in {folder} ({error.strerror or error})") from None
+    os.close(handle)
+    os.unlink(probe)
+    return path
+
+
 def write_table(table, path: Path | str) -> None:
-    """A per-frame table as CSV or Parquet (by suffix), atomically; Parquet needs pyarrow."""
+    """A per-frame table as CSV or Parquet (by suffix), atomically; Parquet needs pyarrow. A failed write is a
+    ViperError naming the file and why."""
     import io
 
     from ..atomic import atomic_write_bytes, atomic_write_text
 
     path = Path(path)
-    if path.suffix.lower() == ".parquet":
-        buffer = io.BytesIO()
-        try:
-            table.to_parquet(buffer, index=False)
-        except ImportError as error:
-            raise ViperError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow), or name a .csv") from error
-        atomic_write_bytes(path, buffer.getvalue())
-    else:
-        atomic_write_text(path, table.to_csv(index=False))
+    try:
+        if path.suffix.lower() == ".parquet":
+            buffer = io.BytesIO()
+            try:
+                table.to_parquet(buffer, index=False, engine="pyarrow")
+            except ImportError as error:
+                raise ViperError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow), or name a .csv") \
+                    from error
+            atomic_write_bytes(path, buffer.getvalue())
+        else:
+            atomic_write_text(path, table.to_csv(index=False))
+    except OSError as error:
+        raise ViperError(f"{path}: cannot write the per-frame table ({error.strerror or error})") from error
 
 
 def format_records(results: list[dict[str, Any]], output_format: str, header: bool = True) -> str:
