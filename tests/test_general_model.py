@@ -186,6 +186,7 @@ def test_per_frame_table_names_every_value_and_matches_the_clip_scores(tmp_path)
     assert np.allclose(expression[faces].sum(axis=1), 1.0, atol=1e-5) and expression[~faces].isna().all().all()
     for emotion, value in record["scores"].items():
         assert table[f"score.{emotion}"].iloc[0] == pytest.approx(value, abs=1e-6)
+    assert 0 < table["audio"].sum() == record["coverage"]["audio"] < 32  # fragments holding sound, as coverage counts
     bad = CliRunner().invoke(app, ["predict", str(happy), "--per-frame", str(tmp_path / "frames.xlsx")])
     assert bad.exit_code != 0 and "name a .csv or .parquet file" in bad.output
 

@@ -50,7 +50,7 @@ def test_demo_clip_page_shows_frames_captions_and_the_scores_predict_gives(pages
     _, texts = pages
     page = texts["demo"]
     assert page.count("<img class='thumb'") == N
-    faces = int(re.search(r"faces on (\d+)/8 frames, audio on 8/8 frames", page).group(1))
+    faces, sound = map(int, re.search(r"faces on (\d+)/8 frames, audio on (\d+)/8 frames", page).groups())
     assert faces >= N - 1  # a talking face in every frame (BlazeFace may miss one)
     captions = re.findall(r"<q class='caption'>(.*?)</q>", page)
     known = {template["sentence"] for template in caption_templates()}
@@ -59,6 +59,7 @@ def test_demo_clip_page_shows_frames_captions_and_the_scores_predict_gives(pages
                    "audio:resemblyzer", "grey bands", "<img class='traces'"):
         assert needle in page
     [result], _ = predict([demo_clips() / DEMO_CLIP], tiny_demo_run / "run")
+    assert 0 < sound == result["coverage"]["audio"] < N  # fragments holding sound (the take's silences do not)
     shown = dict(re.findall(r"<td>(\w+)</td><td class=v>(-?\d+\.\d{3})</td>", page))
     assert list(shown) == list(EMOTIONS)
     for emotion, value in result["scores"].items():  # the same code path as `viper predict`

@@ -107,7 +107,7 @@ class ClipPrediction:
                  "face_x0": box[:, 0], "face_y0": box[:, 1], "face_x1": box[:, 2], "face_y1": box[:, 3]}
         if clip.tracked is not None:
             table |= {"person": self.person or 0, "track": np.where(clip.face_mask, self.person or 0, 0)}
-        table["audio"] = clip.audio_mask
+        table["audio"] = clip.sound_mask  # the fragment holds sound, as coverage counts it
         for key, features in self.features.items():
             names = getattr(self.extractors[key], "feature_names", None)
             if not names:  # embeddings (face image, caption, voice): hundreds of unnamed numbers, not a table

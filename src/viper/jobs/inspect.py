@@ -76,10 +76,11 @@ def page_paths(videos: list[Path], out: Path) -> list[Path]:
 
 def inspect(
     videos: list[Path | str], checkpoint: Path | str | None, out: Path | str, device: str = "cpu",
-    hook: Hook | None = None, face_crop: bool = True, faces: str = "main",
+    hook: Hook | None = None, face_crop: bool = True, faces: str = "main", runtime: str | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Write one page per readable video or image (checkpoint None: the general model; `face_crop=False`: whole
-    frames as the face; `faces`: main, all (every person's scores on the page) or largest, whose face is scored);
+    frames as the face; `faces`: main, all (every person's scores on the page) or largest, whose face is scored;
+    `runtime`: onnx or torch runs the networks, default viper.runtime's choice);
     returns the pages and (path, reason) for videos that could not be read."""
     from ..atomic import atomic_write_text
     from .predict import predictions
@@ -87,7 +88,8 @@ def inspect(
     videos = [Path(video) for video in videos]
     targets = page_paths(videos, Path(out))
     pages, failures = [], []
-    scored = _per_video(predictions(videos, checkpoint, device, face_crop=face_crop, faces=faces), faces)
+    scored = _per_video(predictions(videos, checkpoint, device, face_crop=face_crop, faces=faces,
+                                     runtime=runtime), faces)
     for done, ((video, people), target) in enumerate(zip(scored, targets, strict=True), 1):
         if len(videos) > 1:
             notify(hook, "inspect", completed=done, total=len(videos))
@@ -212,7 +214,7 @@ def _summary(people: list[ClipPrediction], bundle: ModelBundle, clip: SampledVid
     each feature (per person with --faces all)."""
     n = clip.n
     faces = int(clip.face_mask.sum()) if len(people) < 2 else sum(bool(found) for found in clip.tracked)
-    line = f"faces on {faces}/{n} frames, audio on {int(clip.audio_mask.sum())}/{n} frames"
+    line = f"faces on {faces}/{n} frames, audio on {int(clip.sound_mask.sum())}/{n} frames"  # fragments with sound
     given = "; ".join(
         (f"person {prediction.person}: " if len(people) > 1 else "")
         + ", ".join(f"{f.name} on {int(prediction.features[f.key].mask.sum())}/{n}" for f in bundle.features)
@@ -272,13 +274,13 @@ def _frames(people: list[ClipPrediction], bundle: ModelBundle, key: str, boxes: 
     present = [prediction.clips[key].face_mask for prediction in people]  # each scored person's frames
     captions = [_captions(prediction, bundle) for prediction in people]
     scored = {prediction.person for prediction in people}
-    audio_mask = clip.audio_mask
+    audio_mask, sound = clip.audio_mask, clip.sound_mask  # samples there; sound above the floor there
     cards = []
     for i in range(clip.n):
         badges = []
         if not any(mask[i] for mask in present):
             badges.append("<span class='badge noface'>no face</span>")
-        if not audio_mask[i]:
+        if not sound[i]:
             badges.append("<span class='badge noaudio'>no audio</span>")
         for feature in bundle.features:  # masked for another reason (e.g. no face mesh found in the crop)
             masked = [not prediction.features[feature.key].mask[i] for prediction, mask in zip(people, present,
