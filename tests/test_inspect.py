@@ -97,7 +97,7 @@ def test_one_colour_per_emotion_in_every_trace():
     from viper.extractors.base import Features
     from viper.extractors.expression_general import BASIC_EMOTIONS
     from viper.extractors.fau_mesh import EMOTIONS as MINI_XCEPTION
-    from viper.jobs.inspect import _trace_figure
+    from viper.jobs.inspect_traces import trace_figure
     from viper.sampled_video import SampledVideo
 
     n = 6
@@ -108,7 +108,7 @@ def test_one_colour_per_emotion_in_every_trace():
     for names, spec in (([*BLENDSHAPE_NAMES, *MINI_XCEPTION], "fau:blendshapes"),
                         (list(reversed(BASIC_EMOTIONS)), "expression:general")):  # another order, another count
         values = np.random.default_rng(0).random((n, len(names)))
-        figure = _trace_figure(clip, Features(values, np.ones(n, bool)), names, spec)
+        figure = trace_figure(clip, Features(values, np.ones(n, bool)), names, spec)
         for axis in figure.axes:
             for line in axis.get_lines():
                 colours.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
@@ -209,16 +209,16 @@ def test_page_renders_in_headless_chromium(pages, tmp_path):
 def test_trace_panels_group_action_units_and_blendshapes():
     from viper.backbones.face_blendshapes import BLENDSHAPE_NAMES
     from viper.extractors.fau_mesh import AU_NAMES, EMOTIONS
-    from viper.jobs.inspect import _most_moving, _panels
+    from viper.jobs.inspect_traces import most_moving, panels
 
-    mesh = dict(_panels([*AU_NAMES, *EMOTIONS]))
+    mesh = dict(panels([*AU_NAMES, *EMOTIONS]))
     assert [AU_NAMES[i] for i in mesh["action units, upper face"]][:3] == ["AU01", "AU02", "AU04"]
     assert "AU25" in [AU_NAMES[i] for i in mesh["action units, lower face"]] and len(mesh["emotion probabilities"]) == 7
     names = [*BLENDSHAPE_NAMES, *EMOTIONS]
-    shapes = dict(_panels(names))
+    shapes = dict(panels(names))
     upper, lower = ([names[i] for i in shapes[f"blendshapes, {part} face"]] for part in ("upper", "lower"))
     assert "browInnerUp" in upper and "eyeBlinkLeft" in upper and "mouthSmileLeft" in lower and "jawOpen" in lower
     assert [names[i] for i in shapes["emotion probabilities"]] == list(EMOTIONS)  # "_neutral" left out
     values = np.zeros((4, len(names)))
     values[:, names.index("jawOpen")] = [0, 1, 0, 1]
-    assert names.index("jawOpen") in _most_moving(values, shapes["blendshapes, lower face"], 1)
+    assert names.index("jawOpen") in most_moving(values, shapes["blendshapes, lower face"], 1)

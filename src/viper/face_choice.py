@@ -9,8 +9,6 @@ lie farther apart than one person's (`SAME_PERSON`: a cut to someone else in the
 them are described by bisection until the change is found. Every other face takes the descriptor of the nearest
 described face of its chain. One person alone in a 32-frame clip costs 2 descriptors, not 32. What this misses: a
 different person in the same place for fewer than `CHECK_EVERY` sampled frames, between two checks of one person.
-With `largest`, the largest faces alone are followed the same way (`largest_people`), only to say when they are of
-several people: the scores then mix them.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from .errors import SettingError
 
 if TYPE_CHECKING:
     from .faces import Face
-    from .sampled_video import SampledVideo
     from .tracks import TrackedFace, Tracker
 
 FACE_CHOICES = ("main", "all", "largest")
@@ -131,16 +128,3 @@ def seen(tracked: list[list[TrackedFace]], times: np.ndarray) -> list[Seen]:
                         area=float(np.mean([area(face.box) for _, face in faces]))))
     return out
 
-
-def largest_people(clip: SampledVideo, device: str = "cpu") -> list[Seen]:
-    """The people behind a clip's largest face of each frame (`--faces largest`), followed as `track_faces` follows
-    everyone (descriptors where the chain of boxes breaks), with a tracker of their own: the clip is not changed."""
-    from .faces import Face
-    from .tracks import Tracker
-
-    if clip.frames is None:
-        return []
-    faces = [[Face(box=tuple(float(v) for v in box), eyes=None if np.isnan(eyes).any() else eyes)] if found else []
-             for box, eyes, found in zip(clip.face_boxes, clip.face_eyes, clip.face_mask, strict=True)]
-    tracked = track_faces(Tracker(), clip.frames, faces, [float(t) for t in clip.times], device)
-    return seen(tracked, clip.times)

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from .audio_track import AudioFragment, AudioTrack
 from .errors import VideoReadError
 from .faces import FaceDetector, crop_square, whole_frame
 from .images import read_image
 from .video import (
     AUDIO_RATE,
-    AudioFragment,
-    AudioTrack,
     VideoFrames,
     audio_windows,
     read_audio,

@@ -9,7 +9,7 @@ import pytest
 from faces_media import SMILING, scene, take_speech, write_clip
 
 import viper
-from viper.video import SOUND_FLOOR_DBFS, AudioTrack
+from viper.audio_track import SOUND_FLOOR_DBFS, AudioTrack
 
 
 def test_a_fragment_holds_sound_above_the_floor():

@@ -19,8 +19,8 @@ from .base import Extractor, Features, register_extractor
 from .batching import batched_features
 
 if TYPE_CHECKING:
+    from ..audio_track import AudioFragment
     from ..sampled_video import SampledVideo
-    from ..video import AudioFragment
 
 DIM = 88
 

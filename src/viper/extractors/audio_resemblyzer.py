@@ -32,8 +32,8 @@ from .base import Extractor, Features, register_default
 from .batching import NOT_IN_IDENTITY, batched_features
 
 if TYPE_CHECKING:
+    from ..audio_track import AudioFragment
     from ..sampled_video import SampledVideo
-    from ..video import AudioFragment
 
 WINDOW = 400  # samples: 25 ms at 16 kHz
 HOP = 160  # samples: 10 ms

@@ -63,8 +63,6 @@ def people_warning(clip: SampledVideo) -> str | None:
 def largest_warning(clip: SampledVideo, device: str = "cpu") -> str | None:
     """With --faces largest: when the largest faces are of several people, that the scores mix them (and on how
     many frames each is the largest); None when they are of one person or none."""
-    from ..face_choice import largest_people
-
     people = largest_people(clip, device)
     if len(people) < 2:
         return None
@@ -72,6 +70,22 @@ def largest_warning(clip: SampledVideo, device: str = "cpu") -> str | None:
     return (f"the largest face is of {len(people)} people over the frames ({counts}): scores mix them; "
             "use --faces main")
 
+
+def largest_people(clip: SampledVideo, device: str = "cpu") -> list[Seen]:
+    """The people behind a clip's largest face of each frame (`--faces largest`), followed as `track_faces` follows
+    everyone (descriptors where the chain of boxes breaks), with a tracker of their own: the clip is not changed."""
+    import numpy as np
+
+    from ..face_choice import seen, track_faces
+    from ..faces import Face
+    from ..tracks import Tracker
+
+    if clip.frames is None:
+        return []
+    faces = [[Face(box=tuple(float(v) for v in box), eyes=None if np.isnan(eyes).any() else eyes)] if found else []
+             for box, eyes, found in zip(clip.face_boxes, clip.face_eyes, clip.face_mask, strict=True)]
+    tracked = track_faces(Tracker(), clip.frames, faces, [float(t) for t in clip.times], device)
+    return seen(tracked, clip.times)
 
 @dataclass
 class ClipPrediction:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,24 +28,19 @@ import numpy as np
 from ..errors import ViperError
 from ..filenames import output_paths
 from ..progress import Hook, notify
+from .inspect_traces import traces_heading, traces_html
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
     from ..checkpoint import ModelBundle
-    from ..extractors.base import Features
     from ..feature_spec import FeatureSpec
     from ..sampled_video import SampledVideo
     from .predict import ClipPrediction
 
 HTML_SUFFIXES = (".html", ".htm")
 THUMB_WIDTH = 200
-MOST_MOVING = 10  # lines per trace panel at most
-TRACED = ("fau", "expression")  # modalities whose per-frame values have names worth a trace
 PERSON_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 LARGEST_COLOUR = "#00e640"  # the box of the largest face (--faces largest: nobody followed)
-EMOTION_COLOURS = {"neutral": "#7f7f7f", "calm": "#8c564b", "happy": "#ff7f0e", "sad": "#1f77b4", "angry": "#d62728",
-                   "fearful": "#9467bd", "disgust": "#2ca02c", "surprised": "#17becf"}
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:90em}"
     "h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}"
@@ -141,8 +135,8 @@ def render_page(people: list[ClipPrediction]) -> str:
         *(_person_heading(prediction, len(people)) + _scores(prediction.scores) for prediction in people),
         "<h2>Sampled frames</h2>",
         _frames(people, bundle, key, boxes=bool(cropped)),
-        f"<h2>{_traces_heading(first, bundle)}</h2>",
-        *(_person_heading(prediction, len(people)) + _traces(prediction, bundle) for prediction in people),
+        f"<h2>{traces_heading(first, bundle)}</h2>",
+        *(_person_heading(prediction, len(people)) + traces_html(prediction, bundle) for prediction in people),
     ]
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -153,11 +147,6 @@ def render_page(people: list[ClipPrediction]) -> str:
 def person_colour(track: int) -> str:
     """A person's colour, fixed by their number (the palette repeats after 8 people)."""
     return PERSON_COLOURS[(track - 1) % len(PERSON_COLOURS)]
-
-
-def emotion_colour(name: str) -> str | None:
-    """An emotion's colour wherever it is drawn (None for a name that is not an emotion)."""
-    return EMOTION_COLOURS.get(name)
 
 
 def number(value: float) -> str:
@@ -338,104 +327,3 @@ def _thumbnail(frame: np.ndarray, boxes: list[tuple[np.ndarray, str, int]]) -> s
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _traced(prediction: ClipPrediction, bundle: ModelBundle) -> list[tuple[str, Features, list[str]]]:
-    """(spec, features, a name per value) of each traced feature the model reads."""
-    traced = []
-    for feature in bundle.features:
-        if feature.modality in TRACED:
-            features = prediction.features[feature.key]
-            names = getattr(prediction.extractors[feature.key], "feature_names", None)
-            width = features.values.shape[1]
-            names = list(names) if names and len(names) == width else [f"{feature.name} {i}" for i in range(width)]
-            traced.append((feature.key, features, names))
-    return traced
-
-
-def _traces_heading(prediction: ClipPrediction, bundle: ModelBundle) -> str:
-    """What the traces show, named from their panels (no action units where there are none)."""
-    shown = {title.split(",")[0] for _, _, names in _traced(prediction, bundle) for title, _ in _panels(names)}
-    kinds = [kind for kind in ("action units", "blendshapes", "emotion probabilities") if kind in shown]
-    if not kinds:
-        return "Traces over time"
-    text = " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)
-    return text[0].upper() + text[1:] + " over time"
-
-
-def _traces(prediction: ClipPrediction, bundle: ModelBundle) -> str:
-    parts = []
-    for key, features, names in _traced(prediction, bundle):
-        spec = next(feature.name for feature in bundle.features if feature.key == key)
-        png = _png(_trace_figure(prediction.clips[key], features, names, spec))
-        parts.append(f"<img class='traces' alt='{html.escape(spec)} traces' src='data:image/png;base64,{png}'>")
-    if not parts:
-        return "<p class='note'>this checkpoint uses no fau or expression features, so there are no traces</p>"
-    return "<p class='note'>grey bands: frames where the features are masked (no face, or no face mesh)</p>" + "".join(
-        parts
-    )
-
-
-def _panels(names: list[str]) -> list[tuple[str, list[int]]]:
-    """Upper face, lower face, and the rest (emotion probabilities), each a panel: action units (AU01..., upper
-    = 1-7 and 41+) or blendshapes (brow*/eye* upper; mouth*, jaw*, cheek*, nose* lower; MediaPipe's "_neutral"
-    left out)."""
-    numbers = {i: int(m.group(1)) for i, name in enumerate(names) if (m := re.fullmatch(r"AU0*(\d+)", name))}
-    upper = [i for i, number in numbers.items() if number <= 7 or number >= 41]
-    upper += [i for i, name in enumerate(names) if name.startswith(("brow", "eye"))]
-    lower = [i for i in numbers if i not in upper]
-    lower += [i for i, name in enumerate(names) if name.startswith(("mouth", "jaw", "cheek", "nose"))]
-    rest = [i for i, name in enumerate(names) if i not in upper and i not in lower and name != "_neutral"]
-    kind = "action units" if numbers else "blendshapes"
-    groups = [(f"{kind}, upper face", upper), (f"{kind}, lower face", lower), ("emotion probabilities", rest)]
-    return [(title, indices) for title, indices in groups if indices]
-
-
-def _most_moving(values: np.ndarray, indices: list[int], count: int = MOST_MOVING) -> list[int]:
-    """The `count` values whose range over the clip is largest (a panel of 30 lines reads as none)."""
-    if len(indices) <= count:
-        return indices
-    ranges = [np.nan_to_num(np.nanmax(values[:, i]) - np.nanmin(values[:, i])) if np.isfinite(values[:, i]).any()
-              else 0.0 for i in indices]
-    keep = set(np.argsort(ranges)[::-1][:count].tolist())
-    return [index for position, index in enumerate(indices) if position in keep]
-
-
-def _trace_figure(clip: SampledVideo, features: Features, names: list[str], spec: str) -> Figure:
-    """One panel per group of values, lines over frame time (an emotion in its colour), gaps and grey bands where
-    masked."""
-    from matplotlib.figure import Figure
-
-    values = features.values.astype(float)
-    values[~features.mask] = np.nan
-    panels = _panels(names)
-    times = clip.times
-    half = (times[-1] - times[0]) / max(1, len(times) - 1) / 2 or 0.5
-    figure = Figure(figsize=(11, 2.4 * len(panels) + 0.4))
-    axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    for axis, (title, indices) in zip(axes, panels, strict=True):
-        if len(indices) > MOST_MOVING:
-            indices = _most_moving(values, indices)
-            title += f": the {MOST_MOVING} that move most"
-        for index in indices:
-            axis.plot(times, values[:, index], marker="o", markersize=2.5, linewidth=1.2, label=names[index],
-                      color=emotion_colour(names[index]))
-        for t in times[~features.mask]:
-            axis.axvspan(t - half, t + half, color="0.85", linewidth=0)
-        axis.set_title(f"{spec}: {title}", fontsize=9, loc="left")
-        shown = values[:, indices][np.isfinite(values[:, indices])]
-        if not shown.size or (shown.min() >= 0 and shown.max() <= 1):  # AU intensities and probabilities
-            axis.set_ylim(-0.05, 1.05)
-        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), ncol=1 + len(indices) // 10)
-        axis.tick_params(labelsize=8)
-    axes[-1].set_xlabel("time in the clip (s)", fontsize=9)
-    axes[-1].set_xlim(times[0] - half, times[-1] + half)
-    figure.tight_layout()
-    return figure
-
-
-def _png(figure: Figure) -> str:
-    """Base64 PNG of a figure, for a data URI."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    return base64.b64encode(buffer.getvalue()).decode()
