@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,14 @@ class ModelBundle:
     @property
     def keys(self) -> list[str]:
         return [feature.key for feature in self.features]
+
+    @cached_property
+    def onnx_twin(self) -> Any | None:
+        """The ONNX Runtime session of the run's best.onnx when it holds this checkpoint's weights (checked once
+        per bundle), else None (a run trained before viper wrote it, or a best.pt written since)."""
+        from .fusion_onnx import twin_session
+
+        return twin_session(self.path)
 
 
 def torch_save_atomic(payload: dict[str, Any], path: Path) -> None:
@@ -248,8 +257,23 @@ def predict_model(model: torch.nn.Module, tokens: np.ndarray, mask: np.ndarray, 
 
 def predict_arrays(bundle: ModelBundle, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Scores (V, E), columns in `bundle.emotions` order, for tokens from `tokens.build_tokens` in
-    `bundle.keys` order. Pass the per-modality masks (V, N, M) so a missing modality reads as its train mean."""
+    `bundle.keys` order. Pass the per-modality masks (V, N, M) so a missing modality reads as its train mean. Where
+    viper.runtime chooses onnx, a run's best.onnx of the same weights scores them (viper.fusion_onnx), else torch."""
     expected = sum(bundle.model.token_dims)
     if tokens.ndim != 3 or tokens.shape[-1] != expected:
         raise ValueError(f"tokens must be (V, N, {expected}) for {bundle.path}, got {tokens.shape}")
+    if _runs_onnx(bundle):
+        from .fusion_onnx import predict_onnx
+
+        masks = mask if mask.ndim == 3 else np.broadcast_to(mask[..., None], (*mask.shape, len(bundle.features)))
+        return predict_onnx(bundle.onnx_twin, tokens, masks)
     return predict_model(bundle.model, tokens, mask)
+
+
+def _runs_onnx(bundle: ModelBundle) -> bool:
+    """Whether ONNX Runtime scores for the bundle: viper.runtime chooses onnx for its device and the run has a
+    best.onnx of the same weights; else torch's forward."""
+    from .runtime import choose
+
+    parameter = next(iter(bundle.model.parameters()), None)  # the general model has none, and no best.onnx
+    return parameter is not None and choose(str(parameter.device)) == "onnx" and bundle.onnx_twin is not None

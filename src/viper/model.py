@@ -146,7 +146,7 @@ class Attention(nn.Module):
         ones = context.new_ones(*context.shape[:-1], 1)
         tokens = torch.cat([context, ones], -1)[:, None].expand(-1, heads, -1, -1)  # (b, h, n, width + 1)
         read = F.scaled_dot_product_attention(
-            queries.expand(len(context), -1, -1, -1),
+            queries.expand(context.shape[0], -1, -1, -1),  # len() would export as a fixed batch
             tokens,
             tokens,
             attn_mask=mask[:, None, None, :],
@@ -212,7 +212,8 @@ class CrossAttentionBlock(nn.Module):
         context), the context norm's scale and shift are folded into the key/value projection, W (x̂·γ + β) + b =
         (W·γ) x̂ + (W β + b), so backward skips the input gradient of the widest matmul."""
         attn, norm = self.attn, self.norm_context
-        normed = F.layer_norm(context, context.shape[-1:], eps=norm.eps)  # x̂: no scale and shift yet
+        # x̂: no scale and shift yet (the norm's own shape: the exporter takes none read from a tensor)
+        normed = F.layer_norm(context, norm.normalized_shape, eps=norm.eps)
         q = attn.to_q(latents)
         if q.dim() == 2:  # shared by the batch: projected once
             batch, frames, width = context.shape
@@ -266,7 +267,8 @@ class Perceiver(nn.Module):
         token_dim = sum(self.token_dims)
         self.register_buffer("token_mean", torch.zeros(token_dim))
         self.register_buffer("token_std", torch.ones(token_dim))
-        self.register_buffer("part_sizes", torch.tensor(self.token_dims), persistent=False)
+        column_part = [part for part, dim in enumerate(self.token_dims) for _ in range(dim)]  # each column's modality
+        self.register_buffer("column_part", torch.tensor(column_part), persistent=False)
 
         if config.layout == "concat":
             context_dim = config.input_dim or token_dim
@@ -310,7 +312,7 @@ class Perceiver(nn.Module):
             mask = mask[..., None].expand(*mask.shape, len(self.token_dims))
         frame_mask = mask.any(-1)  # (b, n)
         any_valid = frame_mask.any(-1)  # (b,)
-        part_mask = mask.repeat_interleave(self.part_sizes, dim=-1, output_size=tokens.shape[-1])
+        part_mask = mask[..., self.column_part]  # (b, n, Σd); not repeat_interleave, which the exporter breaks
         x = ((tokens - self.token_mean) / self.token_std).masked_fill(~part_mask, 0.0)  # masked: the train mean
         if self.config.layout == "concat":
             context = self.project(x)

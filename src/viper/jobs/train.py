@@ -1,7 +1,8 @@
 """Train the fusion model on a feature store: MSE per emotion, best epoch by dev mean Pearson, resumable.
 
-The run folder holds config.json, history.csv, best.pt (the model to use), last.pt (the state to resume from,
-rewritten atomically after every epoch) and, when asked for, tensorboard/. Running `train` again on the same
+The run folder holds config.json, history.csv, best.pt (the model to use), best.onnx (best.pt exported for ONNX
+Runtime when the run ends, see viper.fusion_onnx), last.pt (the state to resume from, rewritten atomically after
+every epoch) and, when asked for, tensorboard/. Running `train` again on the same
 folder continues after the last completed epoch; the same seed gives the same weights on CPU, interrupted or not.
 """
 
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from ..checkpoint import load_checkpoint, predict_model, save_checkpoint, torch_load, torch_save_atomic
 from ..config import save_config, to_dict
 from ..errors import SettingError, ViperError
+from ..fusion_onnx import export_fusion
 from ..general_model import anchoring
 from ..locks import folder_in_use
 from ..metrics import pearson_scores
@@ -264,11 +266,12 @@ def _train(features: Path | str, out: Path, config: TrainConfig, hook: Hook | No
         writer.close()
     if best["epoch"] == 0:
         raise ViperError(f"{out}: no epoch was trained (epochs = {config.epochs})")
+    kept = load_checkpoint(out / "best.pt", device).model
     moved = None
     if anchor:  # measured with the kept model (best.pt), on dev where there is one
-        kept = load_checkpoint(out / "best.pt", device).model
         moved = (anchor_movement(kept, dev_data, "dev") if dev_data is not None
                  else anchor_movement(kept, train_data, "train"))
+    export_fusion(kept, store.n_frames, out / "best.pt")  # once per run: an export costs about an epoch of the demo
     return TrainResult(out, out / "best.pt", best["epoch"], best["pearson"], len(history), history, moved)
 
 
