@@ -1,13 +1,16 @@
 """Start-up of `viper predict` on one 12-second clip as a whole process, against a process that only decodes it.
 
-    python benchmarks/startup.py [--clip CLIP] [--checkpoint RUN] [--repeats 5] [--src SRC ...] [--importtime]
+    python benchmarks/startup.py [--clip CLIP] [--checkpoint RUN] [--general] [--runtime onnx --runtime torch]
+                                 [--repeats 5] [--src SRC ...] [--importtime]
 
 Alternates, `--repeats` times each, (i) `python -m viper predict CLIP --checkpoint RUN` and (ii) a Python process
 that only decodes the clip's N sampled frames and its audio with `viper.video` (numpy and PyAV; no torch), and prints
 the median wall time of each, their ratio and the `uptime` load. Each `--src` (a folder holding the `viper` package,
 e.g. another checkout's `src`) adds its own predict command to the same alternation, so before and after share one
 run and one load; give one `--checkpoint` per `--src` when their extractors differ (with one checkpoint, their
-scores are compared too).
+scores are compared too). `--general` adds each source's `predict CLIP` with the general model (no checkpoint);
+each `--runtime` (onnx, torch) adds `--runtime NAME` variants of every predict command instead of the automatic
+choice, so both runtimes share one run and one load, and their scores are compared.
 
 The clip defaults to the 12-second reference clip of benchmarks/extract.py; the checkpoint to a demo-style run (the
 four default modalities, N = 32) trained for 2 epochs on 4 bundled clips, made once under benchmarks/out/.
@@ -114,6 +117,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, action="append", help="one, or one per --src")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--src", type=Path, action="append", help="viper source folder(s); default this checkout's")
+    parser.add_argument("--general", action="store_true", help="also predict with the general model")
+    parser.add_argument("--runtime", action="append", choices=("onnx", "torch"), help="one or both; default automatic")
     parser.add_argument("--importtime", action="store_true")
     args = parser.parse_args()
 
@@ -124,10 +129,13 @@ def main() -> None:
         checkpoints *= len(sources)
     if len(checkpoints) != len(sources):
         parser.error("give one --checkpoint, or one per --src")
-    predicts = {src: ["-m", "viper", "predict", str(clip), "--checkpoint", str(run_)]
-                for src, run_ in zip(sources, checkpoints, strict=True)}
+    models = {src: [("checkpoint", ["--checkpoint", str(run_)])] + [("general", [])] * args.general
+              for src, run_ in zip(sources, checkpoints, strict=True)}
+    runtimes = [(f", {name}", ["--runtime", name]) for name in args.runtime or ()] or [("", [])]
+    predicts = {(src, f"{model}{label}"): ["-m", "viper", "predict", str(clip), *flags, *runtime_flags]
+                for src, options in models.items() for model, flags in options for label, runtime_flags in runtimes}
     if args.importtime:
-        for src, command in predicts.items():
+        for (src, _), command in predicts.items():
             print_import_times(command, src)
         return
 
@@ -135,7 +143,7 @@ def main() -> None:
 
     frames = load_checkpoint(checkpoints[0]).n_frames
     commands = {"decode only": (["-c", DECODE_ONLY, str(clip), str(frames)], SRC)}
-    commands |= {f"predict ({src})": (command, src) for src, command in predicts.items()}
+    commands |= {f"predict {what} ({src})": (command, src) for (src, what), command in predicts.items()}
     seconds: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in commands}
     outputs: dict[str, str] = {}
@@ -151,9 +159,12 @@ def main() -> None:
     for name, values in seconds.items():
         print(f"{name:60s} {statistics.median(values) * 1000:7.0f} ms  {statistics.median(values) / base:5.2f}x  "
               f"(min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f})  CPU {statistics.median(cpu[name]):.2f} s")
-    if len(sources) > 1 and len(set(checkpoints)) == 1:
-        scores = {outputs[f"predict ({src})"].strip() for src in sources}
-        print("scores identical across sources" if len(scores) == 1 else "scores DIFFER:\n" + "\n".join(scores))
+    for model in ("checkpoint", "general"):
+        same = [name for name in outputs if name.startswith(f"predict {model}")]
+        if len(same) > 1 and len(set(checkpoints)) == 1:
+            scores = {outputs[name].strip() for name in same}
+            print(f"{model}: scores identical across {len(same)} commands" if len(scores) == 1
+                  else f"{model}: scores DIFFER:\n" + "\n".join(scores))
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime
 import pytest
 from conftest import REPO, SHARED_DATA, needs_shared
-from faces_media import SMILING, SURPRISED, take_frames, take_speech
+from faces_media import SMILING, SURPRISED, take, take_frames, take_speech
 
 from viper import runtime
 from viper.backbones import affectnet_emotions, face_api_expression, face_api_recognition, mini_xception
@@ -28,6 +28,7 @@ from viper.extractors.expression_general import CROPS, INPUT_SIZES
 from viper.faces import FACE_API_CROP, crop_square
 
 TOLERANCE = 1e-4
+CHAIN_TOLERANCE = 5e-4  # a feature of a whole extraction, each network within TOLERANCE
 TAKES = ("01-01-01-01-01-01-05.mp4", SMILING, SURPRISED, "01-01-07-02-02-02-05.mp4")
 CC_BY = "data/faces-cc-by"
 CC_BY_WHY = "photos of 142 other people (CC BY 4.0): the bundled takes hold one person only"
@@ -210,8 +211,72 @@ def test_sessions_are_made_once_per_thread_count(one_torch_thread):
 def test_store_keys_do_not_depend_on_the_runtime():
     from viper.extraction import ExtractConfig, Extraction
 
-    keys = {}
-    for name in runtime.RUNTIMES:
-        with forced(name):
-            keys[name] = sorted(Extraction(ExtractConfig()).keys())
+    with forced(None):
+        keys = {name: sorted(Extraction(ExtractConfig(runtime=name)).keys()) for name in runtime.RUNTIMES}
     assert keys["onnx"] == keys["torch"]
+
+
+MESH = {"face_landmarker/face_landmarks_detector.onnx", "face_landmarker/face_blendshapes.onnx"}  # fau's
+FACE_NETWORKS = MESH | {"face_landmarker/face_detector.onnx", face_api_recognition.ONNX,  # who is the main person
+                        mini_xception.ONNX, affectnet_emotions.ONNX, face_api_expression.ONNX}
+
+
+def test_extract_runs_the_networks_in_the_runtime_it_is_given(tmp_path, one_torch_thread):
+    """runtime="torch" makes no ONNX Runtime session, runtime="onnx" one per face network, and both stores hold
+    the same keys and features (to CHAIN_TOLERANCE)."""
+    from viper.jobs.extract import extract
+    from viper.store import FeatureStore
+
+    stores = {}
+    for name in runtime.RUNTIMES:
+        runtime.close_sessions()
+        with forced(None):
+            summary = extract(take(SMILING), tmp_path / name, frames=4, extractors=["fau", "expression"],
+                              runtime=name)
+            assert runtime.forced() == name  # the run's Extraction set it for the process
+        assert summary.done == 1 and not summary.failed
+        assert runtime.open_sessions() == (FACE_NETWORKS if name == "onnx" else set())
+        stores[name] = FeatureStore.open(tmp_path / name)
+    keys = stores["onnx"].extractor_keys()
+    assert keys == stores["torch"].extractor_keys() and len(keys) == 2
+    for key in keys:
+        (onnx_values, onnx_mask), (torch_values, torch_mask) = (stores[name].read(key, Path(SMILING).stem)
+                                                                for name in runtime.RUNTIMES)
+        assert onnx_mask.all() and (onnx_mask == torch_mask).all()
+        # through the whole chain (detector, mesh, blendshapes) the networks' 1e-4 grow to 2.1e-4 on a blendshape
+        assert np.abs(torch_values - onnx_values).max() <= CHAIN_TOLERANCE
+
+
+def test_predict_runs_the_networks_in_the_runtime_it_is_given(one_torch_thread):
+    from viper.jobs.predict import predict
+
+    scores = {}
+    for name in ("torch", "onnx"):
+        runtime.close_sessions()
+        with forced(None):
+            (record,), failures = predict(take(SMILING), runtime=name)
+        assert not failures
+        assert runtime.open_sessions() == (set() if name == "torch" else FACE_NETWORKS - MESH)
+        scores[name] = list(record["scores"].values())
+    close(scores["torch"], scores["onnx"])
+
+
+@pytest.mark.parametrize(("command", "flags", "message"), [
+    ("predict", ["--runtime", "tensorrt"], "--runtime must be one of onnx, torch, got 'tensorrt'"),
+    ("inspect", ["--runtime", "ONNX", "--out", "page.html"], "--runtime must be one of onnx, torch, got 'ONNX'"),
+    ("extract", ["--runtime", "onnx", "--device", "cuda", "--out", "store"],
+     "--runtime onnx runs on the CPU only, not on cuda: use torch there"),
+    ("predict", ["--runtime", "onnx", "--device", "cuda:1"], "--runtime onnx runs on the CPU only, not on cuda:1"),
+])
+def test_cli_refuses_a_runtime_it_cannot_use(tmp_path, monkeypatch, command, flags, message):
+    """One line naming the option, exit status 2, no traceback, nothing written (onnx on cuda is refused before the
+    device is looked for, so the same message on any machine)."""
+    from typer.testing import CliRunner
+
+    from viper.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [command, str(take(SMILING)), *flags])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {message}")
+    assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []

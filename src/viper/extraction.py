@@ -28,6 +28,7 @@ class ExtractConfig:
     faces: str = "main"  # whose face: main (the person seen most) or largest (each frame's: the paper's, old stores')
     device: str = "cpu"
     batch_videos: int = 1  # clips whose frames each model sees in one batch (how, not what: not in the store key)
+    runtime: str | None = None  # onnx or torch (viper.runtime; None: its choice); the same features, not in the key
 
 
 def configs_from_features(features: list[FeatureSpec], frames: int) -> list[ExtractConfig]:
@@ -91,8 +92,12 @@ class Extraction:
     """The models of one run, loaded once per process, and the work on one clip."""
 
     def __init__(self, config: ExtractConfig) -> None:
+        """Also sets the process's runtime to the run's (viper.runtime.force): every process that extracts (a
+        worker, a Ray actor) builds its own Extraction, so the setting reaches each of them."""
         from .extractors.base import create_extractor
+        from .runtime import check_setting, force
 
+        force(check_setting(config.runtime, config.device))
         self.config = config
         self.extractors = [
             create_extractor(spec, config.options.get(spec), device=config.device) for spec in config.extractors

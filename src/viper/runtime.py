@@ -53,6 +53,13 @@ def forced() -> str | None:
     return _forced
 
 
+def check_setting(runtime: str | None, device: str) -> str | None:
+    """A run's runtime setting (None: automatic), refused before any model loads where it cannot run on `device`."""
+    if runtime is not None:
+        choose(str(device), runtime)
+    return runtime
+
+
 def check_runtime(runtime: str) -> str:
     if runtime not in RUNTIMES:
         raise SettingError("runtime", f"must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
@@ -68,7 +75,8 @@ def choose(device: str = "cpu", runtime: str | None = None) -> str:
         return "onnx" if on_cpu and onnxruntime_installed() else "torch"
     if check_runtime(wanted) == "onnx":
         if not on_cpu:
-            raise SettingError("runtime", f"onnx runs viper's networks on the CPU only; use torch on {device}")
+            raise SettingError("runtime", f"onnx runs on the CPU only, not on {device}: use torch there (the default "
+                               "off the CPU)")
         if not onnxruntime_installed():
             raise SettingError("runtime", "onnx needs onnxruntime: pip install onnxruntime")
     return wanted
@@ -98,6 +106,18 @@ def session(asset: str):
                 path = path / part
             _sessions[key] = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return _sessions[key]
+
+
+def open_sessions() -> set[str]:
+    """The networks this process runs in ONNX Runtime so far (their assets): what a run's setting reached."""
+    with _lock:
+        return {asset for asset, _ in _sessions}
+
+
+def close_sessions() -> None:
+    """Drop this process's sessions (their memory goes back; the next call makes them again)."""
+    with _lock:
+        _sessions.clear()
 
 
 @dataclass(frozen=True)

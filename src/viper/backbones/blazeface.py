@@ -49,10 +49,15 @@ class BlazeBlock(nn.Module):
 
 
 def add_shortcut(residual: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-    """residual + the shortcut zero-padded to its channels. In place in PyTorch (the padded channels add nothing);
-    an ONNX export pads instead, as ONNX Runtime runs an in-place slice (a scatter) several times slower."""
+    """residual + the shortcut zero-padded to its channels. In place in PyTorch (the padded channels add nothing).
+    An ONNX export pads by a 1x1 convolution with identity weights, of sizes fixed at export: ONNX Runtime runs an
+    in-place slice (a scatter) several times slower, and a Pad takes its blocked (NCHWc) layout apart, whereas a
+    convolution and the sum after it stay in that layout (Face Mesh v2: see its `prelu`)."""
     if torch.onnx.is_in_onnx_export():
-        return residual + F.pad(shortcut, (0, 0, 0, 0, 0, residual.shape[1] - shortcut.shape[1]))
+        channels_in, channels_out = int(shortcut.shape[1]), int(residual.shape[1])
+        if channels_out > channels_in:
+            shortcut = F.conv2d(shortcut, torch.eye(channels_out, channels_in)[..., None, None])
+        return residual + shortcut
     residual[:, :shortcut.shape[1]] += shortcut
     return residual
 

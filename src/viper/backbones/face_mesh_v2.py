@@ -52,9 +52,21 @@ class ResidualBlock(nn.Module):
         self.out_act = nn.PReLU(channels_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = conv(self.expand, conv(self.depthwise, self.reduce_act(conv(self.reduce, x))))
+        residual = conv(self.expand, conv(self.depthwise, prelu(self.reduce_act, conv(self.reduce, x))))
         shortcut = F.max_pool2d(x, 2) if self.stride == 2 else x
-        return self.out_act(add_shortcut(residual, shortcut))
+        return prelu(self.out_act, add_shortcut(residual, shortcut))
+
+
+def prelu(act: nn.PReLU, x: torch.Tensor) -> torch.Tensor:
+    """act(x). An ONNX export spells it relu(x) - alpha relu(-x), both products as per-channel 1x1 convolutions:
+    the same numbers (one term is zero), but ONNX Runtime's PRelu is about 19 times slower than its Relu and, like
+    a Pad, takes its blocked (NCHWc) layout apart around each of the 69, while these ops stay in it and fuse
+    (25 ms a face at 16 faces on one thread, against PyTorch's 10-14, down to 7)."""
+    if not torch.onnx.is_in_onnx_export():
+        return act(x)
+    channels = act.weight.numel()
+    negative = F.conv2d(x, -torch.ones(channels, 1, 1, 1), groups=channels).relu()
+    return x.relu() + F.conv2d(negative, -act.weight.reshape(channels, 1, 1, 1), groups=channels)
 
 
 def conv(layer: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +93,7 @@ class FaceMeshNet(nn.Module):
         self.landmarks = nn.Conv2d(128, NUM_LANDMARKS * 3, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.blocks(self.stem_act(conv(self.stem, F.pad(x, STEM_PADDING))))
+        x = self.blocks(prelu(self.stem_act, conv(self.stem, F.pad(x, STEM_PADDING))))
         return conv(self.landmarks, x).reshape(x.shape[0], NUM_LANDMARKS, 3), self.presence(x).reshape(x.shape[0])
 
     def load_tflite_weights(self, weights: dict[str, np.ndarray]) -> None:

@@ -117,6 +117,7 @@ def extract(
     ray_address: str | None = None,
     gpus_per_worker: float = 1.0,
     faces: str = "main",
+    runtime: str | None = None,
 ) -> ExtractSummary:
     """Extract per-frame features of every video in `data` (folder, manifest CSV or one file) into store `out`.
 
@@ -126,12 +127,15 @@ def extract(
     spreads the clips over Ray actors (a local instance, or the cluster at `ray_address`); `workers` defaults to 1
     locally and to as many as the Ray cluster fits. `faces`: whose face the features are of, main (the person seen
     on the most frames) or largest (each frame's largest face: the paper's, and stores made before viper followed
-    people). `hook` hears the clips done (see viper.progress).
+    people). `runtime`: onnx or torch runs the networks (default: viper.runtime's choice; the same features).
+    `hook` hears the clips done (see viper.progress).
     """
     from ..extractors.base import parse_spec
     from ..manifest import load_inputs
+    from ..runtime import check_setting
     from ..store import FeatureStore
 
+    check_setting(runtime, device)  # before the device's own checks: onnx on cuda is wrong on any machine
     specs = [":".join(parse_spec(spec)) for spec in (extractors or DEFAULT_EXTRACTORS)]
     options = {":".join(parse_spec(spec)): value for spec, value in (options or {}).items()}
     if backend not in BACKENDS:
@@ -147,7 +151,7 @@ def extract(
         raise SettingError("faces", "all is for predict (a record per person); a store holds one face per frame: "
                            "main or largest")
     config = ExtractConfig(frames=frames, extractors=specs, options=options, face_crop=face_crop, device=device,
-                           batch_videos=batch_videos, faces=faces)
+                           batch_videos=batch_videos, faces=faces, runtime=runtime)
     table = load_inputs(Path(data), dataset)
     extraction = Extraction(config)  # an extractor option of the wrong kind is refused before the store is made
     made_folder, new_store = not Path(out).exists(), not (Path(out) / "store.json").exists()

@@ -37,9 +37,10 @@ class Predictor:
     """
 
     def __init__(self, checkpoint: Path | str | None = None, device: str = "cpu", also: Iterable[str] = (),
-                 face_crop: bool = True, faces: str = "main") -> None:
+                 face_crop: bool = True, faces: str = "main", runtime: str | None = None) -> None:
         """`also`: extractors to run beside the model's own (e.g. `PER_FRAME` for `frame_table`), read by nobody
-        but the caller. `face_crop=False`: every frame is taken whole as the face (inputs that are face crops)."""
+        but the caller. `face_crop=False`: every frame is taken whole as the face (inputs that are face crops).
+        `runtime`: onnx or torch runs the networks (default: viper.runtime's choice)."""
         from ..extraction import ExtractConfig, Extraction, configs_from_features
         from ..general_model import GeneralModel
 
@@ -73,7 +74,7 @@ class Predictor:
                 same = [default]
             same[0].extractors.extend(extra)
         for config in configs:
-            config.device = device
+            config.device, config.runtime = device, runtime
             extraction = Extraction(config)
             keys = extraction.keys()
             for feature in self.bundle.features:
@@ -200,12 +201,15 @@ def read_ahead(items: Iterator) -> Iterator:
 def predictions(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None, device: str, also: Iterable[str] = (),
     window: float | None = None, hook: Hook | None = None, face_crop: bool = True, faces: str = "main",
+    runtime: str | None = None,
 ) -> Iterator[tuple[Path, ClipPrediction | str]]:
     """(video, its prediction or the reason it has none), in the order given (a folder: its videos and images);
     with `window`, one prediction per window of each video, in time order; `face_crop=False` takes whole frames as
     the face; `faces` all: one prediction per person (of each window). When no video exists, no model loads."""
     from ..checkpoint import checkpoint_file
+    from ..runtime import check_setting
 
+    check_setting(runtime, device)  # before the device's own checks: onnx on cuda is wrong on any machine
     check_device(device)
     check_faces(faces)
     if window is not None:
@@ -216,7 +220,8 @@ def predictions(
         checkpoint_file(checkpoint)  # a wrong run folder is refused first, before any model loads
     videos, problems = video_list(videos)
     readable = [video for video in videos if video not in problems]
-    predictor = Predictor(checkpoint, device=device, also=also, face_crop=face_crop, faces=faces) if readable else None
+    predictor = Predictor(checkpoint, device=device, also=also, face_crop=face_crop, faces=faces,
+                          runtime=runtime) if readable else None
     scored = predictor.many(readable) if predictor and window is None else iter(())
     for video in videos:
         if video in problems:
@@ -269,6 +274,7 @@ def _under(folder: Path, video: Path) -> Path:
 def predict(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu",
     window: float | None = None, hook: Hook | None = None, face_crop: bool = True, faces: str = "main",
+    runtime: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Per readable video or image `{"video": path, "media": "video" | "image", "scores": {emotion: value},
     "coverage": {"frames": N, "face": k, "audio": m}, "warnings": [...]}`, and (path, reason) failures. Without a
@@ -277,10 +283,11 @@ def predict(
     seconds (`trace_table` makes a table); `hook` hears of each window. `face_crop=False`: each frame is taken
     whole as the face (for inputs that are face crops already). `faces`: whose face (main: the person seen most,
     all: a record per person, largest: the largest of each frame); with main or all, records carry `person`,
-    `person_frames`, `person_first`, `person_last`, `person_box`, and coverage `people`."""
+    `person_frames`, `person_first`, `person_last`, `person_box`, and coverage `people`. `runtime`: onnx or torch
+    runs the networks (default: viper.runtime's choice; the same scores)."""
     results, failures = [], []
     for video, prediction in predictions(videos, checkpoint, device, window=window, hook=hook, face_crop=face_crop,
-                                         faces=faces):
+                                         faces=faces, runtime=runtime):
         if isinstance(prediction, str):
             failures.append((str(video), prediction))
         else:
@@ -291,6 +298,7 @@ def predict(
 def predict_frames(
     videos: list[Path | str] | Path | str, checkpoint: Path | str | None = None, device: str = "cpu",
     window: float | None = None, hook: Hook | None = None, face_crop: bool = True, faces: str = "main",
+    runtime: str | None = None,
 ) -> tuple[Any, list[dict[str, Any]], list[tuple[str, str]]]:
     """The per-frame table of every readable video (one pandas DataFrame, `ClipPrediction.frame_table`'s columns;
     the blendshapes and expression probabilities are always in it; with `window`, N frames per window and the
@@ -299,7 +307,7 @@ def predict_frames(
 
     tables, results, failures = [], [], []
     for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME, window=window, hook=hook,
-                                         face_crop=face_crop, faces=faces):
+                                         face_crop=face_crop, faces=faces, runtime=runtime):
         if isinstance(prediction, str):
             failures.append((str(video), prediction))
         else:
