@@ -75,6 +75,9 @@ def _split_list(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
+RUNTIME_HELP = ("onnx or torch: what runs the networks (the same features either way); default: onnx on the CPU where "
+                "onnxruntime is installed, torch otherwise.")
+
 @app.command()
 @friendly
 def extract(
@@ -110,6 +113,7 @@ def extract(
     gpus_per_worker: float = typer.Option(
         1.0, "--gpus-per-worker", help="With --backend ray --device cuda: the GPU share each actor asks for (e.g. 0.5)."
     ),
+    runtime: str | None = typer.Option(None, "--runtime", help=RUNTIME_HELP),
 ) -> None:
     """Extract per-frame features of every video into a feature store (resumable)."""
     from .config import load_config_file
@@ -121,7 +125,7 @@ def extract(
     summary = run_extract(data, out, frames=frames, extractors=_split_list(extractors), workers=workers,
                           face_crop=not no_face_crop, options=options, device=device, dataset=dataset,
                           batch_videos=batch_videos, backend=backend, ray_address=ray_address,
-                          gpus_per_worker=gpus_per_worker, faces=faces, hook=ProgressBars())
+                          gpus_per_worker=gpus_per_worker, faces=faces, runtime=runtime, hook=ProgressBars())
     for line in summary.lines():
         typer.echo(line, err=line.startswith("FAILED"))
     if summary.kept_store:
@@ -196,6 +200,7 @@ def predict(
         "main", "--faces", help="Whose face: main (the person seen on the most frames), all (a record per person) "
         "or largest (the largest face of each frame, the paper's rule)."
     ),
+    runtime: str | None = typer.Option(None, "--runtime", help=RUNTIME_HELP),
 ) -> None:
     """Score videos or images with viper's general model, or with a trained run (extracting the features it was
     trained on). A still image (jpg, png, webp, ...) is one frame.
@@ -220,7 +225,8 @@ def predict(
     plots = _trace_plots(plot, window, videos)
     bars, header, tables, traces, failed = ProgressBars(), True, [], {}, False
     for video, prediction in predictions(videos, checkpoint, device, also=PER_FRAME if per_frame else (),
-                                         window=window, hook=bars, face_crop=not no_face_crop, faces=faces):
+                                         window=window, hook=bars, face_crop=not no_face_crop, faces=faces,
+                                         runtime=runtime):
         if isinstance(prediction, str):
             typer.secho(f"error: {printable(prediction)}", fg=typer.colors.RED, err=True)
             failed = True
@@ -302,12 +308,13 @@ def inspect(
     faces: str = typer.Option(
         "main", "--faces", help="Whose face: main (the person seen most), all (each person) or largest."
     ),
+    runtime: str | None = typer.Option(None, "--runtime", help=RUNTIME_HELP),
 ) -> None:
     """One self-contained HTML page per clip: frames, faces, captions, FAU traces and the predicted scores."""
     from .jobs.inspect import inspect as run_inspect
 
     pages, failures = run_inspect(videos, checkpoint, out, device=device, hook=ProgressBars(),
-                                  face_crop=not no_face_crop, faces=faces)
+                                  face_crop=not no_face_crop, faces=faces, runtime=runtime)
     for page in pages:
         typer.echo(f"page: {page}")
     for _, reason in failures:
@@ -352,6 +359,32 @@ def import_features(
     for folder, key in keys.items():
         typer.echo(f"{folder} -> modality {store.feature_spec(key).modality} ({key})")
     typer.echo(f"store: {out}")
+
+
+@app.command()
+@friendly
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind; another than the loopback needs --token."),
+    port: int = typer.Option(8000),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", "-c", help="Run folder; default the general model."),
+    data: Path | None = typer.Option(None, help="The only folder whose files a job may name by path."),
+    token: str | None = typer.Option(None, envvar="VIPER_SERVE_TOKEN", help="Require `Authorization: Bearer T`."),
+    state: Path = typer.Option(Path("viper-serve"), help="Folder of the job records and results."),
+    max_waiting: int = typer.Option(8, help="Jobs that may wait (503 beyond)."),
+    max_upload_mb: float = typer.Option(512.0, help="Largest upload (413 beyond)."),
+    max_seconds: float = typer.Option(3600.0, help="Longest video (422 beyond)."),
+    faces: str = typer.Option("all", help="Whose face: all (a record per person), main or largest."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or mps."),
+) -> None:
+    """A local web app and HTTP API (page at http://HOST:PORT/, API at /openapi.json): models loaded once, a
+    bounded queue, jobs that survive a restart."""
+    settings = dict(locals())  # the options are ServeConfig's fields
+    from .serve import ServeConfig, serve_forever
+
+    config = ServeConfig(**settings).check()  # a public host without a token stops here, before any model loads
+    from .jobs.predict import PER_FRAME, Predictor
+
+    serve_forever(config, Predictor(checkpoint, device=device, also=PER_FRAME, faces=faces))
 
 
 from . import cli_models  # noqa: E402, F401  (registers train, evaluate, submission, ablate)
