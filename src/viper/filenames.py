@@ -106,7 +106,11 @@ def _digest(text: str, length: int) -> str:
 
 def output_paths(videos: list[Path], out: Path, suffixes: tuple[str, ...], kind: str, option: str) -> list[Path]:
     """Where each video's output goes (pages, plots): `out` itself for one video and a name with one of `suffixes`,
-    else `out/<stem><suffixes[0]>`, the stem made a safe file name, so every output is inside `out`."""
+    else `out/<stem><suffixes[0]>`, the stem made a safe file name, so every output is inside `out`. A name with
+    another suffix (`trace.jpg`) is refused unless it is an existing folder: it would silently become one."""
+    if out.suffix and out.suffix.lower() not in suffixes and not out.is_dir():
+        raise ViperError(f"{option} {out}: a {kind} is written as {', '.join(suffixes)}; name such a file, or a folder "
+                         "(an existing one, or a name without a suffix)")
     if out.suffix.lower() in suffixes and not out.is_dir():
         if len(videos) != 1:
             raise ViperError(f"{out}: {len(videos)} videos need {option} to be a folder (one {kind} per video)")

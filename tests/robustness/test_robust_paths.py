@@ -16,7 +16,7 @@ from viper.datasets import write_manifest
 from viper.datasets.hume_reaction import hume_reaction_manifest
 from viper.datasets.ravdess import ravdess_manifest
 from viper.errors import ViperError
-from viper.filenames import MAX_NAME_BYTES, name_problem, safe_name
+from viper.filenames import MAX_NAME_BYTES, name_problem, output_paths, safe_name
 from viper.jobs.evaluate import eval_folder
 from viper.jobs.import_features import import_challenge_features
 from viper.jobs.inspect import page_paths
@@ -221,3 +221,20 @@ def test_report_and_page_names_stay_in_their_folder(tmp_path):
     for page in page_paths(videos, tmp_path / "pages"):
         assert page.parent == tmp_path / "pages" and len(page.name.encode()) <= 255
     assert eval_folder(tmp_path / "run", "test", ["../../x"]).parent == tmp_path / "run"
+
+
+@pytest.mark.parametrize(("command", "out", "expected"), [
+    (["--window", "1", "--plot"], "trace.jpg", "--plot {out}: a plot is written as .png, .svg, .pdf"),
+    (["--out"], "page.pdf", "--out {out}: a page is written as .html, .htm"),
+])
+def test_an_output_name_with_another_suffix_is_refused_not_made_a_folder(tmp_path, command, out, expected):
+    """`--plot trace.jpg` made a folder named trace.jpg and put trace.jpg/<video>.png in it: now one message, before
+    any model loads; an existing folder of that name is still a folder."""
+    clip = make_clip(tmp_path / "clip.mp4")
+    verb = "predict" if "--plot" in command else "inspect"
+    result = CliRunner().invoke(app, [verb, str(clip), *command, str(tmp_path / out)])
+    assert result.exit_code == 2 and expected.format(out=tmp_path / out) in result.output
+    assert not (tmp_path / out).exists() and "Traceback" not in result.output
+    (tmp_path / out).mkdir()  # an existing folder of that name is a folder
+    suffix = ".png" if verb == "predict" else ".html"
+    assert output_paths([clip], tmp_path / out, (suffix,), "output", "--out") == [tmp_path / out / f"clip{suffix}"]
