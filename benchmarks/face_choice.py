@@ -28,24 +28,11 @@ def timed(predictor, clips: list[Path]) -> tuple[float, list]:
 
 
 def two_people(folder: Path) -> Path:
-    """The test's two-person clip, written as mp4."""
+    """The tests' two-person clip, written as mp4."""
     sys.path.insert(0, str(REPO / "tests"))
-    import matplotlib.cbook
-    import numpy as np
-    from faces_media import SMILING, SURPRISED, take_frames, write_clip
-    from PIL import Image
-    from test_tracks import room, smaller
-    from test_which_person import FPS, FRAMES, WITH_HER
+    from people_media import two_people_clip
 
-    from viper.faces import create_face_detector, crop_square
-
-    portrait = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-                          .convert("RGB"))
-    (face,) = create_face_detector().detect([portrait])
-    her = crop_square(portrait, face.box, 0.1, 224)
-    him = [smaller(frame) for frame in (take_frames(SMILING) + take_frames(SURPRISED)[:12])]
-    frames = [room(left=him[i % len(him)], **({"right": her} if i < WITH_HER else {})) for i in range(FRAMES)]
-    return write_clip(folder / "two_people.mp4", frames, fps=FPS)
+    return two_people_clip(folder / "two_people.mp4")
 
 
 def main() -> None:

@@ -65,9 +65,18 @@ def main() -> None:
     models = BlazeFace(), FaceMeshV2(), FaceBlendshapes()
     found = models[0](frames)
     faces = [(frame, faces.boxes[0]) for frame, faces in zip(frames, found, strict=True) if len(faces.scores)]
+    first = frames[:16]  # each network alone on one batch of 16 frames (per frame: the chain's parts)
+    owners = [index for index, faces in enumerate(found[:16]) for _ in faces.scores]
+    rois = np.array([face_roi(box, points) for faces in found[:16]
+                     for box, points in zip(faces.boxes, faces.keypoints, strict=True)]).reshape(-1, 5)
+    meshes = models[1]([first[index] for index in owners], rois)
     tasks = {"face chain, 1 frame a batch": lambda: face_chain(models, frames, 1),
              "face chain, 16 frames a batch": lambda: face_chain(models, frames, 16),
-             "3 expression experts, all faces": lambda: experts(faces)}
+             "3 expression experts, all faces": lambda: experts(faces),
+             "BlazeFace alone, 16 frames": lambda: [models[0](first) for _ in range(len(frames) // 16)],
+             "Face Mesh v2 alone, 16 frames": lambda: [models[1]([first[i] for i in owners], rois)
+                                                        for _ in range(len(frames) // 16)],
+             "blendshapes alone, 16 frames": lambda: [models[2](meshes.landmarks) for _ in range(len(frames) // 16)]}
     print(f"{len(frames)} frames of {len(list(demo_clips().glob('*.mp4')))} bundled takes, {len(faces)} faces; "
           f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, 1 thread")
     print(f"load average before: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")

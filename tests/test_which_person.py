@@ -11,45 +11,32 @@ import csv
 import io
 import json
 import re
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 from faces_media import SMILING, SURPRISED, scene, take, take_frames, two_faces, write_clip
+from people_media import FPS, WITH_HER, grace_hopper, two_people_clip
 from PIL import Image
-from test_tracks import room, smaller
+from test_tracks import room
 from typer.testing import CliRunner
 
 from viper.cli import app
-from viper.faces import create_face_detector, crop_square
+from viper.faces import create_face_detector
 from viper.jobs.demo import demo_clips
 from viper.jobs.inspect import inspect, person_colour
 from viper.jobs.predict import Predictor, predict, predict_frames
 from viper.resample import resize
 
-FPS = Fraction(25, 6)
-FRAMES, WITH_HER = 40, 24  # he is on all 40 frames; she, larger than him, on the first 24
-
 
 @pytest.fixture(scope="module")
 def her() -> np.ndarray:
-    """Grace Hopper's face (matplotlib's sample portrait), 224 px: another real person than actor 05."""
-    import matplotlib.cbook
-
-    portrait = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-                          .convert("RGB"))
-    (face,) = create_face_detector().detect([portrait])
-    return crop_square(portrait, face.box, 0.1, 224)
+    return grace_hopper()
 
 
 @pytest.fixture(scope="module")
 def two_people(tmp_path_factory, one_torch_thread, her):
-    """A 9.6 s mp4: actor 05 (small, left) on every frame, Grace Hopper (large, right) on the first 24: the largest
-    face is hers, then his; he is on the most frames."""
-    him = [smaller(frame) for frame in (take_frames(SMILING) + take_frames(SURPRISED)[:12])]
-    frames = [room(left=him[i % len(him)], **({"right": her} if i < WITH_HER else {})) for i in range(FRAMES)]
-    return write_clip(tmp_path_factory.mktemp("people") / "two_people.mp4", frames, fps=FPS)
+    return two_people_clip(tmp_path_factory.mktemp("people") / "two_people.mp4", her)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from faces_media import take
-from test_which_person import FPS, WITH_HER, two_people  # noqa: F401 (a fixture)
+from people_media import WITH_HER, two_people_clip
 from typer.testing import CliRunner
 
 from viper.cli import app
@@ -24,7 +24,12 @@ EXTRACTORS = ["face_image:fer"]
 
 
 @pytest.fixture(scope="module")
-def manifest(two_people, tmp_path_factory):  # noqa: F811 (the fixture imported above)
+def two_people(tmp_path_factory, one_torch_thread):
+    return two_people_clip(tmp_path_factory.mktemp("people") / "two_people.mp4")
+
+
+@pytest.fixture(scope="module")
+def manifest(two_people, tmp_path_factory):
     """The two-person clip and a take of actor 05 alone, labelled, one in each split."""
     folder = tmp_path_factory.mktemp("clips")
     shutil.copy(take(), folder / "alone.mp4")
@@ -85,7 +90,7 @@ def test_cli_extract_takes_faces_and_refuses_all(manifest, tmp_path):
     assert "all is for predict" in result.output and not (tmp_path / "s").exists()
 
 
-def test_a_model_trained_on_main_predicts_the_main_person(stores, two_people, tmp_path):  # noqa: F811
+def test_a_model_trained_on_main_predicts_the_main_person(stores, two_people, tmp_path):
     from viper.jobs.train import TrainConfig, train
 
     train(stores["main"].root, tmp_path / "run", TrainConfig(epochs=1, batch_size=2))
