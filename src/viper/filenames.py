@@ -108,7 +108,7 @@ def output_paths(videos: list[Path], out: Path, suffixes: tuple[str, ...], kind:
     """Where each video's output goes (pages, plots): `out` itself for one video and a name with one of `suffixes`,
     else `out/<stem><suffixes[0]>`, the stem made a safe file name, so every output is inside `out`. A name with
     another suffix (`trace.jpg`) is refused unless it is an existing folder: it would silently become one."""
-    if out.suffix and out.suffix.lower() not in suffixes and not out.is_dir():
+    if out.suffix and out.suffix.lower() not in suffixes and not out.exists():  # an existing file: said below
         raise ViperError(f"{option} {out}: a {kind} is written as {', '.join(suffixes)}; name such a file, or a folder "
                          "(an existing one, or a name without a suffix)")
     if out.suffix.lower() in suffixes and not out.is_dir():
