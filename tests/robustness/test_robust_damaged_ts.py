@@ -52,21 +52,47 @@ def damaged(tmp_path_factory) -> Path:
     return path
 
 
-def test_the_audio_reader_names_the_file_and_the_damage(damaged):
+def meets_a_new_stream(path: Path) -> bool:
+    """Whether this PyAV's FFmpeg meets the damage as a stream appearing mid-file (PyAV 18's does; PyAV 19's reads
+    the file through without one, and then there is nothing to handle)."""
+    try:
+        with av.open(str(path)) as container:
+            for _ in container.demux():
+                pass
+    except IndexError:
+        return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def mid_file_stream(damaged) -> Path:
+    if not meets_a_new_stream(damaged):
+        pytest.skip(f"PyAV {av.__version__}'s FFmpeg reads the damaged file without a new stream mid-file")
+    return damaged
+
+
+def test_the_audio_reader_names_the_file_and_the_damage(mid_file_stream):
+    damaged = mid_file_stream
     assert read_audio(damaged.parent / "take.ts").length > 0  # the undamaged TS reads
     with pytest.raises(VideoReadError, match=f"^{damaged}: {REASON.replace('(', '[(]').replace(')', '[)]')}$"):
         read_audio(damaged)
 
 
 def test_predict_scores_the_other_videos(damaged):
+    """Whatever this FFmpeg makes of the damage, the other video is scored; where it meets a new stream, the damaged
+    file gets the one-line read error."""
     result = CliRunner().invoke(app, ["predict", str(damaged), str(TAKE)], catch_exceptions=False)
-    assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1] == f"error: {damaged}: {REASON}"
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [record["video"] for record in records] == [str(TAKE)]
+    assert str(TAKE) in [record["video"] for record in records] and "Traceback" not in result.output
+    if meets_a_new_stream(damaged):
+        assert result.exit_code == 1
+        assert result.stderr.strip().splitlines()[-1] == f"error: {damaged}: {REASON}"
+    else:
+        assert result.exit_code == 0 and len(records) == 2
 
 
-def test_extract_fails_the_clip_with_its_read_error(damaged, tmp_path):
+def test_extract_fails_the_clip_with_its_read_error(mid_file_stream, tmp_path):
+    damaged = mid_file_stream
     result = CliRunner().invoke(app, ["extract", str(damaged), "--out", str(tmp_path / "store"), "-n", "4",
                                       "-e", "audio"], catch_exceptions=False)
     assert result.exit_code == 1 and f"FAILED {damaged}: {REASON}" in result.stderr
