@@ -13,7 +13,6 @@ different person in the same place for fewer than `CHECK_EVERY` sampled frames, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,7 +21,7 @@ from .errors import SettingError
 
 if TYPE_CHECKING:
     from .faces import Face
-    from .tracks import TrackedFace, Tracker
+    from .tracks import Seen, TrackedFace, Tracker
 
 FACE_CHOICES = ("main", "all", "largest")
 CHECK_EVERY = 32  # faces of one chain between two descriptors, at most (before a bisection): N=32 costs 2
@@ -33,19 +32,6 @@ def check_faces(faces: str) -> str:
     if faces not in FACE_CHOICES:
         raise SettingError("faces", f"must be one of {', '.join(FACE_CHOICES)}, not {faces!r}")
     return faces
-
-
-@dataclass(frozen=True)
-class Seen:
-    """One person on the frames of one clip (or window): their track, frames with their face here, first and last
-    time (s), their largest box here (the best view), and the mean area of their boxes here."""
-
-    track: int
-    frames: int
-    first: float
-    last: float
-    box: tuple[float, float, float, float]
-    area: float
 
 
 def track_faces(tracker: Tracker, frames: list[np.ndarray], faces: list[list[Face]], times: list[float],
@@ -115,7 +101,7 @@ def _describe(frames: list[np.ndarray], faces: list[list[Face]], members: list[t
 
 def seen(tracked: list[list[TrackedFace]], times: np.ndarray) -> list[Seen]:
     """The people on these frames, in order of their track (of first appearance in the recording)."""
-    from .tracks import area
+    from .tracks import Seen, area
 
     people: dict[int, list[tuple[float, TrackedFace]]] = {}
     for time, faces in zip(times, tracked, strict=True):

@@ -25,8 +25,7 @@ from .video import (
 )
 
 if TYPE_CHECKING:
-    from .face_choice import Seen
-    from .tracks import TrackedFace, Tracker
+    from .tracks import Seen, TrackedFace, Tracker
     from .windows import Window
 
 

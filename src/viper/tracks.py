@@ -48,9 +48,9 @@ class TrackedFace:
 
 
 @dataclass(frozen=True)
-class Person:
-    """One person as seen so far: on how many sampled frames, first and last time (seconds), their largest box (the
-    best view of them), the mean area of their boxes and their mean descriptor."""
+class Seen:
+    """One person on the frames of one clip (or window): their track, frames with their face here, first and last
+    time (s), their largest box here (the best view), and the mean area of their boxes here."""
 
     track: int
     frames: int
@@ -58,6 +58,13 @@ class Person:
     last: float
     box: tuple[float, float, float, float]
     area: float
+
+
+@dataclass(frozen=True)
+class Person(Seen):
+    """One person as seen so far, over every frame the tracker has followed: what `Seen` says, and their mean
+    descriptor."""
+
     descriptor: np.ndarray
 
 

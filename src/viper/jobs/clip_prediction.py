@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..checkpoint import ModelBundle
     from ..extractors.base import Extractor, Features
-    from ..face_choice import Seen
     from ..sampled_video import SampledVideo
+    from ..tracks import Seen
     from ..windows import Window
 
 
