@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -84,10 +85,11 @@ class SampledVideo:
         """True where the frame's fragment holds audio samples."""
         return np.array([len(fragment) > 0 for fragment in self.audio_fragments()], dtype=bool)
 
-    @property
+    @functools.cached_property
     def sound_mask(self) -> np.ndarray:
         """True where the frame's fragment holds sound, above SOUND_FLOOR_DBFS: what coverage counts as audio (a
-        digitally silent track has samples, and carries no evidence)."""
+        digitally silent track has samples, and carries no evidence). Computed once per clip: it reads every
+        fragment back from the track, and coverage, the per-frame table and the inspect page each ask for it."""
         if self.audio is None:
             return np.zeros(self.n, bool)
         return np.array([fragment.holds_sound() for fragment in self.audio_fragments()], dtype=bool)
