@@ -1,6 +1,7 @@
-"""best.onnx: `viper train` exports the fusion model beside best.pt, and `predict_arrays` scores with it in ONNX
-Runtime where viper.runtime chooses onnx: the same scores as torch's forward (1e-4) on real features of bundled
-takes, with frames and whole modalities missing, one clip at a time and several."""
+"""best.onnx: `viper train` exports the fusion model beside best.pt with the checkpoint's other fields, and
+`load_checkpoint` gives it as the model (no torch) where viper.runtime chooses onnx: the same scores as torch's
+forward (1e-4) on real features of bundled takes, with frames and whole modalities missing, one clip at a time and
+several."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 
 from viper import runtime
 from viper.checkpoint import load_checkpoint, predict_arrays, predict_model, torch_load, torch_save_atomic
-from viper.fusion_onnx import DIGEST_KEY, file_sha256, onnx_file, predict_onnx
+from viper.fusion_onnx import DIGEST_KEY, FusionOnnx, file_sha256, load_twin, onnx_file
 from viper.jobs.train import TrainConfig, train
 from viper.model import Perceiver, model_config
 from viper.store import FeatureStore
@@ -57,7 +58,7 @@ def run(request, store, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx-run")
     settings = {"epochs": 2, "lr": 1e-3, "batch_size": 2, "device": "cpu", "allow_shared_people": True}
     train(store, out, TrainConfig(**settings, **RUNS[request.param]))
-    anchored = load_checkpoint(out).model.config.anchor_start >= 0
+    anchored = load_checkpoint(out, runtime="torch").model.config.anchor_start >= 0
     assert anchored == RUNS[request.param].get("anchor", True)  # RAVDESS' emotions include the basic ones
     return out
 
@@ -74,45 +75,50 @@ def masks_cases(masks: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def real_tokens(run: Path, store: Path) -> tuple[np.ndarray, np.ndarray]:
-    bundle = load_checkpoint(run)
+    bundle = load_checkpoint(run, runtime="torch")
     splits = [load_split(FeatureStore.open(store), bundle.keys, split) for split in ("train", "test")]
     return np.concatenate([s.tokens for s in splits]), np.concatenate([s.modality_masks for s in splits])
 
 
-def test_train_writes_best_onnx_of_best_pt(run):
-    bundle = load_checkpoint(run)
-    assert onnx_file(bundle.path) == run / "best.onnx"
-    assert bundle.onnx_twin is not None
-    assert bundle.onnx_twin.get_modelmeta().custom_metadata_map[DIGEST_KEY] == file_sha256(run / "best.pt")
+def test_train_writes_best_onnx_of_best_pt_with_its_fields(run):
+    twin = load_checkpoint(run)
+    assert isinstance(twin.model, FusionOnnx)  # onnx is the CPU's runtime: best.pt's weights are not loaded
+    assert onnx_file(twin.path) == run / "best.onnx"
+    labels = twin.model.runner.get_modelmeta().custom_metadata_map
+    assert labels[DIGEST_KEY] == file_sha256(run / "best.pt")
+    torch_bundle = load_checkpoint(run, runtime="torch")
+    for field in ("emotions", "features", "n_frames", "train_config", "info", "path", "keys"):
+        assert getattr(twin, field) == getattr(torch_bundle, field), field
+    assert twin.model.token_dims == tuple(torch_bundle.model.token_dims)
+    assert twin.model.num_outputs == len(twin.emotions)
     assert not list(run.glob(".best.onnx.*"))  # written atomically: no temp file left
 
 
 def test_onnx_scores_as_torch_one_clip_and_several(run, store):
-    bundle = load_checkpoint(run)
+    twin, torch_bundle = load_checkpoint(run), load_checkpoint(run, runtime="torch")
     tokens, extracted = real_tokens(run, store)
     assert len(tokens) == 4 and extracted.any()
     for case, masks in masks_cases(extracted).items():
-        expected = predict_model(bundle.model, tokens, masks)
-        several = predict_onnx(bundle.onnx_twin, tokens, masks)
-        one_by_one = np.concatenate([predict_onnx(bundle.onnx_twin, tokens[i : i + 1], masks[i : i + 1])
+        expected = predict_model(torch_bundle.model, tokens, masks)
+        several = predict_arrays(twin, tokens, masks)
+        one_by_one = np.concatenate([predict_arrays(twin, tokens[i : i + 1], masks[i : i + 1])
                                      for i in range(len(tokens))])
         np.testing.assert_allclose(several, expected, atol=1e-4, rtol=0, err_msg=case)
         np.testing.assert_allclose(one_by_one, expected, atol=1e-4, rtol=0, err_msg=case)
     frame_masks = extracted.all(-1)  # a mask per frame, as a caller without modality masks passes
-    np.testing.assert_allclose(predict_arrays(bundle, tokens, frame_masks), predict_model(bundle.model, tokens,
-                                                                                          frame_masks), atol=1e-4)
+    np.testing.assert_allclose(predict_arrays(twin, tokens, frame_masks),
+                               predict_model(torch_bundle.model, tokens, frame_masks), atol=1e-4)
 
 
-def test_predict_arrays_runs_onnx_where_the_runtime_is_onnx(run, store):
-    bundle = load_checkpoint(run)
-    tokens, masks = real_tokens(run, store)
+def test_the_runtime_chooses_the_model(run):
     assert runtime.choose("cpu") == "onnx"  # onnxruntime is a dependency
-    np.testing.assert_array_equal(predict_arrays(bundle, tokens, masks), predict_onnx(bundle.onnx_twin, tokens, masks))
+    assert isinstance(load_checkpoint(run).model, FusionOnnx)
     try:
         runtime.force("torch")
-        np.testing.assert_array_equal(predict_arrays(bundle, tokens, masks), predict_model(bundle.model, tokens, masks))
+        assert isinstance(load_checkpoint(run).model, Perceiver)
     finally:
         runtime.force(None)
+    assert isinstance(load_checkpoint(run, runtime="torch").model, Perceiver)
 
 
 def test_a_run_without_best_onnx_or_with_a_stale_one_scores_with_torch(run, store, tmp_path):
@@ -121,7 +127,7 @@ def test_a_run_without_best_onnx_or_with_a_stale_one_scores_with_torch(run, stor
     shutil.copytree(run, old)
     (old / "best.onnx").unlink()  # a run trained before viper wrote it
     bundle = load_checkpoint(old)
-    assert bundle.onnx_twin is None
+    assert isinstance(bundle.model, Perceiver)
     np.testing.assert_array_equal(predict_arrays(bundle, tokens, masks), predict_model(bundle.model, tokens, masks))
 
     stale = tmp_path / "stale"
@@ -130,8 +136,9 @@ def test_a_run_without_best_onnx_or_with_a_stale_one_scores_with_torch(run, stor
     payload["model_state"] = {name: value + 0.01 if value.is_floating_point() else value
                               for name, value in payload["model_state"].items()}  # best.pt written since
     torch_save_atomic(payload, stale / "best.pt")
+    assert load_twin(stale / "best.pt") is None
     bundle = load_checkpoint(stale)
-    assert bundle.onnx_twin is None
+    assert isinstance(bundle.model, Perceiver)
     np.testing.assert_array_equal(predict_arrays(bundle, tokens, masks), predict_model(bundle.model, tokens, masks))
 
 

@@ -23,25 +23,37 @@ from viper.extractors.expression_general import (
 )
 from viper.general_model import anchoring, pool_expressions
 from viper.jobs.demo import demo_clips
-from viper.model import Perceiver, model_config
+from viper.model import Perceiver, model_config, pool_expressions_torch
 
 
-def _frames(*rows) -> torch.Tensor:
-    return torch.tensor([rows], dtype=torch.float32)
+def _frames(*rows) -> np.ndarray:
+    return np.array([rows], dtype=np.float32)
 
 
 def test_pooling_is_the_mean_log_probability_so_a_neutral_clip_stays_neutral():
     neutral = [0.9, 0.04, 0.01, 0.01, 0.01, 0.01, 0.02]
     happy = [0.1, 0.85, 0.01, 0.01, 0.01, 0.01, 0.01]
     probs = _frames(neutral, happy, neutral, neutral, happy)
-    valid = torch.tensor([[True, True, True, True, False]])
+    valid = np.array([[True, True, True, True, False]])
     pooled = pool_expressions(probs, valid)[0]  # the 4 valid frames' normalised geometric mean
-    expected = torch.softmax(torch.log(probs[0, :4]).mean(0), dim=0)
-    assert torch.allclose(pooled, expected, atol=1e-6) and int(pooled.argmax()) == 0
-    assert int(pool_expressions(_frames(neutral, happy, happy), torch.ones(1, 3, dtype=torch.bool))[0].argmax()) == 1
-    still = pool_expressions(_frames(*[neutral] * 6), torch.ones(1, 6, dtype=torch.bool))[0]
-    assert torch.allclose(still, torch.tensor(neutral), atol=1e-6)  # a still neutral face is a neutral clip
-    assert torch.allclose(pool_expressions(probs, torch.zeros(1, 5, dtype=torch.bool))[0], torch.full((7,), 1 / 7))
+    expected = torch.softmax(torch.log(torch.from_numpy(probs[0, :4])).mean(0), dim=0).numpy()
+    assert np.allclose(pooled, expected, atol=1e-6) and int(pooled.argmax()) == 0
+    assert int(pool_expressions(_frames(neutral, happy, happy), np.ones((1, 3), bool))[0].argmax()) == 1
+    still = pool_expressions(_frames(*[neutral] * 6), np.ones((1, 6), bool))[0]
+    assert np.allclose(still, neutral, atol=1e-6)  # a still neutral face is a neutral clip
+    assert np.allclose(pool_expressions(probs, np.zeros((1, 5), bool))[0], np.full(7, 1 / 7))
+
+
+def test_the_torch_pooling_inside_trained_models_is_the_general_models():
+    """general_model.pool_expressions (numpy: prediction without torch) and model.pool_expressions_torch (inside an
+    anchored model and its best.onnx) give the same clip probabilities, a clip without valid frames included."""
+    generator = np.random.default_rng(0)
+    probs = generator.dirichlet(np.ones(7), size=(4, 9)).astype(np.float32)
+    probs[1, :, 3] = 0.0  # a class a frame gives no probability: clamped, not -inf
+    valid = generator.random((4, 9)) > 0.3
+    valid[2] = False
+    expected = pool_expressions_torch(torch.from_numpy(probs), torch.from_numpy(valid)).numpy()
+    np.testing.assert_allclose(pool_expressions(probs, valid), expected, atol=1e-6, rtol=0)
 
 
 def test_prior_shift_raises_the_rare_classes_and_keeps_a_distribution():
@@ -135,7 +147,7 @@ def test_an_anchored_model_starts_as_the_general_model_and_no_mask_removes_the_p
     model = Perceiver(token_dims=[3, 7], num_outputs=4, config=config).eval()
     expression = torch.softmax(torch.randn(2, 6, 7), dim=-1)
     tokens = torch.cat([torch.randn(2, 6, 3), expression], dim=-1)
-    general = pool_expressions(expression, torch.ones(2, 6, dtype=torch.bool))
+    general = pool_expressions_torch(expression, torch.ones(2, 6, dtype=torch.bool))
     expected = torch.stack([general[:, 0], torch.zeros(2), general[:, 1], general[:, 2]], dim=1)
     masks = torch.ones(2, 6, 2, dtype=torch.bool)
     with torch.no_grad():
@@ -156,7 +168,7 @@ def test_anchored_training_round_trips_through_the_checkpoint(tmp_path):
                                  ("happy", "sad", "calm"), n_clips=36, n_frames=6)
     result = train(store.root, tmp_path / "run", TrainConfig(modalities=["fau", "expression"], epochs=3, lr=1e-3,
                                                                       batch_size=8, device="cpu"))
-    bundle = load_checkpoint(result.checkpoint)
+    bundle = load_checkpoint(result.checkpoint, runtime="torch")
     assert bundle.model.config.anchor_start == 5 and bundle.model.config.anchor_map == (1, 2, -1)
     data = load_split(store, bundle.keys, "test")
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -164,7 +176,7 @@ def test_anchored_training_round_trips_through_the_checkpoint(tmp_path):
     again = predict_arrays(bundle, data.tokens, data.modality_masks)
     assert np.allclose(again, predict_arrays(load_checkpoint(result.checkpoint), data.tokens, data.modality_masks))
     plain = train(store.root, tmp_path / "plain", TrainConfig(epochs=1, device="cpu", anchor=False))
-    assert load_checkpoint(plain.checkpoint).model.config.anchor_start == -1
+    assert load_checkpoint(plain.checkpoint, runtime="torch").model.config.anchor_start == -1
 
 
 def test_per_frame_table_names_every_value_and_matches_the_clip_scores(tmp_path):

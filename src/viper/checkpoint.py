@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import io
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +35,11 @@ GENERAL_MODEL = Path("viper general model")  # what a prediction names as its mo
 
 @dataclass
 class ModelBundle:
-    """A trained model with what it needs to be used: emotions, feature identities (token order), N."""
+    """A trained model with what it needs to be used: emotions, feature identities (token order), N. `model` is a
+    torch Perceiver, or what scores without torch: the run's best.onnx (fusion_onnx.FusionOnnx) or the general
+    model; each has `token_dims` and `num_outputs`."""
 
-    model: Perceiver
+    model: Any
     emotions: list[str]
     features: list[FeatureSpec]  # of each modality, in token order
     n_frames: int
@@ -49,14 +50,6 @@ class ModelBundle:
     @property
     def keys(self) -> list[str]:
         return [feature.key for feature in self.features]
-
-    @cached_property
-    def onnx_twin(self) -> Any | None:
-        """The ONNX Runtime session of the run's best.onnx when it holds this checkpoint's weights (checked once
-        per bundle), else None (a run trained before viper wrote it, or a best.pt written since)."""
-        from .fusion_onnx import twin_session
-
-        return twin_session(self.path)
 
 
 def torch_save_atomic(payload: dict[str, Any], path: Path) -> None:
@@ -134,10 +127,23 @@ def _load_problem(error: Exception) -> str:
     return lines[0].split(". ")[0]
 
 
-def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu") -> ModelBundle:
+def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu",
+                    runtime: str | None = None) -> ModelBundle:
     """Rebuild the trained model from a run folder (its best.pt) or a checkpoint file, in eval mode; a file that
-    does not hold a whole, consistent checkpoint is a ViperError saying what is wrong."""
+    does not hold a whole, consistent checkpoint is a ViperError saying what is wrong. Where viper.runtime chooses
+    onnx (`runtime`, else the process's choice for `device`) and the run has a best.onnx of the same weights, that
+    is the model, and torch is not imported."""
     file = checkpoint_file(run_or_file)  # first: a wrong path is refused without importing torch
+    from .runtime import choose
+
+    if choose(str(device), runtime) == "onnx":
+        from .fusion_onnx import load_twin, onnx_file
+
+        if (twin := load_twin(file)) is not None:
+            model, fields = twin
+            emotions, _, specs = checked_fields(onnx_file(file), fields)
+            return ModelBundle(model=model, emotions=emotions, features=specs, n_frames=fields["n_frames"],
+                               train_config=fields["train_config"], info=fields["info"], path=file)
     from .model import Perceiver, PerceiverConfig
 
     payload = torch_load(file, "a viper checkpoint", "give the best.pt of a run made by `viper train`")
@@ -146,13 +152,8 @@ def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu")
     missing = [key for key in CHECKPOINT_KEYS if key not in payload]
     if missing:
         raise ViperError(f"{file}: an incomplete viper checkpoint, without {', '.join(missing)}; train again")
-    emotions, dims, features = payload["emotions"], payload["token_dims"], payload["features"]
-    if not (isinstance(emotions, list) and emotions and all(isinstance(name, str) for name in emotions)):
-        raise ViperError(f"{file}: the checkpoint's emotions are not a list of names: {emotions!r}")
-    if not (isinstance(features, list) and isinstance(dims, list) and len(features) == len(dims)):
-        raise ViperError(f"{file}: the checkpoint's features {features!r} do not match its token widths {dims!r}")
+    emotions, dims, specs = checked_fields(file, payload)
     try:
-        specs = [FeatureSpec.from_dict(record) for record in features]
         model = Perceiver(token_dims=dims, num_outputs=len(emotions),
                           config=from_dict(PerceiverConfig, payload["model_config"]))
     except (ViperError, TypeError, ValueError, RuntimeError) as error:
@@ -176,6 +177,27 @@ def load_checkpoint(run_or_file: Path | str, device: str | torch.device = "cpu")
         info=payload["info"],
         path=file,
     )
+
+
+def twin_fields(bundle: ModelBundle) -> dict[str, Any]:
+    """What a run's best.onnx carries of its checkpoint beside the weights (JSON), so scoring needs no best.pt."""
+    return {"format": CHECKPOINT_FORMAT, "token_dims": list(bundle.model.token_dims), "emotions": bundle.emotions,
+            "features": [feature.to_dict() for feature in bundle.features], "n_frames": bundle.n_frames,
+            "train_config": bundle.train_config, "info": bundle.info}
+
+
+def checked_fields(file: Path, payload: dict[str, Any]) -> tuple[list[str], list[int], list[FeatureSpec]]:
+    """A checkpoint's emotions, token widths and feature identities, refused with the reason where they do not
+    describe a model (best.pt, or the copy a best.onnx carries)."""
+    emotions, dims, features = payload["emotions"], payload["token_dims"], payload["features"]
+    if not (isinstance(emotions, list) and emotions and all(isinstance(name, str) for name in emotions)):
+        raise ViperError(f"{file}: the checkpoint's emotions are not a list of names: {emotions!r}")
+    if not (isinstance(features, list) and isinstance(dims, list) and len(features) == len(dims)):
+        raise ViperError(f"{file}: the checkpoint's features {features!r} do not match its token widths {dims!r}")
+    try:
+        return emotions, dims, [FeatureSpec.from_dict(record) for record in features]
+    except (ViperError, TypeError, ValueError) as error:
+        raise ViperError(f"{file}: its feature settings are not this viper's ({error})") from error
 
 
 def _weight_problems(expected: dict[str, Any], found: Any, show: int = 3) -> list[str]:
@@ -204,7 +226,7 @@ def general_model_bundle(frames: int = 32, device: str = "cpu") -> ModelBundle:
 
     extraction = Extraction(ExtractConfig(frames=frames, extractors=["expression:general"], device=device))
     return ModelBundle(
-        model=GeneralModel().to(device).eval(),
+        model=GeneralModel(),
         emotions=list(BASIC_EMOTIONS),
         features=[extraction.spec(extractor) for extractor in extraction.extractors],
         n_frames=frames,
@@ -257,23 +279,13 @@ def predict_model(model: torch.nn.Module, tokens: np.ndarray, mask: np.ndarray, 
 
 def predict_arrays(bundle: ModelBundle, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Scores (V, E), columns in `bundle.emotions` order, for tokens from `tokens.build_tokens` in
-    `bundle.keys` order. Pass the per-modality masks (V, N, M) so a missing modality reads as its train mean. Where
-    viper.runtime chooses onnx, a run's best.onnx of the same weights scores them (viper.fusion_onnx), else torch."""
+    `bundle.keys` order. Pass the per-modality masks (V, N, M) so a missing modality reads as its train mean. A
+    torch model runs its forward; the general model and a run's best.onnx (see `load_checkpoint`) run without
+    torch."""
     expected = sum(bundle.model.token_dims)
     if tokens.ndim != 3 or tokens.shape[-1] != expected:
         raise ValueError(f"tokens must be (V, N, {expected}) for {bundle.path}, got {tokens.shape}")
-    if _runs_onnx(bundle):
-        from .fusion_onnx import predict_onnx
-
-        masks = mask if mask.ndim == 3 else np.broadcast_to(mask[..., None], (*mask.shape, len(bundle.features)))
-        return predict_onnx(bundle.onnx_twin, tokens, masks)
-    return predict_model(bundle.model, tokens, mask)
-
-
-def _runs_onnx(bundle: ModelBundle) -> bool:
-    """Whether ONNX Runtime scores for the bundle: viper.runtime chooses onnx for its device and the run has a
-    best.onnx of the same weights; else torch's forward."""
-    from .runtime import choose
-
-    parameter = next(iter(bundle.model.parameters()), None)  # the general model has none, and no best.onnx
-    return parameter is not None and choose(str(parameter.device)) == "onnx" and bundle.onnx_twin is not None
+    if hasattr(bundle.model, "state_dict"):  # a torch module
+        return predict_model(bundle.model, tokens, mask)
+    masks = mask if mask.ndim == 3 else np.broadcast_to(mask[..., None], (*mask.shape, len(bundle.features)))
+    return bundle.model(tokens, masks)

@@ -1,8 +1,9 @@
 """A trained fusion model exported to ONNX beside its checkpoint (RUN/best.onnx), so that scoring on the CPU runs
-ONNX Runtime instead of torch's forward (`checkpoint.predict_arrays`).
+ONNX Runtime instead of torch's forward, and needs no torch at all (`checkpoint.load_checkpoint`).
 
-The .onnx records the sha256 of the best.pt it was exported from: a run from before viper wrote it, or a best.pt
-written since (a run going on, or continued), has no twin and is scored by torch as before. Exported as the
+The .onnx records the sha256 of the best.pt it was exported from and the checkpoint's other fields (emotions,
+features, N, settings) as JSON: a run from before viper wrote them, or a best.pt written since (a run going on, or
+continued), has no twin and is scored by torch as before. Exported as the
 default networks are (scripts/export_onnx.py): TorchScript exporter, opset 17, float32, a dynamic batch axis; the
 frame axis is the checkpoint's N. Tokens (b, N, Σd) float32 and per-modality masks (b, N, M) bool -> scores (b, E).
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 EXAMPLE_BATCH = 16  # traced at the paper's batch: where the two cross-attention paths differ, the one cheaper there
 DIGEST_KEY = "viper_checkpoint_sha256"
+FIELDS_KEY = "viper_checkpoint"  # the checkpoint's fields but its weights, as JSON
 PROTOBUF_LIMIT = 2**31  # bytes: one .onnx file holds at most this much (larger needs external data files)
 
 
@@ -41,9 +45,10 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def export_fusion(model: Perceiver, n_frames: int, checkpoint: Path) -> Path | None:
+def export_fusion(model: Perceiver, n_frames: int, checkpoint: Path, fields: dict[str, Any]) -> Path | None:
     """Write `checkpoint`'s twin .onnx atomically from `model` (the weights checkpoint holds), labelled with the
-    checkpoint's sha256; None, with a log line, for a model too large for one .onnx file (torch scores it)."""
+    checkpoint's sha256 and its `fields` (JSON: what scoring needs beside the weights); None, with a log line, for
+    a model too large for one .onnx file (torch scores it)."""
     import torch
 
     size = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
@@ -63,7 +68,8 @@ def export_fusion(model: Perceiver, n_frames: int, checkpoint: Path) -> Path | N
                           dynamic_axes={name: {0: "batch"} for name in ("tokens", "masks", "scores")},
                           do_constant_folding=True)
     path = onnx_file(checkpoint)
-    atomic_write_bytes(path, buffer.getvalue() + metadata_entry(DIGEST_KEY, file_sha256(checkpoint)))
+    labels = metadata_entry(DIGEST_KEY, file_sha256(checkpoint)) + metadata_entry(FIELDS_KEY, json.dumps(fields))
+    atomic_write_bytes(path, buffer.getvalue() + labels)
     return path
 
 
@@ -87,18 +93,35 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def twin_session(checkpoint: Path) -> Any | None:
-    """The ONNX Runtime session of `checkpoint`'s twin .onnx, or None when there is none or it was exported from
-    other weights than the checkpoint's (its recorded sha256 differs)."""
+def load_twin(checkpoint: Path) -> tuple[FusionOnnx, dict[str, Any]] | None:
+    """`checkpoint`'s twin as a model and the checkpoint fields it carries, or None when there is none, it was
+    exported from other weights than the checkpoint's (its recorded sha256 differs), or it carries no fields (a
+    viper before they were written)."""
     path = onnx_file(checkpoint)
     if not path.is_file():
         return None
     runner = session(path)
-    recorded = runner.get_modelmeta().custom_metadata_map.get(DIGEST_KEY)
-    if recorded != file_sha256(checkpoint):
+    labels = runner.get_modelmeta().custom_metadata_map
+    if labels.get(DIGEST_KEY) != file_sha256(checkpoint):
         log.info("%s was exported from other weights than %s; scoring with torch", path, checkpoint.name)
         return None
-    return runner
+    if FIELDS_KEY not in labels:
+        return None
+    fields = json.loads(labels[FIELDS_KEY])
+    return FusionOnnx(runner, tuple(fields["token_dims"]), len(fields["emotions"])), fields
+
+
+@dataclass(frozen=True)
+class FusionOnnx:
+    """A trained fusion model in ONNX Runtime, called as the general model is: tokens (V, N, Σd) and per-modality
+    masks (V, N, M) -> scores (V, E)."""
+
+    runner: Any
+    token_dims: tuple[int, ...]
+    num_outputs: int
+
+    def __call__(self, tokens: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return predict_onnx(self.runner, tokens, masks)
 
 
 def session(path: Path) -> Any:

@@ -9,37 +9,41 @@ A clip without any face gets the uniform distribution (no evidence), and its pre
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+import numpy as np
 
 from .extractors.expression_general import BASIC_EMOTIONS
 
 
-def pool_expressions(probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def pool_expressions(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(B, N, 7) per-frame probabilities and (B, N) validity -> (B, 7) clip probabilities: the softmax of the mean
-    log-probability over the valid frames; uniform where a clip has no valid frame."""
-    weights = valid.to(probs.dtype)[..., None]
-    log_probs = torch.log(probs.clamp(min=1e-12)) * weights
-    mean = log_probs.sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-    pooled = torch.softmax(mean, dim=-1)
-    uniform = torch.full_like(pooled, 1.0 / probs.shape[-1])
-    return torch.where(valid.any(dim=1, keepdim=True), pooled, uniform)
+    log-probability over the valid frames; uniform where a clip has no valid frame. numpy, so a prediction needs
+    no torch; `model.pool_expressions_torch` is its twin inside a trained model's graph (tested equal)."""
+    probs = np.asarray(probs, np.float32)
+    weights = np.asarray(valid, np.float32)[..., None]
+    log_probs = np.log(np.maximum(probs, 1e-12)) * weights
+    mean = log_probs.sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+    shifted = np.exp(mean - mean.max(axis=-1, keepdims=True))
+    pooled = shifted / shifted.sum(axis=-1, keepdims=True)
+    uniform = np.full_like(pooled, 1.0 / probs.shape[-1])
+    return np.where(np.asarray(valid).any(axis=1, keepdims=True), pooled, uniform)
 
 
-def expression_validity(values: torch.Tensor) -> torch.Tensor:
+def expression_validity(values: np.ndarray) -> np.ndarray:
     """Frames whose expression evidence is present: its probabilities sum to 1 (masked frames hold zeros)."""
-    return values.sum(dim=-1) > 0.5
+    return np.asarray(values).sum(axis=-1) > 0.5
 
 
-class GeneralModel(nn.Module):
-    """Tokens holding only `expression:general` (B, N, 7) -> clip probabilities (B, 7), in BASIC_EMOTIONS order."""
+class GeneralModel:
+    """Tokens holding only `expression:general` (B, N, 7) and masks (B, N) or (B, N, 1) -> clip probabilities
+    (B, 7), in BASIC_EMOTIONS order."""
 
     token_dims = (len(BASIC_EMOTIONS),)
     num_outputs = len(BASIC_EMOTIONS)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        frame_mask = mask if mask.dim() == 2 else mask.all(dim=-1)
-        values = tokens.float()
+    def __call__(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        mask = np.asarray(mask, bool)
+        frame_mask = mask if mask.ndim == 2 else mask.all(axis=-1)
+        values = np.asarray(tokens, np.float32)
         return pool_expressions(values, frame_mask & expression_validity(values))
 
 

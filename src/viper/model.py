@@ -337,12 +337,21 @@ class Perceiver(nn.Module):
     def prior(self, tokens: torch.Tensor) -> torch.Tensor:
         """The general model's probability of each output's basic emotion (0 for outputs without one), read from
         the raw expression values: no mask or modality dropout removes it."""
-        from .general_model import expression_validity, pool_expressions
-
         start = self.config.anchor_start
         values = tokens[..., start : start + len(BASIC_EMOTIONS)].float()
-        pooled = pool_expressions(values, expression_validity(values))
+        pooled = pool_expressions_torch(values, values.sum(dim=-1) > 0.5)  # frames with expression evidence
         return pooled[:, self.anchor_index] * self.anchor_used
+
+
+def pool_expressions_torch(probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """general_model.pool_expressions in torch, inside the graph a trained model (and its best.onnx) runs: the
+    softmax of the mean log-probability over the valid frames, uniform where a clip has none."""
+    weights = valid.to(probs.dtype)[..., None]
+    log_probs = torch.log(probs.clamp(min=1e-12)) * weights
+    mean = log_probs.sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    pooled = torch.softmax(mean, dim=-1)
+    uniform = torch.full_like(pooled, 1.0 / probs.shape[-1])
+    return torch.where(valid.any(dim=1, keepdim=True), pooled, uniform)
 
 
 def frame_encoding(n_frames: int, dim: int, *, device=None, dtype=torch.float32) -> torch.Tensor:

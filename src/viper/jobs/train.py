@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_checkpoint, predict_model, save_checkpoint, torch_load, torch_save_atomic
+from ..checkpoint import load_checkpoint, predict_model, save_checkpoint, torch_load, torch_save_atomic, twin_fields
 from ..config import save_config, to_dict
 from ..errors import SettingError, ViperError
 from ..fusion_onnx import export_fusion
@@ -266,12 +266,14 @@ def _train(features: Path | str, out: Path, config: TrainConfig, hook: Hook | No
         writer.close()
     if best["epoch"] == 0:
         raise ViperError(f"{out}: no epoch was trained (epochs = {config.epochs})")
-    kept = load_checkpoint(out / "best.pt", device).model
+    kept_bundle = load_checkpoint(out / "best.pt", device, runtime="torch")
+    kept = kept_bundle.model
     moved = None
     if anchor:  # measured with the kept model (best.pt), on dev where there is one
         moved = (anchor_movement(kept, dev_data, "dev") if dev_data is not None
                  else anchor_movement(kept, train_data, "train"))
-    export_fusion(kept, store.n_frames, out / "best.pt")  # once per run: an export costs about an epoch of the demo
+    # once per run: an export costs about an epoch of the demo
+    export_fusion(kept, store.n_frames, out / "best.pt", twin_fields(kept_bundle))
     return TrainResult(out, out / "best.pt", best["epoch"], best["pearson"], len(history), history, moved)
 
 
