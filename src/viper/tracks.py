@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .assignment import min_cost_assignment
 from .backbones.face_api_recognition import DIM, INPUT_SIZE, SAME_PERSON
 from .faces import FACE_API_CROP, Face, crop_square
 
@@ -135,13 +136,7 @@ class Tracker:
         allowed = (distance < self.threshold) | ((distance < self.continuing_threshold) & (overlap >= self.min_overlap))
         cost = np.where(allowed, distance + OVERLAP_WEIGHT * (1 - overlap), FORBIDDEN)
         matches: list[Track | None] = [None] * len(faces)
-        if min(cost.shape) == 1:  # one face or one person: the cheapest pair is the assignment (scipy not needed)
-            pairs = [np.unravel_index(int(cost.argmin()), cost.shape)]
-        else:
-            from scipy.optimize import linear_sum_assignment
-
-            pairs = zip(*linear_sum_assignment(cost), strict=True)
-        for row, col in pairs:
+        for row, col in min_cost_assignment(cost):
             if allowed[row, col]:
                 matches[row] = self.tracks[col]
         return matches
