@@ -31,10 +31,18 @@ _sessions: dict[tuple[str, int], Any] = {}
 _lock = threading.Lock()
 
 
+def installed(package: str) -> bool:
+    """Whether `package` can be found (an import hook that refuses it counts as absent)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ImportError:
+        return False
+
+
 def onnxruntime_installed() -> bool:
     """Whether onnxruntime is installed. An install that is there but fails to import raises here rather than
     falling back to torch unnoticed."""
-    if importlib.util.find_spec("onnxruntime") is None:
+    if not installed("onnxruntime"):
         return False
     import onnxruntime  # noqa: F401  (a broken install fails loudly)
 
@@ -79,6 +87,9 @@ def choose(device: str = "cpu", runtime: str | None = None) -> str:
                                "off the CPU)")
         if not onnxruntime_installed():
             raise SettingError("runtime", "onnx needs onnxruntime: pip install onnxruntime")
+    elif not installed("torch"):
+        raise SettingError("runtime", 'torch needs PyTorch, which this install lacks: pip install '
+                           '"viper-emotion[train]"')
     return wanted
 
 
