@@ -38,7 +38,7 @@ def keras_weights(h5) -> dict[str, dict[str, np.ndarray]]:
 
 
 def torch_state(k: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Keras layers -> the state_dict names of viper.backbones.mini_xception.MiniXception (torch layouts)."""
+    """Keras layers -> the state_dict names of viper.backbones.mini_xception_net.MiniXception (torch layouts)."""
     state: dict[str, np.ndarray] = {}
 
     def conv(name: str, layer: str) -> None:
@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from viper.backbones.mini_xception import load_mini_xception, preprocess
+    from viper.backbones.mini_xception import preprocess
+    from viper.backbones.mini_xception_net import load_mini_xception
 
     model = load_mini_xception(weights=args.out)
     rng = np.random.default_rng(0)
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     kept: list[str] = []
     if args.faces:
         kept, faces = faces_from_images(args.faces)
-        checks["faces"] = preprocess(faces)
+        checks["faces"] = torch.from_numpy(preprocess(faces))
     worst = 0.0
     for label, x in checks.items():
         with torch.no_grad():

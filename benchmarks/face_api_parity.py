@@ -65,7 +65,7 @@ def main() -> int:
     ours = torch_outputs(faces)
     batch = (faces * (args.batch // len(faces) + 1))[: args.batch]
     for net, size in SIZES.items():
-        prepared = expression.prepare(faces, size).permute(0, 2, 3, 1).numpy()
+        prepared = expression.prepare(faces, size).transpose(0, 2, 3, 1)
         diff = np.abs(ours[net] - reference[f"{net}_out"]).max()
         if net == "expression":
             agreement = f"same class {np.mean(ours[net].argmax(1) == reference[f'{net}_out'].argmax(1)):.1%}"

@@ -5,7 +5,7 @@ library and numpy: openvino is never needed, nor imported. Every subgraph of the
 (int8 weights -> Convert -> Subtract zero point -> Multiply scale; fp16 BatchNorm and bias constants -> Convert;
 FakeQuantize of a constant, if any) is folded into float32 arrays, computed in float32 as OpenVINO does, and the
 arrays the network reads are written under the state_dict names of
-viper.backbones.affectnet_emotions.AffectNetEmotions. Of the FakeQuantize nodes on activations only the range is
+viper.backbones.affectnet_emotions_net.AffectNetEmotions. Of the FakeQuantize nodes on activations only the range is
 kept (`*.range`: the port clamps there and runs float activations; why, with figures, in the module's docstring).
 
 The check (unless --no-check) runs the port against an independent reference: this file's interpreter of the IR
@@ -271,7 +271,8 @@ def check(graph: Graph, weights: Path, mode: str = "clamp") -> float:
     agreement."""
     import torch
 
-    from viper.backbones.affectnet_emotions import AffectNetEmotions, preprocess
+    from viper.backbones.affectnet_emotions import preprocess
+    from viper.backbones.affectnet_emotions_net import AffectNetEmotions
 
     model = AffectNetEmotions()
     with np.load(weights) as arrays:
@@ -279,7 +280,7 @@ def check(graph: Graph, weights: Path, mode: str = "clamp") -> float:
     model.eval()
     rng = np.random.default_rng(0)
     inputs = {"random": torch.from_numpy(rng.uniform(0, 255, (16, 3, 64, 64)).astype(np.float32)),
-              "faces": preprocess(demo_faces())}
+              "faces": torch.from_numpy(preprocess(demo_faces()))}
     worst = 0.0
     for label, x in inputs.items():
         with torch.no_grad():

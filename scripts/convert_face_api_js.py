@@ -4,8 +4,8 @@ Dev-time only; TensorFlow.js is never needed. Each network's `*-weights_manifest
 order they lie in the `.bin` file, with shape and, for most, uint8 quantisation: a tensor is read and
 dequantised as TensorFlow.js's io.decodeWeights does (q * scale + min in float64, stored as float32), moved from
 TensorFlow's layouts to PyTorch's (conv filters HWIO -> OIHW, depthwise HWC1 -> C1HW, dense (in, out) -> (out,
-in)) and written under the state_dict names of viper.backbones.face_api_expression.FaceExpressionNet and
-face_api_recognition.FaceRecognitionNet. Storage is float32: dequantised weights sit on a grid float16 cannot
+in)) and written under the state_dict names of viper.backbones.face_api_expression_net.FaceExpressionNet and
+face_api_recognition_net.FaceRecognitionNet. Storage is float32: dequantised weights sit on a grid float16 cannot
 hold, which would move the outputs by ~1e-4. The check loads both files into the modules strictly.
 
 Parity with TensorFlow.js running the original files: tests/test_face_api_js.py, benchmarks/face_api_parity.py.
@@ -105,8 +105,8 @@ def state_dict(folder: Path, net: str) -> dict[str, np.ndarray]:
 def check(outputs: dict[str, Path]) -> None:
     """Each file fills its module exactly (viper's loader rejects a missing or extra array)."""
     from viper.backbones import load_weights
-    from viper.backbones.face_api_expression import FaceExpressionNet
-    from viper.backbones.face_api_recognition import FaceRecognitionNet
+    from viper.backbones.face_api_expression_net import FaceExpressionNet
+    from viper.backbones.face_api_recognition_net import FaceRecognitionNet
 
     models = {"face_expression_model": FaceExpressionNet(), "face_recognition_model": FaceRecognitionNet()}
     for net, model in models.items():

@@ -65,31 +65,31 @@ def _blendshapes():
 
 
 def _mini_xception():
-    from viper.backbones.mini_xception import load_mini_xception
+    from viper.backbones.mini_xception_net import load_mini_xception
 
     return load_mini_xception()
 
 
 def _affectnet():
-    from viper.backbones.affectnet_emotions import load_affectnet_emotions
+    from viper.backbones.affectnet_emotions_net import load_affectnet_emotions
 
     return load_affectnet_emotions()
 
 
 def _face_api_expression():
-    from viper.backbones.face_api_expression import load_face_api_expression
+    from viper.backbones.face_api_expression_net import load_face_api_expression
 
     return load_face_api_expression()
 
 
 def _face_api_recognition():
-    from viper.backbones.face_api_recognition import load_face_api_recognition
+    from viper.backbones.face_api_recognition_net import load_face_api_recognition
 
     return load_face_api_recognition()
 
 
 def _speaker_encoder():
-    from viper.backbones.speaker_encoder import load_speaker_encoder
+    from viper.backbones.speaker_encoder_net import load_speaker_encoder
     from viper.extractors.audio_resemblyzer import load_weights
 
     return load_speaker_encoder(load_weights())

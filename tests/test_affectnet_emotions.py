@@ -9,14 +9,8 @@ import pytest
 import torch
 from conftest import SHARED, needs_shared
 
-from viper.backbones.affectnet_emotions import (
-    CLASSES,
-    WEIGHTS,
-    AffectNetEmotions,
-    classify,
-    load_affectnet_emotions,
-    preprocess,
-)
+from viper.backbones.affectnet_emotions import CLASSES, classify, preprocess
+from viper.backbones.affectnet_emotions_net import WEIGHTS, AffectNetEmotions, load_affectnet_emotions
 
 IR = "models/openvino-emotions-retail-0003/FP16-INT8.xml"
 IR_WHY = "Intel's original INT8 IR, the reference of this parity check; viper ships the weights converted, not the IR"
@@ -72,7 +66,7 @@ def test_preprocess_resizes_to_64_and_feeds_bgr_0_to_255():
     red = np.zeros((100, 100, 3), np.uint8)
     red[..., 0] = 255
     x = preprocess([red, red[:64, :64]])
-    assert x.shape == (2, 3, 64, 64) and x.dtype == torch.float32
+    assert x.shape == (2, 3, 64, 64) and x.dtype == np.float32
     assert (x[:, 2] == 255).all() and (x[:, :2] == 0).all()  # RGB red lands in the last (R of BGR) channel
 
 

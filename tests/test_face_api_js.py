@@ -20,7 +20,9 @@ import torch
 from faces_media import SMILING, SURPRISED, take, take_frames
 
 from viper.backbones import face_api_expression as expression
+from viper.backbones import face_api_expression_net as expression_net
 from viper.backbones import face_api_recognition as recognition
+from viper.backbones import face_api_recognition_net as recognition_net
 from viper.resample import pad_to_square, resize_bilinear_tf
 
 REFERENCE = Path(__file__).resolve().parent / "tfjs_reference"
@@ -104,7 +106,7 @@ def run_tfjs(faces: list[np.ndarray], folder: Path) -> dict:
     for index, face in enumerate(faces):
         np.save(inputs / f"face_{index:02d}.npy", np.ascontiguousarray(face))
     for net, size in SIZES.items():
-        np.save(inputs / f"{net}_input.npy", expression.prepare(faces, size).permute(0, 2, 3, 1).numpy())
+        np.save(inputs / f"{net}_input.npy", expression.prepare(faces, size).transpose(0, 2, 3, 1))
     subprocess.run(["node", str(SCRIPT), str(inputs), str(outputs)], env={**os.environ, "NODE_PATH": str(modules)},
                    check=True, capture_output=True, timeout=900)
     return {path.stem: np.load(path) for path in outputs.glob("*.npy")} | {
@@ -137,15 +139,16 @@ def hopper(one_torch_thread) -> np.ndarray:
 
 
 def test_weights_fit_the_modules_and_load_once():
-    for module, net, count in ((expression, expression.FaceExpressionNet(), 323_687),
-                               (recognition, recognition.FaceRecognitionNet(), 5_614_592)):
+    for module, net, count in ((expression_net, expression_net.FaceExpressionNet(), 323_687),
+                               (recognition_net, recognition_net.FaceRecognitionNet(), 5_614_592)):
         with np.load(module.WEIGHTS, allow_pickle=False) as arrays:
             state = {name: torch.from_numpy(arrays[name]) for name in arrays.files}
         assert all(array.dtype == torch.float32 for array in state.values())
         net.load_state_dict(state, strict=True)
         assert sum(p.numel() for p in net.parameters()) == count  # every tensor of the manifest, none invented
-    assert expression.load_face_api_expression() is expression.load_face_api_expression()
-    assert not recognition.load_face_api_recognition().training
+    assert expression_net.load_face_api_expression() is expression_net.load_face_api_expression()
+    assert not recognition_net.load_face_api_recognition().training
+    assert (expression_net.CLASS_COUNT, recognition_net.DIM) == (len(expression.CLASSES), recognition.DIM)
 
 
 def test_preprocessing_pads_centred_and_resizes_as_tensorflow_js():
@@ -160,8 +163,8 @@ def test_preprocessing_pads_centred_and_resizes_as_tensorflow_js():
     assert resized[0].tolist() == [0, 50, 100, 100] and resized[:, 0].tolist() == [0, 100, 200, 200]
     assert resized[1, 1] == 85  # (0 + 100 + 200 + 40) / 4
     x = expression.prepare([np.full((30, 50, 3), 255, np.uint8)])
-    assert x.shape == (1, 3, 112, 112) and x.dtype == torch.float32
-    assert x[0, :, 56].eq(255).all() and x[0, :, 0].eq(0).all()  # black bands top and bottom, face in between
+    assert x.shape == (1, 3, 112, 112) and x.dtype == np.float32
+    assert (x[0, :, 56] == 255).all() and (x[0, :, 0] == 0).all()  # black bands top and bottom, face in between
 
 
 def test_probabilities_sum_to_one_and_batches_match_single_faces(faces, one_torch_thread):
@@ -210,7 +213,7 @@ def test_matches_face_api_js_on_tensorflow_js(tmp_path, one_torch_thread):
     ours = torch_outputs(crops)
     for net, size in SIZES.items():
         # face-api.js's own NetInput.toBatchTensor gives bit for bit what `prepare` gives
-        assert np.array_equal(reference[f"{net}_batch"], expression.prepare(crops, size).permute(0, 2, 3, 1))
+        assert np.array_equal(reference[f"{net}_batch"], expression.prepare(crops, size).transpose(0, 2, 3, 1))
         diff = np.abs(ours[net] - reference[f"{net}_out"]).max()
         assert diff < 1e-5, (net, diff)  # measured: 4e-7 (probabilities), 2.5e-7 (descriptors)
     assert (ours["expression"].argmax(1) == reference["expression_out"].argmax(1)).all()

@@ -212,7 +212,7 @@ def test_importing_the_face_stack_stays_light():
 def test_mini_xception_pools_and_loads_as_keras_does():
     import torch
 
-    from viper.backbones.mini_xception import load_mini_xception, max_pool_same
+    from viper.backbones.mini_xception_net import load_mini_xception, max_pool_same
 
     # TensorFlow 'same' pooling, 3x3 stride 2: even sizes pad one cell right/bottom, odd ones one on each side
     x = torch.arange(16.0).reshape(1, 1, 4, 4)

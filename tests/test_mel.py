@@ -1,4 +1,5 @@
-"""viper.mel: the Slaney mel scale and filterbank, checked from their definition and against librosa when present."""
+"""viper.mel: the Slaney mel scale and filterbank, checked from their definition and against librosa when present;
+the mel power spectrogram against torch.stft, which computed it before."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from viper.mel import hz_to_mel, mel_filterbank, mel_to_hz
+from viper.mel import hann_window, hz_to_mel, mel_filterbank, mel_power, mel_to_hz
 
 SHAPES = [(16000, 400, 40), (16000, 512, 80), (22050, 2048, 128), (8000, 256, 20)]
 
@@ -50,3 +51,19 @@ def test_filterbank_equals_librosa(sample_rate, n_fft, n_mels):
 
     expected = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
     np.testing.assert_allclose(mel_filterbank(sample_rate, n_fft, n_mels), expected, rtol=2.5e-7, atol=0)
+
+
+def test_mel_power_equals_torch_stft():
+    """The speaker features' spectrogram in numpy is torch.stft's (uncentred, periodic Hann window) through the
+    filterbank, to float32 precision."""
+    torch = pytest.importorskip("torch")
+    signals = np.random.default_rng(0).normal(0, 0.1, (3, 400 + 160 * 20)).astype(np.float32)
+    bank = mel_filterbank(16000, 400, 40)
+    window = torch.hann_window(400, periodic=True)
+    np.testing.assert_allclose(hann_window(400), window.numpy(), atol=3e-7)
+    spectrum = torch.stft(torch.from_numpy(signals), n_fft=400, hop_length=160, window=window, center=False,
+                          return_complex=True)
+    expected = (torch.from_numpy(bank) @ spectrum.abs().square()).transpose(1, 2).numpy()
+    ours = mel_power(signals, bank, 160)
+    assert ours.shape == (3, 21, 40) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6 * expected.max())

@@ -190,12 +190,10 @@ def test_runtime_is_onnx_on_cpu_and_torch_where_forced_or_on_cuda():
         assert runtime.choose("cpu") == "onnx"
         assert runtime.choose("cuda") == runtime.choose("cuda:1") == "torch"
         assert runtime.choose("cpu", "torch") == "torch"
-        assert isinstance(runtime.network(mini_xception.ONNX, "cpu", mini_xception.load_mini_xception),
-                          runtime.OnnxNetwork)
+        assert isinstance(mini_xception.load("cpu"), runtime.OnnxNetwork)
     with forced("torch"):
         assert runtime.choose("cpu") == "torch"
-        assert isinstance(runtime.network(mini_xception.ONNX, "cpu", mini_xception.load_mini_xception),
-                          runtime.TorchNetwork)
+        assert isinstance(mini_xception.load("cpu"), runtime.TorchNetwork)
     with pytest.raises(SettingError, match="runtime"):
         runtime.choose("cuda", "onnx")
     with pytest.raises(SettingError, match="runtime must be one of onnx, torch"):

@@ -1,6 +1,9 @@
 """Small pretrained networks re-implemented in PyTorch, with weights converted once into viper/assets.
 
-Modules here import torch at their top; import them only inside an extractor's `load()`.
+A network's PyTorch module lives in `<name>_net.py`, which imports torch at its top: viper.runtime's torch runtime
+builds it (through the factory `<name>.load` hands to `runtime.network`), and scripts/export_onnx.py exports it.
+`<name>.py` prepares inputs and reads outputs in numpy and imports no torch, so prediction under the onnx runtime
+runs without it.
 """
 
 

@@ -168,11 +168,11 @@ class RuleCaption(Extractor):
         return DIM
 
     def load(self) -> None:
-        from ..backbones.mini_xception import load_mini_xception
+        from ..backbones import mini_xception
 
         self._templates = templates()
         self._vectors = template_embeddings(self._templates)
-        load_mini_xception(self.device)
+        mini_xception.load(self.device)
         if self.config.split_happy_by_mouth:
             from ..backbones.face_mesh import load_face_mesh
 

@@ -138,18 +138,11 @@ class GeneralExpression(Extractor):
 
             raise ViperError(f"expression:general experts must be some of {', '.join(EXPERTS)}; got "
                              f"{', '.join(self.config.experts) or 'none'}")
-        if "fer" in self.config.experts:
-            from ..backbones.mini_xception import load_mini_xception
+        from ..backbones import affectnet_emotions, face_api_expression, mini_xception
 
-            load_mini_xception(self.device)
-        if "affectnet" in self.config.experts:
-            from ..backbones.affectnet_emotions import load_affectnet_emotions
-
-            load_affectnet_emotions(self.device)
-        if "face_api" in self.config.experts:
-            from ..backbones.face_api_expression import load_face_api_expression
-
-            load_face_api_expression(self.device)
+        backbones = {"fer": mini_xception, "affectnet": affectnet_emotions, "face_api": face_api_expression}
+        for name in self.config.experts:
+            backbones[name].load(self.device)
 
     def crop_rule(self, expert: str) -> CropRule:
         return CropRule(*self.config.crops[expert]) if expert in self.config.crops else CROPS[expert]

@@ -42,9 +42,9 @@ class FerFaceImage(Extractor):
         return DIM
 
     def load(self) -> None:
-        from ..backbones.mini_xception import load_mini_xception
+        from ..backbones import mini_xception
 
-        load_mini_xception(self.device)
+        mini_xception.load(self.device)
 
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         from ..backbones.mini_xception import clip_expressions

@@ -130,9 +130,9 @@ class FaceMeshFau(Extractor):
 
         load_face_mesh(self.device)
         if self.config.emotions:
-            from ..backbones.mini_xception import load_mini_xception
+            from ..backbones import mini_xception
 
-            load_mini_xception(self.device)
+            mini_xception.load(self.device)
 
     def extract_batch(self, clips: list[SampledVideo]) -> list[Features]:
         from ..backbones.face_mesh import clip_meshes
