@@ -47,21 +47,21 @@ class Export:
 
 
 def _blazeface():
-    from viper.backbones.blazeface import BlazeFace
+    from viper.backbones.blazeface_net import load_blazeface_net
 
-    return BlazeFace().net
+    return load_blazeface_net()
 
 
 def _face_mesh():
-    from viper.backbones.face_mesh_v2 import FaceMeshV2
+    from viper.backbones.face_mesh_v2_net import load_face_mesh_v2_net
 
-    return FaceMeshV2().net
+    return load_face_mesh_v2_net()
 
 
 def _blendshapes():
-    from viper.backbones.face_blendshapes import FaceBlendshapes
+    from viper.backbones.face_blendshapes_net import load_face_blendshapes_net
 
-    return FaceBlendshapes().net
+    return load_face_blendshapes_net()
 
 
 def _mini_xception():

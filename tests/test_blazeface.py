@@ -1,4 +1,4 @@
-"""The PyTorch BlazeFace (viper.backbones.blazeface) against MediaPipe running the same face_detector.tflite, on real
+"""viper's BlazeFace (viper.backbones.blazeface) against MediaPipe running the same face_detector.tflite, on real
 frames: the same faces, boxes at IoU >= 0.95, scores within 0.02; its raw outputs against TFLite's interpreter."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from conftest import SHARED, SHARED_DATA, needs_shared
 from faces_media import SMILING, SURPRISED, take_frames, two_faces
 from media import sample_frames
 
-from viper.backbones.blazeface import BlazeFace, BlazeFaceNet, letterbox, ssd_anchors, tflite_weights
+from viper.backbones.blazeface import BlazeFace, letterbox, ssd_anchors, weighted_nms
+from viper.backbones.blazeface_net import BlazeFaceNet, load_blazeface_net, tflite_weights
 from viper.jobs.demo import demo_clips
 
 TASK = "models/mediapipe-face-landmarker/face_landmarker.task"
@@ -52,13 +53,24 @@ def detector_tflite(tmp_path_factory):
     return path
 
 
-def test_anchors_and_raw_shapes(model):
+def test_anchors_and_raw_shapes(one_torch_thread):
     anchors = ssd_anchors()
     assert anchors.shape == (896, 2)
-    assert torch.allclose(anchors[:2], torch.tensor([[1 / 32, 1 / 32]] * 2))  # 2 per cell on the 16x16 map
-    assert torch.allclose(anchors[512:518], torch.tensor([[1 / 16, 1 / 16]] * 6))  # 6 per cell on the 8x8 map
-    regressors, logits = model.net(torch.zeros(2, 3, 128, 128))
+    np.testing.assert_array_equal(anchors[:2], [[1 / 32, 1 / 32]] * 2)  # 2 per cell on the 16x16 map
+    np.testing.assert_array_equal(anchors[512:518], [[1 / 16, 1 / 16]] * 6)  # 6 per cell on the 8x8 map
+    regressors, logits = load_blazeface_net()(torch.zeros(2, 3, 128, 128))
     assert regressors.shape == (2, 896, 16) and logits.shape == (2, 896)
+
+
+def test_weighted_nms_takes_equal_scores_in_anchor_order():
+    """Of equal scores the earlier anchor is the best: the first box takes the second (IoU 1/3) and leaves the
+    third, which the second, taken first, would have merged too."""
+    boxes = np.array([[0, 0, 1, 1], [0.5, 0, 1.5, 1], [1, 0, 2, 1]], np.float32)
+    scores = np.array([0.7, 0.7, 0.6], np.float32)
+    kept_boxes, kept_keypoints, kept_scores = weighted_nms(boxes, np.zeros((3, 6, 2), np.float32), scores, 0.3)
+    np.testing.assert_array_equal(kept_scores, scores[1:])
+    np.testing.assert_allclose(kept_boxes, [[0.25, 0, 1.25, 1], [1, 0, 2, 1]], atol=1e-6)
+    assert kept_keypoints.shape == (2, 6, 2)
 
 
 def test_batch_of_mixed_sizes_equals_frame_by_frame(model, demo_frames):
@@ -122,7 +134,7 @@ def test_raw_outputs_match_tflite_interpreter(detector_tflite, demo_frames):
     interpreter.allocate_tensors()
     net = BlazeFaceNet()
     net.load_tflite_weights(tflite_weights())
-    inputs = np.stack([letterbox(frame).numpy() for frame in demo_frames[:3]]).astype(np.float32) / 127.5 - 1
+    inputs = np.stack([letterbox(frame) for frame in demo_frames[:3]]).astype(np.float32) / 127.5 - 1
     with torch.inference_mode():
         regressors, logits = net(torch.from_numpy(inputs).permute(0, 3, 1, 2))
     outputs = {detail["name"]: detail["index"] for detail in interpreter.get_output_details()}

@@ -1,4 +1,4 @@
-"""The PyTorch Face Mesh v2 and blendshapes (viper.backbones.face_mesh_v2, face_blendshapes) against MediaPipe on
+"""viper's Face Mesh v2 and blendshapes (viper.backbones.face_mesh_v2, face_blendshapes) against MediaPipe on
 real frames: raw outputs against TFLite's interpreter on the same face crops, and the whole chain (BlazeFace, the
 face-aligned crop, the mesh, its projection, the blendshapes) against mediapipe's Tasks FaceLandmarker: landmarks
 within 1 % of the face's size, blendshapes within 0.02."""
@@ -17,15 +17,9 @@ from media import sample_frames
 
 from viper.backbones.blazeface import BlazeFace
 from viper.backbones.face_blendshapes import BLENDSHAPE_NAMES, LANDMARK_SUBSET, FaceBlendshapes
-from viper.backbones.face_mesh_v2 import (
-    INPUT_SIZE,
-    FaceMeshNet,
-    FaceMeshV2,
-    face_crop,
-    face_roi,
-    project_landmarks,
-    tflite_weights,
-)
+from viper.backbones.face_blendshapes_net import load_face_blendshapes_net
+from viper.backbones.face_mesh_v2 import INPUT_SIZE, FaceMeshV2, face_crop, face_roi, project_landmarks
+from viper.backbones.face_mesh_v2_net import FaceMeshNet, load_face_mesh_v2_net, tflite_weights
 from viper.jobs.demo import demo_clips
 
 TASK = "models/mediapipe-face-landmarker/face_landmarker.task"
@@ -76,9 +70,9 @@ def interpreter(name: str, tmp_path_factory):
 
 
 def test_shapes_names_and_subset(models):
-    landmarks, logits = models[1].net(torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE))
+    landmarks, logits = load_face_mesh_v2_net()(torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE))
     assert landmarks.shape == (2, 478, 3) and logits.shape == (2,)
-    scores = models[2].net(torch.rand(2, len(LANDMARK_SUBSET), 2) * 100)
+    scores = load_face_blendshapes_net()(torch.rand(2, len(LANDMARK_SUBSET), 2) * 100)
     assert scores.shape == (2, 52) and bool(((scores >= 0) & (scores <= 1)).all())
     assert len(BLENDSHAPE_NAMES) == 52 and BLENDSHAPE_NAMES[25] == "jawOpen"
     assert len(set(LANDMARK_SUBSET)) == 146 and list(LANDMARK_SUBSET) == sorted(LANDMARK_SUBSET)
@@ -92,10 +86,10 @@ def test_region_follows_the_eyes_and_projection_inverts_the_crop():
     np.testing.assert_allclose(roi, [150, 110, 150, 180, 0.3], atol=1e-9)
     frame = np.zeros((240, 320, 3), np.uint8)
     frame[118:121, 168:171] = 255  # a 3x3 dot centred on (169, 119)
-    crop = face_crop(frame, roi).numpy()[..., 0].astype(float)
+    crop = face_crop(frame, roi)[..., 0].astype(float)
     rows, cols = np.nonzero(crop)
     dot = np.array([[[(cols * crop[rows, cols]).sum(), (rows * crop[rows, cols]).sum(), 0]]]) / crop.sum()
-    back = project_landmarks(torch.tensor(dot), torch.tensor(roi[None]), torch.tensor([[320.0, 240]]))[0, 0]
+    back = project_landmarks(dot, roi[None], np.array([[320.0, 240]]))[0, 0]
     np.testing.assert_allclose(back[:2], [169, 119], atol=0.5)
 
 
@@ -120,7 +114,7 @@ def test_raw_outputs_match_tflite_interpreter(models, faces, tmp_path_factory):
     outputs = {detail["name"]: detail["index"] for detail in mesh.get_output_details()}
     net = FaceMeshNet()
     net.load_tflite_weights(tflite_weights())
-    crops = np.stack([face_crop(frame, roi).numpy() for frame, roi in faces]).astype(np.float32) / 255
+    crops = np.stack([face_crop(frame, roi) for frame, roi in faces]).astype(np.float32) / 255
     with torch.inference_mode():
         landmarks, logits = net(torch.from_numpy(crops).permute(0, 3, 1, 2))
     for index, crop in enumerate(crops):
@@ -133,7 +127,7 @@ def test_raw_outputs_match_tflite_interpreter(models, faces, tmp_path_factory):
         blendshapes.set_tensor(blendshapes.get_input_details()[0]["index"], points)
         blendshapes.invoke()
         with torch.inference_mode():
-            ours = models[2].net(torch.from_numpy(points))[0].numpy()
+            ours = load_face_blendshapes_net()(torch.from_numpy(points))[0].numpy()
         np.testing.assert_allclose(ours, blendshapes.get_tensor(blendshapes.get_output_details()[0]["index"]),
                                    atol=1e-4)
 

@@ -203,6 +203,8 @@ def test_importing_the_face_stack_stays_light():
     code = (
         "import sys, viper.extractors.face_image_fer, viper.extractors.fau_mesh, viper.extractors.fau_blendshapes;"
         "import viper.extractors.caption_rule_minilm, viper.face_detectors.blazeface_torch, viper.backbones;"
+        "import viper.backbones.blazeface, viper.backbones.face_mesh_v2, viper.backbones.face_blendshapes;"
+        "import viper.backbones.face_mesh;"
         "print(sorted(m for m in ('torch', 'PIL', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

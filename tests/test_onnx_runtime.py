@@ -8,6 +8,8 @@ onnxruntime is a dependency: imported at the top, so an install that is broken f
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,6 +113,50 @@ def test_face_mesh_and_blendshapes(faces):
     assert (onnx_mesh.presence >= 0.5).all()  # real faces: the comparison is on landmarks that mean something
     close(torch_scores, onnx_scores)
     close(blendshapes(torch_mesh.landmarks), onnx_scores)  # and from the same landmarks
+
+
+WITHOUT_TORCH = """
+import sys
+from importlib.abc import MetaPathFinder
+
+
+class NoTorch(MetaPathFinder):  # torch as if it were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, NoTorch())
+import numpy as np
+
+from viper.backbones.blazeface import BlazeFace
+from viper.backbones.face_blendshapes import FaceBlendshapes
+from viper.backbones.face_mesh_v2 import FaceMeshV2, face_roi
+
+frames = list(np.load(sys.argv[1]))
+faces = BlazeFace()(frames)
+mesh = FaceMeshV2()(frames, np.stack([face_roi(found.boxes[0], found.keypoints[0]) for found in faces]))
+np.savez(sys.argv[2], boxes=np.stack([found.boxes[0] for found in faces]), landmarks=mesh.landmarks,
+         blendshapes=FaceBlendshapes()(mesh.landmarks))
+"""
+
+
+def test_face_networks_run_without_torch(tmp_path, one_torch_thread):
+    """BlazeFace, Face Mesh v2 and the blendshapes in a process that cannot import torch (as where it is not
+    installed) run in onnx and give what they give here."""
+    frames = np.stack(take_frames(SMILING)[2:15:5])
+    np.save(tmp_path / "frames.npy", frames)
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, tmp_path / "frames.npy", tmp_path / "out.npz"],
+                          capture_output=True, text=True, env={**os.environ, "VIPER_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    with forced("onnx"):
+        faces = BlazeFace()(list(frames))
+        mesh = FaceMeshV2()(list(frames), np.stack([face_roi(found.boxes[0], found.keypoints[0]) for found in faces]))
+        scores = FaceBlendshapes()(mesh.landmarks)
+    with np.load(tmp_path / "out.npz") as out:
+        np.testing.assert_array_equal(out["boxes"], np.stack([found.boxes[0] for found in faces]))
+        np.testing.assert_array_equal(out["landmarks"], mesh.landmarks)
+        np.testing.assert_array_equal(out["blendshapes"], scores)
 
 
 @pytest.mark.parametrize("expert", ["fer", "affectnet", "face_api"])

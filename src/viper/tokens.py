@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
 from .errors import ViperError
 from .manifest import SPLIT_NAMES
@@ -188,26 +186,3 @@ def standardisation_stats(data: SplitData) -> tuple[np.ndarray, np.ndarray]:
         std = part.std(0, dtype=np.float64).astype(np.float32)
         stds.append(np.where(std > 1e-6, std, np.float32(1)))  # constant features (zero padding) stay as they are
     return np.concatenate(means), np.concatenate(stds)
-
-
-class TokenDataset(Dataset):
-    """(tokens (N, Σdim), modality masks (N, M), labels (E,)) per clip, as tensors over the split's arrays."""
-
-    def __init__(self, data: SplitData) -> None:
-        if data.labels is None:
-            raise ViperError("a training dataset needs labels")
-        self.tokens = torch.from_numpy(data.tokens)
-        self.masks = torch.from_numpy(data.modality_masks)
-        self.labels = torch.from_numpy(data.labels)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        return self.tokens[index], self.masks[index], self.labels[index]
-
-
-def make_loader(data: SplitData, *, batch_size: int, shuffle_seed: int | None = None) -> DataLoader:
-    """Batches of a split; with `shuffle_seed` the order is a function of that seed alone (resumable)."""
-    generator = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
-    return DataLoader(TokenDataset(data), batch_size=batch_size, shuffle=shuffle_seed is not None, generator=generator)

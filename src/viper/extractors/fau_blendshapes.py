@@ -1,14 +1,15 @@
 """`fau:blendshapes`, the offline default facial action features: the 52 blendshape scores of MediaPipe's Face
 Landmarker (ARKit-style coefficients such as browInnerUp, mouthSmileLeft, jawOpen: the action-unit detector of
-Py-Feat 2), run in PyTorch on Face Mesh v2's landmarks, plus mini-Xception's 7 emotion probabilities (59 values
-per frame). Both models were trained on many people, so the values mean the same on a face viper has never seen.
-A frame is masked where there is no face, or the mesh finds none in the face's crop.
+Py-Feat 2), run on Face Mesh v2's landmarks in ONNX Runtime or PyTorch, plus mini-Xception's 7 emotion
+probabilities (59 values per frame). Both models were trained on many people, so the values mean the same on a
+face viper has never seen. A frame is masked where there is no face, or the mesh finds none in the face's crop.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..backbones.face_blendshapes import BLENDSHAPE_NAMES
 from .base import register_default
 from .fau_mesh import EMOTIONS, FaceMeshFau
 
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
 
     from ..backbones.face_mesh import ClipMeshes
 
-SHAPES = 52  # len(viper.backbones.face_blendshapes.BLENDSHAPE_NAMES), without importing torch
-
 
 @register_default
 class BlendshapeFau(FaceMeshFau):
@@ -26,13 +25,11 @@ class BlendshapeFau(FaceMeshFau):
 
     backend = "blendshapes"
     version = "1"
-    width = SHAPES
+    width = len(BLENDSHAPE_NAMES)
 
     @property
     def feature_names(self) -> list[str]:
         """The name of each value (labels for `viper inspect`)."""
-        from ..backbones.face_blendshapes import BLENDSHAPE_NAMES  # imports torch: only when asked
-
         return list(BLENDSHAPE_NAMES) + (list(EMOTIONS) if self.config.emotions else [])
 
     def face_values(self, found: ClipMeshes) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""BlazeFace short range in PyTorch (viper.backbones.blazeface): the faces MediaPipe's detector finds, batched over
-frames on CPU or CUDA, with no mediapipe import (its pin blocks Python 3.12+)."""
+"""BlazeFace short range (viper.backbones.blazeface): the faces MediaPipe's detector finds, batched over frames, in
+ONNX Runtime on CPU or PyTorch on CPU or CUDA, with no mediapipe import (its pin blocks Python 3.12+)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import runtime
 from ..faces import FACE_DETECTORS, Face, FaceDetector
 
 if TYPE_CHECKING:
@@ -34,12 +35,9 @@ class TorchBlazeFaceDetector(FaceDetector):
 
     def load(self) -> None:
         if self._model is None:
-            import torch
-
             from ..backbones.blazeface import BlazeFace
 
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            self._model = BlazeFace(device, min_score=self.min_confidence)
+            self._model = BlazeFace(self.device or default_device(), min_score=self.min_confidence)
 
     def _faces(self, frames: list[np.ndarray]) -> list[FaceDetections]:
         """BlazeFace's detections per frame (frame pixels), from a second look inside a border where the first
@@ -64,6 +62,20 @@ class TorchBlazeFaceDetector(FaceDetector):
         self.load()
         return [every_face(faces.boxes, faces.keypoints, frame.shape[:2])
                 for faces, frame in zip(self._faces(frames), frames, strict=True)]
+
+
+def default_device() -> str:
+    """cuda where torch is installed and sees one, unless this process runs its networks in onnx (CPU only); else
+    cpu. A torch that is there but fails to import raises here rather than falling back unnoticed."""
+    if runtime.forced() == "onnx":
+        return "cpu"
+    try:
+        import torch
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def largest(boxes: np.ndarray, keypoints: np.ndarray, shape: tuple[int, int]) -> Face | None:

@@ -34,7 +34,8 @@ from ..persons import check_disjoint_persons
 from ..progress import Hook, notify
 from ..settings import check_device, real_number, resolve_device, resolve_precision, whole_number
 from ..store import FeatureStore
-from ..tokens import load_split, make_loader, resolve_keys, split_ids, standardisation_stats
+from ..token_loader import make_loader
+from ..tokens import load_split, resolve_keys, split_ids, standardisation_stats
 from .train_report import AnchorMovement, anchor_movement, log_scalars, summary_writer, write_history
 
 log = logging.getLogger(__name__)
