@@ -1,10 +1,16 @@
-"""Latency of one 3.6-second bundled take through `viper serve`'s API (upload, score, records back) with a warm
-server, against a cold `viper predict` process (Python start, model loading, the same scoring), in one run, with
-the load average before and after. `python benchmarks/serve.py [--repeats 3] [--threads 1]`."""
+"""`viper serve`'s figures, in one run with the load average before and after: the latency of one 3.6-second bundled
+take through the API (upload, score, records back) with a warm server against a cold `viper predict` process
+(Python start, model loading, the same scoring); and the live rate, camera frames scored per second when they are
+sent back to back (one in flight, as the page sends them; the page itself sends 5 a second at most), for the take's
+224-pixel frames (what Chromium's fake camera sends in the tests) and for 640x480 webcam frames.
+`--before SRC` runs a second server from another viper source folder (e.g. `git archive` of an older commit) and
+alternates the live rounds between the two, so both see the same load.
+`python benchmarks/serve.py [--what all|api|live] [--repeats 3] [--live-frames 60] [--before /tmp/old/src]`."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import subprocess
@@ -16,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from serve_helpers import free_port, server_process  # noqa: E402
+from serve_helpers import SRC, free_port, server_process  # noqa: E402
 
 from viper.jobs.demo import demo_clips  # noqa: E402
 
@@ -42,35 +48,105 @@ def cold_predict(threads: int) -> float:
     return time.perf_counter() - start
 
 
+def camera_frames() -> dict[str, list[bytes]]:
+    """The take's frames as the page sends them (JPEG, quality 0.85): as they are (224 px, the tests' fake camera)
+    and pasted at 448 px into a 640x480 frame (a webcam's, at the page's largest size)."""
+    import av
+    from PIL import Image
+
+    def jpeg(image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=85)
+        return buffer.getvalue()
+
+    sets: dict[str, list[bytes]] = {"224x224": [], "640x480": []}
+    with av.open(str(TAKE)) as source:
+        for frame in source.decode(video=0):
+            image = frame.to_image()
+            webcam = Image.new("RGB", (640, 480), (96, 96, 96))
+            webcam.paste(image.resize((448, 448)), (96, 16))
+            sets["224x224"].append(jpeg(image))
+            sets["640x480"].append(jpeg(webcam))
+    return sets
+
+
+def live_rate(client: httpx.Client, frames: list[bytes], count: int) -> float:
+    """Frames scored per second, `count` frames sent one after another to /api/live (a session of its own)."""
+    session = f"bench{time.monotonic_ns()}"
+    start = time.perf_counter()
+    for index in range(count):
+        answer = client.post(f"/api/live?session={session}", content=frames[index % len(frames)],
+                             headers={"Content-Type": "image/jpeg"})
+        assert answer.status_code == 200 and answer.json()["box"], answer.text
+    return count / (time.perf_counter() - start)
+
+
+def measure_live(servers: dict[str, str], count: int, rounds: int) -> dict[tuple[str, str], list[float]]:
+    """Frames per second per (server, frame size), the servers taking turns round after round."""
+    sets, rates = camera_frames(), {}
+    clients = {name: httpx.Client(base_url=url, timeout=120) for name, url in servers.items()}
+    for client in clients.values():
+        live_rate(client, sets["224x224"], 5)  # warm: first calls allocate
+    for _ in range(rounds):
+        for size, frames in sets.items():
+            for name, client in clients.items():
+                rates.setdefault((name, size), []).append(live_rate(client, frames, count))
+    for client in clients.values():
+        client.close()
+    return rates
+
+
+def commit() -> str:
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=root, capture_output=True, text=True)
+    return head.stdout.strip() + (" + uncommitted changes in src" if dirty.stdout.strip() else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--what", choices=("all", "api", "live"), default="all")
+    parser.add_argument("--repeats", type=int, default=3, help="API jobs and cold predicts; live rounds")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of both (1: fair on a shared machine)")
+    parser.add_argument("--live-frames", type=int, default=60, help="frames per live measurement")
+    parser.add_argument("--before", type=Path, help="another viper src folder, served beside this one (live only)")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    cold = [cold_predict(args.threads) for _ in range(args.repeats)]
+    cold = [cold_predict(args.threads) for _ in range(args.repeats)] if args.what in ("all", "api") else []
+    sources = {"this": SRC} | ({"before": args.before} if args.before else {})
+    processes, urls = {}, {}
     with tempfile.TemporaryDirectory() as state:
-        port = free_port()
-        started = time.perf_counter()
-        server = server_process(Path(state), port, "--max-waiting", "2")
-        startup = time.perf_counter() - started
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-                first = through_api(client)
-                warm = [through_api(client) for _ in range(args.repeats)]
+            started = time.perf_counter()
+            for name, src in sources.items():
+                port = free_port()
+                processes[name] = server_process(Path(state) / name, port, "--max-waiting", "2", src=src)
+                urls[name] = f"http://127.0.0.1:{port}"
+            startup = (time.perf_counter() - started) / len(sources)
+            if args.what in ("all", "api"):
+                with httpx.Client(base_url=urls["this"], timeout=300) as client:
+                    first = through_api(client)
+                    warm = [through_api(client) for _ in range(args.repeats)]
+            rates = measure_live(urls, args.live_frames, args.repeats) if args.what in ("all", "live") else {}
         finally:
-            server.kill()
-            server.wait()
+            for process in processes.values():
+                process.kill()
+                process.wait()
     load_after = os.getloadavg()
-    print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, load (1/5/15 min) before "
+    print(f"{time.strftime('%Y-%m-%d')}, commit {commit()}, {os.cpu_count()} CPUs, load (1/5/15 min) before "
           f"{'/'.join(f'{x:.1f}' for x in load_before)}, after {'/'.join(f'{x:.1f}' for x in load_after)}; "
           f"{TAKE.name}, {args.threads} torch thread(s), {args.repeats} runs each")
-    print(f"cold `viper predict`:        median {statistics.median(cold):.2f} s  (runs: "
-          f"{', '.join(f'{x:.2f}' for x in cold)})")
-    print(f"server start to ready:       {startup:.2f} s (once)")
-    print(f"warm API, first job:         {first:.2f} s")
-    print(f"warm API, upload to records: median {statistics.median(warm):.2f} s  (runs: "
-          f"{', '.join(f'{x:.2f}' for x in warm)})")
+    if cold:
+        print(f"cold `viper predict`:        median {statistics.median(cold):.2f} s  (runs: "
+              f"{', '.join(f'{x:.2f}' for x in cold)})")
+        print(f"server start to ready:       {startup:.2f} s (once)")
+        print(f"warm API, first job:         {first:.2f} s")
+        print(f"warm API, upload to records: median {statistics.median(warm):.2f} s  (runs: "
+              f"{', '.join(f'{x:.2f}' for x in warm)})")
+    for (name, size), values in rates.items():
+        label = f"live, {size} frames" + (f" ({name}: {sources[name]})" if args.before else "")
+        print(f"{label}: median {statistics.median(values):.1f} frames/s  (rounds of {args.live_frames}: "
+              f"{', '.join(f'{x:.1f}' for x in values)})")
 
 
 if __name__ == "__main__":

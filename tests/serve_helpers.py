@@ -41,9 +41,10 @@ def serving(app):
         thread.join(timeout=60)
 
 
-def server_process(state: Path, port: int, *options: str) -> subprocess.Popen:
-    """`viper serve` in its own process, once it answers /api/health."""
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+def server_process(state: Path, port: int, *options: str, src: Path = SRC) -> subprocess.Popen:
+    """`viper serve` in its own process, once it answers /api/health; `src`: the viper it imports (a benchmark
+    compares two versions side by side)."""
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "viper", "--threads", "1", "serve", "--port", str(port),
                                 "--state", str(state), *options], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
@@ -84,3 +85,15 @@ def y4m_from(video: Path, out: Path) -> Path:
             planes = frame.reformat(width=width, height=height, format="yuv420p").to_ndarray()
             target.write(b"FRAME\n" + planes.tobytes())
     return out
+
+
+def still_from(video: Path, out: Path, index: int = 8) -> Path:
+    """One frame of the video as a JPEG: a job that costs the server a single frame (many of them stay quick)."""
+    import av
+
+    with av.open(str(video)) as source:
+        for number, frame in enumerate(source.decode(video=0)):
+            if number == index:
+                frame.to_image().save(out, quality=90)
+                return out
+    raise AssertionError(f"{video} has no frame {index}")

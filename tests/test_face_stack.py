@@ -102,6 +102,20 @@ def test_mini_xception_reads_posed_expressions(detector, name, expected):
     assert pooled["block4"].shape == (15, 128)
 
 
+@pytest.mark.parametrize("box", [(40, 30, 90, 80), (-30, 60, 40, 130), (100, -20, 160, 30), (-50, -50, 300, 300),
+                                 (150, 90, 400, 200), (500, 500, 600, 600)])
+def test_a_crop_is_the_edge_clamped_square_whatever_its_place(box):
+    """crop_square slices what lies inside the frame and repeats its edges (fast): the pixels an index gather
+    clamped to the frame takes, so the scores stay the same wherever the face is."""
+    from viper.faces import crop_square, square_box
+    from viper.resample import resize
+
+    frame = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    x0, y0, x1, y1 = square_box(box, 160, 120, 0.2)
+    rows, cols = np.arange(y0, y1).clip(0, 119), np.arange(x0, x1).clip(0, 159)
+    assert np.array_equal(crop_square(frame, box, 0.2, 64), resize(frame[rows[:, None], cols[None, :]], 64))
+
+
 def test_extractor_outputs_follow_the_contract(clips, extractors):
     clip = clips["face_noface.mov"]
     for spec, extractor in extractors.items():

@@ -86,10 +86,12 @@ class Predictor:
             extraction.load()
             self.extractions.append((extraction, keys))
 
-    def decode(self, video: Path | str) -> list[SampledVideo]:
+    def decode(self, video: Path | str, faces: str | None = None) -> list[SampledVideo]:
         """The video decoded with its faces, once per face-crop setting of the checkpoint (the part of a prediction
-        that can run in another thread while the models score the previous video)."""
-        return [extraction.clip(Path(video), **self.decoding) for extraction, _ in self.extractions]
+        that can run in another thread while the models score the previous video); `faces` in place of the
+        predictor's (a live camera frame: the largest, with no people to follow over one frame)."""
+        decoding = self.decoding | ({"faces": faces} if faces else {})
+        return [extraction.clip(Path(video), **decoding) for extraction, _ in self.extractions]
 
     def score_people(self, video: Path | str, decoded: list[SampledVideo],
                      window: Window | None = None) -> list[ClipPrediction]:

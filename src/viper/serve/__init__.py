@@ -1,11 +1,12 @@
 """`viper serve`: one process that loads the models once and scores videos sent over HTTP (FastAPI + uvicorn),
 with a page to watch a video beside its emotion trace. Needs the `serve` extra (`pip install "viper-emotion[serve]"`);
-`import viper.serve` loads neither FastAPI nor a model."""
+`import viper.serve` loads neither FastAPI nor a model. `Client` drives a running server from a script."""
 
 from ..errors import ViperError
+from .client import Client, ServeError
 from .config import ServeConfig
 
-__all__ = ["ServeConfig", "serve_forever"]
+__all__ = ["Client", "ServeConfig", "ServeError", "serve_forever"]
 
 
 def serve_forever(config: ServeConfig, predictor) -> None:

@@ -23,7 +23,7 @@ from .config import ServeConfig
 from .live import Live
 from .store import DONE, FINISHED, Job, JobStore
 from .uploads import MULTIPART_SLACK, MultipartReceiver, Refusal, data_path, probe
-from .worker import QueueFull, Scorer, Worker, read_records
+from .worker import QueueFull, Scorer, Worker, read_frames, read_records
 
 STATIC = Path(__file__).with_name("static")
 LIVE_MAX_BYTES = 5 * 2**20
@@ -57,7 +57,7 @@ def create_app(config: ServeConfig, predictor: Scorer) -> FastAPI:
     config.check()
     store = JobStore(config.state)
     config.save()
-    worker = Worker(store, predictor, config.max_waiting)
+    worker = Worker(store, predictor, config.max_waiting, config.keep_upload_bytes)
     live = Live(predictor, worker.lock, Path(config.state) / "live")
 
     @contextlib.asynccontextmanager
@@ -83,7 +83,7 @@ def create_app(config: ServeConfig, predictor: Scorer) -> FastAPI:
 
     @app.exception_handler(Refusal)
     async def refused(_: Request, refusal: Refusal):
-        return JSONResponse({"detail": refusal.message}, status_code=refusal.status)
+        return JSONResponse({"detail": refusal.message}, status_code=refusal.status, headers=refusal.headers)
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -102,7 +102,7 @@ def create_app(config: ServeConfig, predictor: Scorer) -> FastAPI:
     async def submit(request: Request) -> JSONResponse:
         """Submit a video: multipart `file` (an upload) or JSON {"path": ...} (a file under --data); optional
         `window` (s) scores consecutive windows. 201 with the job; 413 too large; 422 unreadable (the CLI's
-        message); 403 a path outside --data; 503 when the queue is full."""
+        message); 403 a path outside --data; 503 with Retry-After (s) when the queue is full."""
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("application/json"):
             try:
@@ -118,10 +118,10 @@ def create_app(config: ServeConfig, predictor: Scorer) -> FastAPI:
         try:
             await run_in_threadpool(probe, Path(job.video), job.name, config.max_seconds)
             worker.admit(job)
-        except (Refusal, QueueFull) as error:
+        except BaseException as error:  # refused, or the client gone: nothing of the job is kept
             shutil.rmtree(store.folder(job.id), ignore_errors=True)
             if isinstance(error, QueueFull):
-                raise Refusal(503, str(error)) from None
+                raise Refusal(503, str(error), {"Retry-After": str(error.retry_after)}) from None
             raise
         return JSONResponse(_view(job, store), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
@@ -149,6 +149,14 @@ def create_app(config: ServeConfig, predictor: Scorer) -> FastAPI:
         return FileResponse(_result(store, job_id, "frames.csv"), media_type="text/csv",
                             filename=f"{Path(_job(store, job_id).name).stem}-frames.csv")
 
+    @app.get("/api/jobs/{job_id}/frames.parquet", responses={406: {"description": "the server has no pyarrow"}})
+    async def frames_parquet(job_id: str) -> FileResponse:
+        """The per-frame table as Parquet: the CSV's columns and values, typed (written on first request; needs
+        pyarrow on the server, else 406 pointing at the CSV)."""
+        path = await run_in_threadpool(parquet_table, _result(store, job_id, "frames.csv"))
+        return FileResponse(path, media_type="application/vnd.apache.parquet",
+                            filename=f"{Path(_job(store, job_id).name).stem}-frames.parquet")
+
     @app.get("/api/jobs/{job_id}/records.jsonl")
     async def records(job_id: str) -> FileResponse:
         """The records, one JSON object per line, as `viper predict --format json` prints them."""
@@ -163,8 +171,14 @@ def create_app(config: ServeConfig, predictor: Scorer) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}/video")
     async def video(job_id: str) -> FileResponse:
-        """The job's video as it was scored (the page plays it)."""
-        return FileResponse(_job(store, job_id).video)
+        """The job's video as it was scored (the page plays it); 410 once an upload was deleted to keep the
+        uploads under --keep-uploads-mb, or a file under --data is gone (the results stay)."""
+        job = _job(store, job_id)
+        if not Path(job.video).is_file():
+            why = (f"is no longer kept (uploads beyond --keep-uploads-mb {config.keep_uploads_mb:g} are deleted, "
+                   "oldest first)") if job.source == "upload" else f"{job.name} is no longer under --data"
+            raise Refusal(410, f"job {job_id}: its video {why}; its results remain")
+        return FileResponse(job.video)
 
     @app.post("/api/live", openapi_extra={"requestBody": {"required": True, "content": {
         "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}})
@@ -193,22 +207,22 @@ async def _receive(request: Request, store: JobStore, config: ServeConfig) -> Jo
     if declared and declared.isdigit() and int(declared) > config.max_upload_bytes + MULTIPART_SLACK:
         raise Refusal(413, f"the upload ({int(declared) / 2**20:.0f} MB) is larger than this server's limit of "
                            f"{config.max_upload_mb:g} MB (--max-upload-mb)")
-    job = store.new(name="upload", source="upload")
-    receiver = MultipartReceiver(request.headers.get("content-type", ""), store.folder(job.id),
-                                 config.max_upload_bytes)
-    try:
+    job, receiver = store.new(name="upload", source="upload"), None
+    try:  # a refused form, a bad field or a client gone mid-upload leaves no folder behind
+        receiver = MultipartReceiver(request.headers.get("content-type", ""), store.folder(job.id),
+                                     config.max_upload_bytes)
         async for chunk in request.stream():
             receiver.feed(chunk)
-    except Refusal:
         receiver.close()
+        if receiver.upload is None:
+            raise Refusal(400, "the form has no `file` field")
+        job.name, job.video = receiver.upload.name, str(receiver.upload.path)
+        job.window = _window(receiver.fields.get("window") or None)
+    except BaseException:
+        if receiver is not None:
+            receiver.close()
         shutil.rmtree(store.folder(job.id), ignore_errors=True)
         raise
-    receiver.close()
-    if receiver.upload is None:
-        shutil.rmtree(store.folder(job.id), ignore_errors=True)
-        raise Refusal(400, "the form has no `file` field")
-    job.name, job.video = receiver.upload.name, str(receiver.upload.path)
-    job.window = _window(receiver.fields.get("window") or None)
     return job
 
 
@@ -241,10 +255,12 @@ def _result(store: JobStore, job_id: str, name: str) -> Path:
 
 def _view(job: Job, store: JobStore) -> dict[str, Any]:
     """A job as the API shows it: its summary, its records when done, and where its results are."""
-    view = job.summary() | {"records": read_records(store.folder(job.id)) if job.status == DONE else []}
+    view = job.summary() | {"records": read_records(store.folder(job.id)) if job.status == DONE else [],
+                            "video_kept": Path(job.video).is_file()}
     base = f"/api/jobs/{job.id}"
     return view | {"links": {"self": base, "events": f"{base}/events", "frames_csv": f"{base}/frames.csv",
-                             "records_jsonl": f"{base}/records.jsonl", "video": f"{base}/video"}}
+                             "frames_parquet": f"{base}/frames.parquet", "records_jsonl": f"{base}/records.jsonl",
+                             "video": f"{base}/video"}}
 
 
 async def _events(store: JobStore, job_id: str):
@@ -265,6 +281,27 @@ async def _events(store: JobStore, job_id: str):
             yield ": waiting\n\n"
         await asyncio.sleep(0.2)
         quiet += 0.2
+
+
+def parquet_table(csv: Path) -> Path:
+    """frames.parquet beside a job's frames.csv, made from it once (floats read back exactly), or a Refusal(406)
+    when pyarrow is missing: the CSV is always there."""
+    target = csv.with_suffix(".parquet")
+    if target.exists():
+        return target
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise Refusal(406, "this server cannot write Parquet: pyarrow is not installed where it runs (pip install "
+                           f"pyarrow); the same table is at /api/jobs/{csv.parent.name}/frames.csv") from None
+    import io
+
+    from ..atomic import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    read_frames(csv).to_parquet(buffer, index=False, engine="pyarrow")
+    atomic_write_bytes(target, buffer.getvalue())
+    return target
 
 
 def _trace(path: Path) -> dict[str, Any]:

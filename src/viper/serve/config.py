@@ -20,7 +20,9 @@ class ServeConfig:
     Bearer TOKEN` on every API request when set; a host other than the loopback refuses to start without one.
     `max_waiting`: jobs that may wait behind the running one (more get 503, so many submissions never pile up
     uploads and memory). `max_upload_mb` and `max_seconds` bound one upload (413) and one video's length (422).
-    `faces`: `all` by default, so a clip with several people gets a record per person."""
+    `keep_uploads_mb`: the uploads kept on disk in all; beyond it the oldest finished jobs' videos are deleted
+    (their records and tables stay; a queued or interrupted job keeps its video to run from). `faces`: `all` by
+    default, so a clip with several people gets a record per person."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -31,6 +33,7 @@ class ServeConfig:
     max_waiting: int = 8
     max_upload_mb: float = 512.0
     max_seconds: float = 3600.0
+    keep_uploads_mb: float = 2048.0
     faces: str = "all"
     device: str = "cpu"
 
@@ -48,6 +51,8 @@ class ServeConfig:
         for name in ("max_waiting", "max_upload_mb", "max_seconds"):
             if not getattr(self, name) > 0:
                 raise SettingError(name, f"must be positive, got {getattr(self, name)}")
+        if not self.keep_uploads_mb >= 0:
+            raise SettingError("keep_uploads_mb", f"must be 0 or more, got {self.keep_uploads_mb}")
         if not 0 <= self.port < 65536:
             raise SettingError("port", f"must be between 0 and 65535, got {self.port}")
         return self
@@ -55,6 +60,10 @@ class ServeConfig:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def keep_upload_bytes(self) -> int:
+        return int(self.keep_uploads_mb * 1024 * 1024)
 
     def save(self) -> None:
         """config.json in the state folder, without the token (a secret has no place on disk)."""

@@ -1,6 +1,8 @@
 """Live mode: single camera frames sent by the page (a few a second), each scored as a photo (one frame) by the
 server's model, smoothed over the last few frames of the same session. Frames are written to a temp file only while
-they are scored, then removed: nothing of the camera is kept."""
+they are scored, then removed: nothing of the camera is kept. A frame's face is the largest one: one frame has no
+people to follow, so the tracking a job does (a recognition network per face, a second crop) is skipped; the scores
+of that face are those a job gives it."""
 
 from __future__ import annotations
 
@@ -45,8 +47,8 @@ class Live:
             with os.fdopen(handle, "wb") as file:
                 file.write(image)
             with self.lock:
-                decoded = self.predictor.decode(Path(name))
-                prediction = self.predictor.score_people(Path(name), decoded)[0]
+                decoded = self.predictor.decode(Path(name), faces="largest")
+                prediction = self.predictor.score(Path(name), decoded)
         finally:
             os.unlink(name)
         clip = decoded[0]

@@ -105,6 +105,33 @@ class JobStore:
                              (QUEUED, f"interrupted by a server stop; queued again at {stamp}", RUNNING))
         return self.waiting()
 
+    def drop_uploads(self, limit: int) -> list[Job]:
+        """Delete the uploaded videos of the oldest finished jobs (by finish time) until the uploads kept for all
+        jobs weigh at most `limit` bytes; the jobs whose upload went. Queued and running jobs keep theirs (a restart
+        resumes them from it), and every job keeps its results."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE source = 'upload'").fetchall()
+        jobs = [Job(*row) for row in rows]
+        jobs = [job for job in jobs if job.video and Path(job.video).parent == self.folder(job.id)]  # its own file
+        sizes = {job.id: _size(Path(job.video)) for job in jobs}
+        total, dropped = sum(sizes.values()), []
+        for job in sorted((job for job in jobs if job.status in FINISHED and sizes[job.id]),
+                          key=lambda job: job.finished or 0.0):
+            if total <= limit:
+                break
+            Path(job.video).unlink(missing_ok=True)
+            total -= sizes[job.id]
+            dropped.append(job)
+        return dropped
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _size(path: Path) -> int:
+    """A file's size in bytes; 0 once it is gone."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

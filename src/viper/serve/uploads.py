@@ -15,10 +15,12 @@ MULTIPART_SLACK = 64 * 1024  # bytes of multipart framing and form fields allowe
 
 @dataclass
 class Refusal(Exception):
-    """A submission the server will not take: the HTTP status and the reason shown to the user."""
+    """A request the server will not answer as asked: the HTTP status, the reason shown to the user, and headers
+    that tell the client more (Retry-After on a full queue)."""
 
     status: int
     message: str
+    headers: dict[str, str] | None = None
 
 
 @dataclass

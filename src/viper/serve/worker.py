@@ -1,11 +1,13 @@
 """One worker thread that scores the queued jobs in turn with a Predictor loaded once (one process holds one copy
 of the models: a second worker would double the memory and share the same cores). The queue is bounded: a job
-is refused when `max_waiting` wait already, before its upload is kept."""
+is refused when `max_waiting` wait already, before its upload is kept, with a guess of when to retry. After each
+job, the oldest finished jobs' uploads beyond `keep_uploads` bytes are deleted (their results stay)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -27,23 +29,30 @@ class Scorer(Protocol):
 
     bundle: Any
 
-    def decode(self, video: Path) -> list: ...
+    def decode(self, video: Path, faces: str | None = None) -> list: ...
 
     def score_people(self, video: Path, decoded: list) -> list: ...
+
+    def score(self, video: Path, decoded: list) -> Any: ...
 
     def windows(self, video: Path, seconds: float) -> Iterator: ...
 
 
 class QueueFull(ViperError):
-    """More jobs wait than the server takes; the client should retry later."""
+    """More jobs wait than the server takes; the client should retry in about `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Worker:
     """Takes job ids from the queue, scores each video (per window when the job has one), writes records.jsonl
     (the records `viper predict` prints) and frames.csv (its `--per-frame` table) into the job's folder."""
 
-    def __init__(self, store: JobStore, predictor: Scorer, max_waiting: int) -> None:
-        self.store, self.predictor, self.max_waiting = store, predictor, max_waiting
+    def __init__(self, store: JobStore, predictor: Scorer, max_waiting: int, keep_uploads: int | None = None) -> None:
+        self.store, self.predictor, self.max_waiting, self.keep_uploads = store, predictor, max_waiting, keep_uploads
+        self.last_seconds = 5.0  # how long the last job took: when a slot in the queue is likely to free
         self.jobs: queue.Queue[str] = queue.Queue()
         self._admit = threading.Lock()
         self.lock = threading.Lock()  # the predictor's: held by a job while it runs, and by each live frame
@@ -53,6 +62,7 @@ class Worker:
         """Queue the jobs a previous server left (interrupted ones first marked), then start scoring."""
         for job in self.store.recover():
             self.jobs.put(job.id)
+        self._prune()
         self._thread.start()
 
     def stop(self) -> None:
@@ -64,7 +74,8 @@ class Worker:
         with self._admit:
             if self.jobs.qsize() >= self.max_waiting:
                 raise QueueFull(f"{self.jobs.qsize()} jobs are waiting, the most this server queues "
-                                f"(--max-waiting {self.max_waiting}); try again when one has finished")
+                                f"(--max-waiting {self.max_waiting}); try again when one has finished",
+                                retry_after=max(1, math.ceil(self.last_seconds)))
             self.store.add(job)
             self.jobs.put(job.id)
 
@@ -76,7 +87,8 @@ class Worker:
             job = self.store.get(job_id)
             if job is None or job.status != "queued":
                 continue
-            self.store.update(job.id, status=RUNNING, stage="decoding", progress=0.02, started=time.time(),
+            started = time.time()
+            self.store.update(job.id, status=RUNNING, stage="decoding", progress=0.02, started=started,
                               attempts=job.attempts + 1)
             try:
                 with self.lock:
@@ -88,6 +100,19 @@ class Worker:
                 log.exception("job %s failed", job.id)
                 self.store.update(job.id, status=FAILED, stage="failed", error=f"internal error: {error}",
                                   finished=time.time())
+            self.last_seconds = time.time() - started
+            self._prune()
+
+    def _prune(self) -> None:
+        """Delete the oldest finished jobs' uploads beyond `keep_uploads` bytes in all (a kept upload is what lets
+        an interrupted job resume and the page play its video; a finished job's results no longer need it)."""
+        if self.keep_uploads is None:
+            return
+        try:
+            for job in self.store.drop_uploads(self.keep_uploads):
+                log.info("job %s: upload deleted to keep the uploads under %d bytes", job.id, self.keep_uploads)
+        except Exception:  # a file that will not go must not stop the worker; logged in full
+            log.exception("deleting old uploads failed")
 
     def _score(self, job: Job) -> None:
         import pandas as pd
@@ -119,3 +144,12 @@ def read_records(folder: Path) -> list[dict]:
     """A finished job's records, as `viper predict --format json` printed them."""
     path = folder / "records.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def read_frames(source):
+    """A per-frame table's CSV (a path or a binary file) as a DataFrame, floats exactly as written: pandas 2 reads
+    them so when asked (`round_trip`), pandas 3 by default (and deprecates the setting)."""
+    import pandas as pd
+
+    exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+    return pd.read_csv(source, **exact)

@@ -86,8 +86,12 @@ async function shown(job, videoUrl) {
   state.person = people[0];
   $("title").textContent = job.name;
   $("result").hidden = false;
-  const url = videoUrl || URL.createObjectURL(await (await api(`/api/jobs/${job.id}/video`)).blob());
-  $("video").src = url;
+  if (videoUrl || job.video_kept) {
+    $("video").src = videoUrl || URL.createObjectURL(await (await api(`/api/jobs/${job.id}/video`)).blob());
+  } else {  // an old upload deleted under --keep-uploads-mb: the scores and trace remain
+    $("video").removeAttribute("src");
+    say(`${job.name}: done; its video is no longer kept on the server`);
+  }
   show_scores(job.records);
   show_legend();
   draw_trace();
