@@ -1,4 +1,4 @@
-"""The layout the README's Architecture section describes, held by the code: jobs above the engine, nothing
+"""The layout docs/architecture.md describes, held by the code: jobs above the engine, nothing
 importing upward, no import cycle, one registry class, files of a few hundred lines, and a command importing only
 the libraries it uses."""
 

@@ -1,5 +1,5 @@
 """Atomic writes leave files others can read (the mode follows the umask, as open() would); the Python API
-takes what the README shows."""
+takes what the README and docs/guide/predict.md show."""
 
 from __future__ import annotations
 
