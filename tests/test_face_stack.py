@@ -177,6 +177,25 @@ def test_caption_picks_a_template_and_embeds_it_unit_norm(clips, extractors):
     np.testing.assert_allclose(np.linalg.norm(features.values[features.mask], axis=1), 1.0, atol=1e-5)
 
 
+def test_the_shipped_template_embeddings_are_minilms():
+    """The embeddings shipped in viper/assets (scripts/embed_templates.py: prediction needs no torch for them) are
+    MiniLM's embeddings of today's templates; other sentences are not served from them."""
+    from viper.extractors.caption_rule_minilm import (
+        model_dir,
+        sentence_embeddings,
+        shipped_embeddings,
+        template_embeddings,
+        templates,
+    )
+
+    sentences = [template["sentence"] for template in templates()]
+    shipped = shipped_embeddings(sentences)
+    assert shipped is not None and shipped.shape == (53, 384)
+    np.testing.assert_allclose(shipped, sentence_embeddings(sentences, model_dir()), atol=1e-6, rtol=0)
+    assert template_embeddings(templates()) is shipped or np.array_equal(template_embeddings(templates()), shipped)
+    assert shipped_embeddings(sentences[:-1]) is None and shipped_embeddings([*sentences[:-1], "a new one"]) is None
+
+
 def test_minilm_weights_are_checked_by_sha256_when_loaded(tmp_path):
     """MiniLM's weights with one byte changed, or missing, are refused naming the file (they would embed every
     caption differently, silently); the installed ones pass."""

@@ -49,7 +49,8 @@ def take() -> Path:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """A run trained (with torch, in this process) on fau + expression of 4 bundled takes: it has a best.onnx."""
+    """A run trained (with torch, in this process) on every default extractor's features (face image, fau,
+    caption, audio, expression) of 4 bundled takes at N = 8: it has a best.onnx."""
     from viper.datasets.ravdess import write_ravdess_manifest
     from viper.jobs.extract import extract
     from viper.jobs.train import TrainConfig, train
@@ -60,7 +61,7 @@ def run(tmp_path_factory) -> Path:
     for name in TAKES:
         shutil.copy(demo_clips() / name, clips / name)
     write_ravdess_manifest(clips, out / "manifest.csv")
-    extract(out / "manifest.csv", out / "store", frames=8, extractors=["fau", "expression"], workers=1)
+    extract(out / "manifest.csv", out / "store", frames=8, workers=1)
     train(out / "store", out / "run", TrainConfig(epochs=2, lr=1e-3, batch_size=2, device="cpu",
                                                   allow_shared_people=True))
     assert (out / "run" / "best.onnx").is_file()

@@ -11,8 +11,10 @@ The paper let a fine-tuned CLIP pick the template; no CLIP runs offline, so the 
 2. sentence: that emotion's k templates in the file's order; the class probability p (>= 1/7) picks number
    min(k - 1, floor((p - 1/7) / (6/7) * k)), so a surer face gets a later sentence and the caption carries
    the confidence too.
-The 53 sentence embeddings (mean pooling + L2 norm, as sentence-transformers does for this model) are computed
-once per process and cached on disk, keyed by the model and templates; per frame it is an index lookup.
+The 53 sentence embeddings (mean pooling + L2 norm, as sentence-transformers does for this model) ship in
+viper/assets (scripts/embed_templates.py computes them with MiniLM; tests compare), so prediction needs neither
+torch nor transformers; for other templates or weights they are computed once and cached on disk, keyed by the
+model and templates. Per frame it is an index lookup.
 `choose(clips)` gives the chosen template index per frame (-1 where masked) for inspection.
 """
 
@@ -117,12 +119,37 @@ def check_weights(path: Path) -> None:
 _embeddings: dict[str, np.ndarray] = {}
 
 
+SHIPPED = "caption_minilm_templates.npz"  # in viper/assets: the embeddings of the shipped templates
+
+
+def sentences_sha256(sentences: list[str]) -> str:
+    return hashlib.sha256(json.dumps(sentences).encode()).hexdigest()
+
+
+def shipped_embeddings(sentences: list[str]) -> np.ndarray | None:
+    """The shipped embeddings when they are of these sentences and of MiniLM's pinned weights, else None."""
+    from importlib.resources import files
+
+    try:
+        with np.load(files("viper.assets") / SHIPPED, allow_pickle=False) as shipped:
+            if (str(shipped["sentences_sha256"]) == sentences_sha256(sentences)
+                    and str(shipped["model_sha256"]) == MODEL_SHA256):
+                return shipped["vectors"]
+    except (OSError, KeyError, ValueError):
+        return None
+    return None
+
+
 def template_embeddings(table: list[dict[str, str]]) -> np.ndarray:
-    """The templates' embeddings, once per process; cached on disk under cache_dir() keyed by model + sentences."""
+    """The templates' embeddings, once per process: the shipped ones (no torch), or computed and cached on disk
+    under cache_dir() keyed by model + sentences."""
     from ..atomic import atomic_save_npy
 
-    folder = model_dir()
     sentences = [template["sentence"] for template in table]
+    shipped = shipped_embeddings(sentences)
+    if shipped is not None:
+        return shipped
+    folder = model_dir()
     key = hashlib.sha256(json.dumps(sentences).encode())
     for name in ("config.json", "tokenizer.json"):
         key.update((folder / name).read_bytes())
