@@ -124,7 +124,7 @@ class Extraction:
         from .faces import create_face_detector
 
         if self.config.face_crop and self.detector is None:
-            self.detector = create_face_detector(self.config.face_detector)
+            self.detector = create_face_detector(self.config.face_detector, self.config.device)
             self.detector.load()
         for extractor in self.extractors:
             extractor.ensure_loaded()

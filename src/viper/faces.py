@@ -42,12 +42,14 @@ FACE_DETECTORS: Registry[type[FaceDetector]] = Registry("face detector", "viper.
 DEFAULT_FACE_DETECTOR = "blazeface"
 
 
-def create_face_detector(name: str = DEFAULT_FACE_DETECTOR) -> FaceDetector:
+def create_face_detector(name: str = DEFAULT_FACE_DETECTOR, device: str | None = None) -> FaceDetector:
+    """The detector `name` on `device` (None: the detector's own choice); a run passes its device, so detection
+    runs where its other networks do, and a CPU run never imports torch to look for a GPU."""
     if name == "mediapipe":
         raise ViperError("face detector 'mediapipe' was removed (its package blocks Python 3.12+): features and "
                          "checkpoints made with it cannot be extended; extract again and retrain, which uses "
                          f"{DEFAULT_FACE_DETECTOR!r}, the same BlazeFace model in PyTorch")
-    return FACE_DETECTORS.get(name)()
+    return FACE_DETECTORS.get(name)(device=device)
 
 
 def square_box(box, width: int, height: int, margin: float) -> tuple[int, int, int, int]:
