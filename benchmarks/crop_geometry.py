@@ -24,9 +24,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from shared_data import needs, stop
 
-REPO = Path(__file__).resolve().parents[1]
-FACES = REPO.parent / "shared/data/faces-cc-by"
 # Face Mesh points on the jaw line (ear to ear through the chin) and the upper eyebrows: the extent of dlib's 68
 JAW = [127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356]
 BROWS = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]
@@ -81,13 +80,27 @@ def summary(name: str, rows: list[tuple[float, float, float]]) -> str:
     return f"{name} ({len(rows)} faces): " + "; ".join(parts)
 
 
+def has_opencv(python: str) -> bool:
+    """Whether `python` runs and imports OpenCV with its Haar cascades."""
+    try:
+        done = subprocess.run([python, "-c", "import cv2; cv2.data.haarcascades"], capture_output=True, timeout=120)
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--opencv-python", default=sys.executable, help="a Python with opencv-python-headless<5")
     args = parser.parse_args()
-    paths = sorted(FACES.glob("*/images/**/*.jpg"))
+    faces = needs("data/faces-cc-by", "its 244 photos of 142 people are what the crops are measured on; the bundled "
+                  "takes show one person")
+    paths = sorted(faces.glob("*/images/**/*.jpg"))
     if not paths:
-        sys.exit(f"no photos under {FACES}")
+        sys.exit(f"no photos under {faces}")
+    if not has_opencv(args.opencv_python):
+        stop(f"needs a Python with opencv-python-headless<5 (--opencv-python PATH; {args.opencv_python} has none): "
+             "fer's crop is OpenCV's Haar face box")
     boxes = viper_boxes(paths)
     haar = json.loads(subprocess.run([args.opencv_python, "-c", HAAR], input=json.dumps(list(boxes)),
                                      capture_output=True, text=True, check=True).stdout)

@@ -3,7 +3,9 @@
     python benchmarks/extract.py [CLIP_OR_FOLDER ...] [--frames 32] [--repeats 3] [--scaling 12]
 
 Defaults to the clips in ../shared/data/pyfeat-samples plus a 12-second 30 fps 640x360 h264/aac clip made from
-the first 12 s of WolfgangLanger_Pexels.mp4 (benchmarks/out/clip12s_30fps_640x360.mp4). Model loading is timed
+the first 12 s of WolfgangLanger_Pexels.mp4 (benchmarks/out/clip12s_30fps_640x360.mp4); on a clone without
+../shared it says so and exits with code 2: name clips instead (e.g. the bundled takes,
+src/viper/demo_data/ravdess-actor05). Model loading is timed
 once, apart from per-clip work. The decode stage alone (the N frames plus the audio read) is the lower bound.
 `--scaling K` then runs `viper.extract` on K copies of the 12-second clip with 1 and 2 workers (and with batches
 of 8 clips across videos): clips/s, speed-up, and the peak memory of each worker process.
@@ -17,22 +19,27 @@ import statistics
 import time
 from pathlib import Path
 
+from shared_data import needs
+
 from viper.extraction import DEFAULT_EXTRACTORS, ExtractConfig, Extraction
 from viper.sampled_video import sample_video
 from viper.video import VIDEO_SUFFIXES, read_audio, read_frames
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pyfeat-samples"
+PYFEAT = "data/pyfeat-samples"  # in ../shared
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def make_12s_clip(source: Path = SHARED / "WolfgangLanger_Pexels.mp4", seconds: float = 12.0, fps: int = 30) -> Path:
-    """The issue's reference clip: 12 s, 30 fps, 640x360, h264 + aac, re-encoded from real footage."""
+def make_12s_clip(source: Path | None = None, seconds: float = 12.0, fps: int = 30) -> Path:
+    """The issue's reference clip: 12 s, 30 fps, 640x360, h264 + aac, re-encoded from real footage (by default
+    ../shared's WolfgangLanger_Pexels.mp4), once."""
     import av
     import numpy as np
 
     target = OUT / f"clip12s_{fps}fps_640x360.mp4"
     if target.exists():
         return target
+    source = source or needs(f"{PYFEAT}/WolfgangLanger_Pexels.mp4", "the 12-second reference clip is re-encoded from "
+                             "it (nothing bundled is as long or as large); give a clip of your own instead (--help)")
     OUT.mkdir(parents=True, exist_ok=True)
     with av.open(str(source)) as reader:
         frames = [(f.time, f.to_ndarray(format="rgb24")) for f in reader.decode(video=0) if f.time < seconds + 0.1]
@@ -61,8 +68,11 @@ def make_12s_clip(source: Path = SHARED / "WolfgangLanger_Pexels.mp4", seconds: 
 
 
 def clips_from(paths: list[str]) -> list[Path]:
+    if not paths:  # the default clips, checked before any model loads
+        why = "the default clips are its videos and the 12-second reference clip made from one; name clips instead"
+        paths = [str(needs(PYFEAT, why)), str(make_12s_clip())]
     found: list[Path] = []
-    for item in map(Path, paths or [str(SHARED), str(make_12s_clip())]):
+    for item in map(Path, paths):
         found += sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if item.is_dir() else [item]
     return found
 
@@ -87,13 +97,15 @@ def main() -> None:
     parser.add_argument("--extractors", default=",".join(DEFAULT_EXTRACTORS))
     parser.add_argument("--scaling", type=int, default=0, help="copies of the 12-second clip for the workers run")
     args = parser.parse_args()
-
+    clips = clips_from(args.clips)
+    if args.scaling:
+        make_12s_clip()  # its source checked before any model loads
     extraction = Extraction(ExtractConfig(frames=args.frames, extractors=args.extractors.split(",")))
     _, load_seconds = timed(extraction.load)
     print(f"model loading (once per process): {load_seconds:.2f} s")
     stages = ["decode", "face", *[extractor.name for extractor in extraction.extractors]]
     print(f"{'clip':32s} " + " ".join(f"{stage:>18s}" for stage in stages) + f" {'total':>8s} {'faces':>6s}")
-    for path in clips_from(args.clips):
+    for path in clips:
         runs: dict[str, list[float]] = {stage: [] for stage in stages}
         for _ in range(args.repeats):
             _, decode = timed(decode_only, path, args.frames)

@@ -28,7 +28,15 @@ from viper.jobs.demo import demo_clips
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from test_face_api_js import SIZES, run_tfjs, take_faces, torch_outputs  # noqa: E402
+from shared_data import stop  # noqa: E402
+from test_face_api_js import (  # noqa: E402
+    SIZES,
+    MissingReference,
+    reference_modules,
+    run_tfjs,
+    take_faces,
+    torch_outputs,
+)
 
 RUN = {"expression": expression.classify, "recognition": recognition.describe}
 
@@ -55,6 +63,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=32, help="faces per PyTorch forward in the timing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    try:
+        reference_modules()  # node, npm and the reference's packages (installed once), before any face is cut
+    except MissingReference as missing:
+        stop(f"needs face-api.js on TensorFlow.js in node, the reference it compares against: {missing}")
     names = [path.name for path in sorted(demo_clips().glob("*.mp4"))]
     faces = [face for clip in take_faces(names, args.frames).values() for face in clip]
     print(f"{len(faces)} faces from {len(names)} takes, torch threads {args.threads}")

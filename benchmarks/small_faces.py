@@ -32,9 +32,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from shared_data import needs, shared
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared/data"
+SHARED = shared("data")
 SIDES = (1.0, 0.9, 0.8, 0.7, 0.6)  # the crop's side in units of the detector's box side
 PADS = (None, 1.5, 2.0, 2.5, 3.0)  # None: the first look alone (viper before)
 SIZE = 48
@@ -201,8 +202,9 @@ def main() -> None:
     parser.add_argument("--before", default="87f5377", help="git revision of viper before still images")
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
-    if not (SHARED / "faces-cc-by").exists():
-        sys.exit(f"needs {SHARED / 'faces-cc-by'}")
+    needs("data/faces-cc-by", "its 244 photos of 142 people are the development set; the bundled takes show one "
+          "person")
+    needs("data/pyfeat-samples/no_face.mp4", "the real video without a face that no face may be found on")
     from viper.images import read_image
 
     listed = photos()

@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from shared_data import shared
 
 REPO = Path(__file__).resolve().parents[1]
-LONDON = REPO.parent / "shared/data/faces-cc-by/london"
+LONDON = shared("data/faces-cc-by/london")
 THRESHOLDS = (0.5, 0.55, 0.6)
 
 

@@ -1,5 +1,4 @@
-"""`viper train`, `evaluate`, `submission` and `ablate`: the commands that fit and score models (registered on
-`viper.cli.app` when cli.py imports this module)."""
+"""`viper train`, `evaluate`, `submission` and `ablate`: the commands that fit and score models."""
 
 from __future__ import annotations
 
@@ -7,11 +6,10 @@ from pathlib import Path
 
 import typer
 
-from .cli import _given, _split_list, app, friendly
-from .progress import ProgressBars
+from ..progress import ProgressBars
+from .common import friendly, given, split_list
 
 
-@app.command()
 @friendly
 def train(
     context: typer.Context,
@@ -59,16 +57,16 @@ def train(
     config: Path | None = typer.Option(None, "--config", help="JSON/YAML TrainConfig; flags given override it."),
 ) -> None:
     """Train the Perceiver fusion model; keeps the best epoch by dev mean Pearson (RUN/best.pt)."""
-    from .jobs.train import train as run_train
-    from .jobs.train import train_config
+    from ..jobs.train import train as run_train
+    from ..jobs.train import train_config
 
-    flags = {"modalities": _split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
+    flags = {"modalities": split_list(modalities), "model": model, "epochs": epochs, "batch_size": batch_size,
              "lr": lr, "lr_step_epochs": lr_step_epochs, "seed": seed, "device": device,
              "modality_dropout": modality_dropout, "precision": precision, "compile": compile, "layout": layout,
              "anchor": anchor, "anchor_shrink": anchor_shrink,
              "allow_shared_people": allow_shared_people, "person_norm": person_norm, "tensorboard": tensorboard}
-    given = {name: value for name, value in flags.items() if _given(context, name)}
-    result = run_train(features, out, train_config(config, **given), hook=ProgressBars())
+    overrides = {name: value for name, value in flags.items() if given(context, name)}
+    result = run_train(features, out, train_config(config, **overrides), hook=ProgressBars())
     best = "n/a (no dev split: last epoch kept)"
     if result.best_dev_pearson is not None:
         best = f"{result.best_dev_pearson:.4f}"
@@ -77,7 +75,6 @@ def train(
         typer.echo(result.anchor.line())
 
 
-@app.command()
 @friendly
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder (or checkpoint file) made by `viper train`."),
@@ -91,19 +88,18 @@ def evaluate(
     ),
 ) -> None:
     """Score a run on a split: metrics.json, predictions.csv and plots."""
-    from .checkpoint import checkpoint_file
-    from .jobs.evaluate import eval_folder
-    from .jobs.evaluate import evaluate as run_evaluate
-    from .metrics import metrics_table
+    from ..checkpoint import checkpoint_file
+    from ..jobs.evaluate import eval_folder
+    from ..jobs.evaluate import evaluate as run_evaluate
+    from ..metrics import metrics_table
 
-    metrics = run_evaluate(run, features, split, out, drop=_split_list(drop))
+    metrics = run_evaluate(run, features, split, out, drop=split_list(drop))
     typer.echo(metrics_table(metrics))
     if metrics.get("dropped"):
         typer.echo(f"scored without {', '.join(metrics['dropped'])}")
     typer.echo(f"report: {out or eval_folder(checkpoint_file(run).parent, metrics['split'], metrics.get('dropped'))}")
 
 
-@app.command()
 @friendly
 def submission(
     run: Path = typer.Argument(..., help="Run folder (or checkpoint file) made by `viper train`."),
@@ -112,13 +108,12 @@ def submission(
     split: str = typer.Option("test", "--split", "-s", help="train, dev or test (devel/val read as dev)."),
 ) -> None:
     """Write a MuSe 2022 Reaction submission: File_ID ([id]) and the 7 emotion scores of every clip of a split."""
-    from .jobs.submit import write_submission
+    from ..jobs.submit import write_submission
 
     rows = write_submission(run, features, out, split)
     typer.echo(f"{rows} clips -> {out}")
 
 
-@app.command()
 @friendly
 def ablate(
     features: Path = typer.Option(..., "--features", "-f", help="Feature store made by `viper extract`."),
@@ -145,14 +140,14 @@ def ablate(
 ) -> None:
     """Modality ablation (the paper's Tables 2-3): every setting x seeds, report.md/html, runs.csv, p-values, and
     a robustness table (each fusion setting scored with each modality removed)."""
-    from .jobs.ablate import run_ablation
-    from .jobs.train import train_config
+    from ..jobs.ablate import run_ablation
+    from ..jobs.train import train_config
 
-    chosen = [] if baselines.strip().lower() == "none" else (_split_list(baselines) or [])
+    chosen = [] if baselines.strip().lower() == "none" else (split_list(baselines) or [])
     settings = train_config(config, **({} if epochs is None else {"epochs": epochs}))
     result = run_ablation(features, out, grid=grid, seeds=seeds, workers=workers, config=settings,
                           baselines=chosen, gru_epochs=gru_epochs, resamples=resamples, run_plots=run_plots,
-                          fusions=_split_list(fusion) or ["concat"], robustness=robustness, hook=ProgressBars())
+                          fusions=split_list(fusion) or ["concat"], robustness=robustness, hook=ProgressBars())
     typer.echo(f"best setting on {result.ranking_split}: {result.best}")
     if result.failed:
         raise typer.Exit(1)
