@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from viper import runtime
 from viper.backbones.blazeface import BlazeFace
 from viper.jobs.demo import demo_clips
 from viper.video import read_frames
@@ -58,8 +59,12 @@ def parse_args(doc: str) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=4, help="frames sampled per clip")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runtime", choices=("onnx", "torch"), help="what runs viper's networks (default: "
+                        "viper.runtime's choice, onnx on the CPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    runtime.force(args.runtime)
+    args.label = f"viper ({runtime.choose(args.device)} on {args.device}, {args.threads} thread(s))"
     return args
 
 
@@ -101,7 +106,7 @@ def main() -> None:
     print(f"IoU (raw float boxes):        min {min(raw_ious):.4f} median {np.median(raw_ious):.4f}")
     print(f"|score difference|: max {max(score_diffs):.4f} median {np.median(score_diffs):.5f}")
     print(f"keypoint difference / frame side: max {max(keypoint_diffs):.4f}")
-    print(f"per frame: mediapipe Tasks {mediapipe_ms:.2f} ms; torch ({args.device}, {args.threads} thread(s)) "
+    print(f"per frame: mediapipe Tasks {mediapipe_ms:.2f} ms; {args.label} "
           f"{torch_ms[1]:.2f} ms one at a time, {torch_ms[16]:.2f} ms in batches of 16")
 
 

@@ -83,8 +83,8 @@ def main() -> None:
     print(f"landmark z error / face size: max {max(z_errors):.4f}")
     print(f"|blendshape difference|: max {max(blendshape_errors):.4f}, median of per-face max "
           f"{np.median(blendshape_errors):.4f}")
-    print(f"per frame: mediapipe FaceLandmarker {mediapipe_ms:.2f} ms; torch ({args.device}, {args.threads} "
-          f"thread(s)) {torch_ms[1]:.2f} ms one at a time, {torch_ms[16]:.2f} ms in batches of 16")
+    print(f"per frame: mediapipe FaceLandmarker {mediapipe_ms:.2f} ms; {args.label} {torch_ms[1]:.2f} ms one at a "
+          f"time, {torch_ms[16]:.2f} ms in batches of 16")
 
 
 if __name__ == "__main__":
