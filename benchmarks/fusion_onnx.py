@@ -2,7 +2,8 @@
 
 The compact preset on the demo's tokens (fau + expression, 66-d, N = 32, 8 emotions, anchored), random weights
 and standardisation (speed does not depend on them); 1 thread each, the runtimes alternated, best of rounds; the
-load average is printed, as this machine's 2 cores are shared.
+load average is recorded, as this machine's 2 cores are shared. The table is recorded as the figure `fusion-onnx`
+(docs/figures/fusion-onnx.json, shown in docs/speed.md).
 
     python benchmarks/fusion_onnx.py [--rounds 5] [--calls 50] [--dims 59,7]
 """
@@ -10,11 +11,11 @@ load average is printed, as this machine's 2 cores are shared.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
+import figures
 import numpy as np
 import torch
 
@@ -24,6 +25,7 @@ from viper.model import Perceiver, model_config
 
 EMOTIONS = 8  # RAVDESS: neutral, calm, happy, sad, angry, fearful, disgust, surprised
 ANCHOR = {"anchor_map": (0, -1, 1, 2, 3, 4, 5, 6)}  # calm has no basic emotion
+MEASURES = ["src/viper/fusion_onnx.py", "src/viper/model.py", "src/viper/checkpoint.py"]  # export, model, torch path
 
 
 def mean_ms(forward, calls: int, *inputs) -> float:
@@ -50,11 +52,12 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint = Path(folder) / "best.pt"
         checkpoint.write_bytes(b"stands for the weights")  # only its digest is recorded
         began = time.perf_counter()
-        runner = session(export_fusion(model, args.frames, checkpoint))
+        runner = session(export_fusion(model, args.frames, checkpoint, {}))  # no fields: nothing scores from it
         size = checkpoint.with_suffix(".onnx").stat().st_size
-        print(f"export {time.perf_counter() - began:.2f} s, {size / 1e6:.1f} MB")
+        export = f"export {time.perf_counter() - began:.2f} s, {size / 1e6:.1f} MB"
+        print(export)
     rng = np.random.default_rng(0)
-    print(f"load before {os.getloadavg()}")
+    before, rows = figures.begin(), []
     for batch in (1, 16):
         tokens = rng.random((batch, args.frames, sum(dims)), np.float32)
         masks = rng.random((batch, args.frames, len(dims))) > 0.1
@@ -66,7 +69,15 @@ def main(argv: list[str] | None = None) -> None:
         torch_ms, onnx_ms = min(timings["torch"]), min(timings["onnx"])
         print(f"batch {batch:2d}: torch {torch_ms:.3f} ms, onnx {onnx_ms:.3f} ms ({torch_ms / onnx_ms:.2f}x), "
               f"max |difference| {gap:.1e}")
-    print(f"load after {os.getloadavg()}")
+        rows.append({"clips": batch, "torch": torch_ms, "onnx": onnx_ms, "speed-up": torch_ms / onnx_ms,
+                     "difference": float(gap)})
+    figures.record("fusion-onnx", rows, began=before, measures=MEASURES,
+                   columns=[("clips", "clips a forward"), ("torch", "torch", "{:.2f} ms"),
+                            ("onnx", "onnx", "{:.2f} ms"), ("speed-up", "speed-up", "{:.2f}×"),
+                            ("difference", "max difference", "{:.1e}")],
+                   notes=f"the {args.preset} preset, tokens {'+'.join(map(str, dims))}-d, N = {args.frames}, "
+                         f"1 thread; the runtimes alternated, best of {args.rounds} rounds of {args.calls} calls; "
+                         f"{export}")
 
 
 if __name__ == "__main__":

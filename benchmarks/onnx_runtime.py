@@ -6,16 +6,16 @@ Frames: `--frames` from each of the 60 bundled takes (224 x 224, one face each).
 post-processing included: the face chain (BlazeFace, Face Mesh v2 and the blendshapes: what
 benchmarks/face_mesh_v2_parity.py times against MediaPipe) one frame at a time and 16 at a time, and the general
 model's three expression experts on the detected faces. The runtimes take turns, `--repeats` rounds, and each
-keeps its best round; the load average (os.getloadavg) is printed before and after, since other processes on the
-machine slow both.
+keeps its best round; the load average is recorded before and after, since other processes on the machine slow
+both. The table is recorded as the figure `onnx-runtime` (docs/figures/onnx-runtime.json, shown in docs/speed.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
+import figures
 import numpy as np
 import torch
 
@@ -27,6 +27,10 @@ from viper.extractors.expression_general import CROPS, INPUT_SIZES, expert_log_p
 from viper.faces import crop_square
 from viper.jobs.demo import demo_clips
 from viper.video import read_frames
+
+# the networks timed, their exported weights, the runtime that picks and the crops the experts read
+MEASURES = ["src/viper/runtime.py", "src/viper/backbones", "src/viper/assets",
+            "src/viper/extractors/expression_general.py", "src/viper/faces.py"]
 
 
 def face_chain(models, frames: list[np.ndarray], batch: int) -> list:
@@ -77,9 +81,10 @@ def main() -> None:
              "Face Mesh v2 alone, 16 frames": lambda: [models[1]([first[i] for i in owners], rois)
                                                         for _ in range(len(frames) // 16)],
              "blendshapes alone, 16 frames": lambda: [models[2](meshes.landmarks) for _ in range(len(frames) // 16)]}
-    print(f"{len(frames)} frames of {len(list(demo_clips().glob('*.mp4')))} bundled takes, {len(faces)} faces; "
-          f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, 1 thread")
-    print(f"load average before: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+    setting = (f"{len(frames)} frames of {len(list(demo_clips().glob('*.mp4')))} bundled takes, {len(faces)} faces; "
+               f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, 1 thread")
+    print(setting)
+    began = figures.begin()
     best = {(task, name): float("inf") for task in tasks for name in runtime.RUNTIMES}
     for name in runtime.RUNTIMES:  # warm-up: models built, sessions made
         runtime.force(name)
@@ -91,11 +96,16 @@ def main() -> None:
             for task, run in tasks.items():
                 best[task, name] = min(best[task, name], seconds(run))
     runtime.force(None)
-    print(f"load average after: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+    ms = {key: 1000 * value / len(frames) for key, value in best.items()}
+    rows = [{"task": task, "torch": ms[task, "torch"], "onnx": ms[task, "onnx"],
+             "speed-up": ms[task, "torch"] / ms[task, "onnx"]} for task in tasks]
     print(f"{'ms per frame':34s} {'torch':>8s} {'onnx':>8s} {'speed-up':>9s}")
-    for task in tasks:
-        torch_ms, onnx_ms = (1000 * best[task, name] / len(frames) for name in ("torch", "onnx"))
-        print(f"{task:34s} {torch_ms:8.2f} {onnx_ms:8.2f} {torch_ms / onnx_ms:8.2f}x")
+    for row in rows:
+        print(f"{row['task']:34s} {row['torch']:8.2f} {row['onnx']:8.2f} {row['speed-up']:8.2f}x")
+    figures.record("onnx-runtime", rows, began=began, measures=MEASURES,
+                   columns=[("task", "ms per frame"), ("torch", "torch", "{:.2f}"), ("onnx", "onnx", "{:.2f}"),
+                            ("speed-up", "speed-up", "{:.2f}×")],
+                   notes=f"{setting}; the runtimes alternated, best of {args.repeats} rounds each")
 
 
 if __name__ == "__main__":

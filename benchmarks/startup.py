@@ -5,7 +5,7 @@
 
 Alternates, `--repeats` times each, (i) `python -m viper predict CLIP --checkpoint RUN` and (ii) a Python process
 that only decodes the clip's N sampled frames and its audio with `viper.video` (numpy and PyAV; no torch), and prints
-the median wall time of each, their ratio and the `uptime` load. Each `--src` (a folder holding the `viper` package,
+the median wall time of each, their ratio and the load average. Each `--src` (a folder holding the `viper` package,
 e.g. another checkout's `src`) adds its own predict command to the same alternation, so before and after share one
 run and one load; give one `--checkpoint` per `--src` when their extractors differ (with one checkpoint, their
 scores are compared too). `--general` adds each source's `predict CLIP` with the general model (no checkpoint);
@@ -16,6 +16,7 @@ The clip defaults to the 12-second reference clip of benchmarks/extract.py; the 
 four default modalities, N = 32) trained for 2 epochs on 4 bundled clips, made once under benchmarks/out/.
 `--importtime` prints, for the predict command, the top 20 entries of `python -X importtime` by cumulative time and
 the import time by package (what viper's own modules pull in, apart): where start-up goes, and what to cut.
+Without it, the table is recorded as the figure `startup` (docs/figures/startup.json, rendered into docs/speed.md).
 """
 
 from __future__ import annotations
@@ -30,9 +31,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import figures
 from extract import OUT, make_12s_clip
 
+WHAT = {"checkpoint": "`viper predict --checkpoint RUN`", "general": "`viper predict` (the general model)"}
 SRC = Path(__file__).resolve().parents[1] / "src"
+# what a `viper predict` process runs: its CLI, job, decoding, extractors, networks and their weights, runtimes
+MEASURES = ["src/viper/cli", "src/viper/jobs/predict.py", "src/viper/jobs/clip_prediction.py",
+            "src/viper/extraction.py", "src/viper/extractors", "src/viper/backbones", "src/viper/face_detectors",
+            "src/viper/assets", "src/viper/video.py", "src/viper/sampled_video.py", "src/viper/audio_track.py",
+            "src/viper/faces.py", "src/viper/face_choice.py", "src/viper/general_model.py", "src/viper/checkpoint.py",
+            "src/viper/fusion_onnx.py", "src/viper/runtime.py"]
 DECODE_ONLY = ("import sys; from viper.video import read_audio, read_frames; "
                "read_frames(sys.argv[1], int(sys.argv[2])); read_audio(sys.argv[1])")
 
@@ -133,18 +142,20 @@ def main() -> None:
     models = {src: [("checkpoint", ["--checkpoint", str(run_)])] + [("general", [])] * args.general
               for src, run_ in zip(sources, checkpoints, strict=True)}
     runtimes = [(f", {name}", ["--runtime", name]) for name in args.runtime or ()] or [("", [])]
-    predicts = {(src, f"{model}{label}"): ["-m", "viper", "predict", str(clip), *flags, *runtime_flags]
+    predicts = {(src, model, label): ["-m", "viper", "predict", str(clip), *flags, *runtime_flags]
                 for src, options in models.items() for model, flags in options for label, runtime_flags in runtimes}
     if args.importtime:
-        for (src, _), command in predicts.items():
+        for (src, _, _), command in predicts.items():
             print_import_times(command, src)
         return
 
     from viper.checkpoint import load_checkpoint
 
+    began = figures.begin()
     frames = load_checkpoint(checkpoints[0]).n_frames
     commands = {"decode only": (["-c", DECODE_ONLY, str(clip), str(frames)], SRC)}
-    commands |= {f"predict {what} ({src})": (command, src) for (src, what), command in predicts.items()}
+    commands |= {f"{WHAT[model]}{label}" + (f" ({src})" if len(sources) > 1 else ""): (command, src)
+                 for (src, model, label), command in predicts.items()}
     seconds: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in commands}
     outputs: dict[str, str] = {}
@@ -157,16 +168,25 @@ def main() -> None:
     base = statistics.median(seconds["decode only"])
     print(f"{clip.name}, N = {frames}; whole processes, medians of {args.repeats}, alternated "
           "(CPU: user + system seconds, less sensitive to other processes than wall time):")
-    for name, values in seconds.items():
-        print(f"{name:60s} {statistics.median(values) * 1000:7.0f} ms  {statistics.median(values) / base:5.2f}x  "
-              f"(min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f})  CPU {statistics.median(cpu[name]):.2f} s")
-    for model in ("checkpoint", "general"):
-        same = [name for name in outputs if name.startswith(f"predict {model}")]
+    rows = [{"process": name, "wall": statistics.median(values), "ratio": statistics.median(values) / base,
+             "cpu": statistics.median(cpu[name]), "fastest": min(values), "slowest": max(values)}
+            for name, values in seconds.items()]
+    for row in rows:
+        print(f"{row['process']:60s} {row['wall'] * 1000:7.0f} ms  {row['ratio']:5.2f}x  "
+              f"(min {row['fastest'] * 1000:.0f}, max {row['slowest'] * 1000:.0f})  CPU {row['cpu']:.2f} s")
+    for model, what in WHAT.items():
+        same = [name for name in outputs if name.startswith(what)]
         if len(same) > 1 and len(set(checkpoints)) == 1:
             scores = {outputs[name].strip() for name in same}
             print(f"{model}: scores identical across {len(same)} commands" if len(scores) == 1
                   else f"{model}: scores DIFFER:\n" + "\n".join(scores))
-    print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    run_ = ", ".join(map(str, checkpoints)) if args.checkpoint else "a demo-style run of every default extractor"
+    figures.record("startup", rows, began=began, measures=MEASURES,
+                   columns=[("process", "whole process"), ("wall", "wall (median)", "{:.2f} s"),
+                            ("ratio", "× decode only", "{:.2f}"), ("cpu", "CPU (median)", "{:.2f} s"),
+                            ("fastest", "fastest", "{:.2f} s"), ("slowest", "slowest", "{:.2f} s")],
+                   notes=f"{clip.name}, N = {frames}, RUN = {run_}; whole processes alternated, medians of "
+                         f"{args.repeats}; CPU is user + system time")
 
 
 if __name__ == "__main__":

@@ -105,10 +105,11 @@ def load_twin(checkpoint: Path) -> tuple[FusionOnnx, dict[str, Any]] | None:
     if labels.get(DIGEST_KEY) != file_sha256(checkpoint):
         log.info("%s was exported from other weights than %s; scoring with torch", path, checkpoint.name)
         return None
-    if FIELDS_KEY not in labels:
+    try:
+        fields = json.loads(labels[FIELDS_KEY])
+        return FusionOnnx(runner, tuple(fields["token_dims"]), len(fields["emotions"])), fields
+    except (KeyError, TypeError, ValueError):  # no fields (an older viper) or not a checkpoint's: best.pt decides
         return None
-    fields = json.loads(labels[FIELDS_KEY])
-    return FusionOnnx(runner, tuple(fields["token_dims"]), len(fields["emotions"])), fields
 
 
 @dataclass(frozen=True)
