@@ -14,7 +14,7 @@ import torch
 
 from viper import runtime
 from viper.checkpoint import load_checkpoint, predict_arrays, predict_model, torch_load, torch_save_atomic
-from viper.fusion_onnx import DIGEST_KEY, FusionOnnx, file_sha256, load_twin, onnx_file
+from viper.fusion_onnx import DIGEST_KEY, FusionOnnx, export_fusion, file_sha256, load_twin, onnx_file
 from viper.jobs.train import TrainConfig, train
 from viper.model import Perceiver, model_config
 from viper.store import FeatureStore
@@ -140,6 +140,11 @@ def test_a_run_without_best_onnx_or_with_a_stale_one_scores_with_torch(run, stor
     bundle = load_checkpoint(stale)
     assert isinstance(bundle.model, Perceiver)
     np.testing.assert_array_equal(predict_arrays(bundle, tokens, masks), predict_model(bundle.model, tokens, masks))
+
+    bare = tmp_path / "bare"
+    shutil.copytree(run, bare)
+    export_fusion(load_checkpoint(bare, runtime="torch").model, 8, bare / "best.pt", {})  # no checkpoint fields
+    assert load_twin(bare / "best.pt") is None and isinstance(load_checkpoint(bare).model, Perceiver)
 
 
 def test_column_masks_index_as_repeat_interleave_did():
