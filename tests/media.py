@@ -164,3 +164,22 @@ def make_variable_rate_clip(path: Path, ticks, fps: int = 120, codec: str = "lib
     container.mux(stream.encode())
     container.close()
     return path
+
+
+def bundled_takes_store(out: Path, takes: tuple[str, ...], frames: int, extractors: list[str] | None = None) -> Path:
+    """A feature store of bundled RAVDESS takes (copied under `out`, with their manifest): real faces and speech,
+    `extractors` (None: the defaults) at N = `frames`, one worker."""
+    import shutil
+
+    from viper.datasets.ravdess import write_ravdess_manifest
+    from viper.jobs.demo import demo_clips
+    from viper.jobs.extract import extract
+
+    clips = out / "clips"
+    clips.mkdir(parents=True)
+    for name in takes:
+        shutil.copy(demo_clips() / name, clips / name)
+    write_ravdess_manifest(clips, out / "manifest.csv")
+    options = {} if extractors is None else {"extractors": extractors}
+    extract(out / "manifest.csv", out / "store", frames=frames, workers=1, **options)
+    return out / "store"

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from media import bundled_takes_store
 
 from viper import runtime
 from viper.checkpoint import load_checkpoint, predict_arrays, predict_model, torch_load, torch_save_atomic
@@ -39,18 +40,7 @@ RUNS = {
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     """fau and expression (the prior's evidence) of 4 bundled takes at N = 8: real faces in ~7 s."""
-    from viper.datasets.ravdess import write_ravdess_manifest
-    from viper.jobs.demo import demo_clips
-    from viper.jobs.extract import extract
-
-    out = tmp_path_factory.mktemp("onnx-store")
-    clips = out / "clips"
-    clips.mkdir()
-    for name in TAKES:
-        shutil.copy(demo_clips() / name, clips / name)
-    write_ravdess_manifest(clips, out / "manifest.csv")
-    extract(out / "manifest.csv", out / "store", frames=8, extractors=["fau", "expression"], workers=1)
-    return out / "store"
+    return bundled_takes_store(tmp_path_factory.mktemp("onnx-store"), TAKES, 8, ["fau", "expression"])
 
 
 @pytest.fixture(scope="module", params=list(RUNS))

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from media import bundled_takes_store
 
 from viper.jobs.demo import demo_clips
 
@@ -51,17 +52,10 @@ def take() -> Path:
 def run(tmp_path_factory) -> Path:
     """A run trained (with torch, in this process) on every default extractor's features (face image, fau,
     caption, audio, expression) of 4 bundled takes at N = 8: it has a best.onnx."""
-    from viper.datasets.ravdess import write_ravdess_manifest
-    from viper.jobs.extract import extract
     from viper.jobs.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("no-torch-run")
-    clips = out / "clips"
-    clips.mkdir()
-    for name in TAKES:
-        shutil.copy(demo_clips() / name, clips / name)
-    write_ravdess_manifest(clips, out / "manifest.csv")
-    extract(out / "manifest.csv", out / "store", frames=8, workers=1)
+    bundled_takes_store(out, TAKES, 8)
     train(out / "store", out / "run", TrainConfig(epochs=2, lr=1e-3, batch_size=2, device="cpu",
                                                   allow_shared_people=True))
     assert (out / "run" / "best.onnx").is_file()

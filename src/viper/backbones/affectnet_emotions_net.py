@@ -14,7 +14,7 @@ OpenVINO's integer arithmetic.
 
 from __future__ import annotations
 
-import threading
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -86,13 +86,7 @@ class AffectNetEmotions(nn.Module):
         return self.head(x).flatten(1)  # softmax applied by the caller
 
 
-_models: dict[str, AffectNetEmotions] = {}
-_lock = threading.Lock()
-
-
+@cache
 def load_affectnet_emotions(device: str = "cpu", weights: Path = WEIGHTS) -> AffectNetEmotions:
     """The net with the converted weights, in eval mode; built once per process and device."""
-    with _lock:
-        if device not in _models:
-            _models[device] = load_weights(AffectNetEmotions(), weights).to(device)
-        return _models[device]
+    return load_weights(AffectNetEmotions(), weights).to(device)
