@@ -5,6 +5,8 @@ sent back to back (one in flight, as the page sends them; the page itself sends 
 224-pixel frames (what Chromium's fake camera sends in the tests) and for 640x480 webcam frames.
 `--before SRC` runs a second server from another viper source folder (e.g. `git archive` of an older commit) and
 alternates the live rounds between the two, so both see the same load.
+Recorded as the figures `serve-latency` (api) and `serve-live` (live, without --before), docs/figures/*.json,
+shown in docs/guide/serve.md.
 `python benchmarks/serve.py [--what all|api|live] [--repeats 3] [--live-frames 60] [--before /tmp/old/src]`."""
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import figures
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -27,6 +30,8 @@ from serve_helpers import SRC, free_port, server_process  # noqa: E402
 from viper.jobs.demo import demo_clips  # noqa: E402
 
 TAKE = demo_clips() / "01-01-03-02-02-01-05.mp4"
+# the server, its live scoring, and what a job and `viper predict` run: the general model through ONNX Runtime
+MEASURES = ["src/viper/serve", "src/viper/jobs/predict.py", "src/viper/general_model.py", "src/viper/runtime.py"]
 
 
 def through_api(client: httpx.Client) -> float:
@@ -111,7 +116,7 @@ def main() -> None:
     parser.add_argument("--live-frames", type=int, default=60, help="frames per live measurement")
     parser.add_argument("--before", type=Path, help="another viper src folder, served beside this one (live only)")
     args = parser.parse_args()
-    load_before = os.getloadavg()
+    load_before, began = os.getloadavg(), figures.begin()
     cold = [cold_predict(args.threads) for _ in range(args.repeats)] if args.what in ("all", "api") else []
     sources = {"this": SRC} | ({"before": args.before} if args.before else {})
     processes, urls = {}, {}
@@ -147,6 +152,26 @@ def main() -> None:
         label = f"live, {size} frames" + (f" ({name}: {sources[name]})" if args.before else "")
         print(f"{label}: median {statistics.median(values):.1f} frames/s  (rounds of {args.live_frames}: "
               f"{', '.join(f'{x:.1f}' for x in values)})")
+    settings = f"{TAKE.name}, {args.threads} torch thread(s)"
+    if cold:
+        rows = [{"what": "a cold `viper predict` process (Python, models, the take)", "seconds": cold},
+                {"what": "server start to ready (once)", "seconds": [startup]},
+                {"what": "warm server, first job: upload to records", "seconds": [first]},
+                {"what": "warm server, later jobs: upload to records", "seconds": warm}]
+        figures.record("serve-latency", [{**row, "median": statistics.median(row["seconds"]),
+                                          "runs": ", ".join(f"{x:.2f}" for x in row["seconds"])} for row in rows],
+                       began=began, measures=MEASURES, notes=f"{settings}, {args.repeats} runs each",
+                       columns=[("what", "one 3.6-second take"), ("median", "median", "{:.2f} s"),
+                                ("runs", "runs (s)")])
+    if rates and not args.before:
+        figures.record("serve-live", [{"frames": f"{size} JPEG", "rate": statistics.median(values),
+                                       "runs": ", ".join(f"{x:.1f}" for x in values)}
+                                      for (_, size), values in rates.items()],
+                       began=began, measures=MEASURES,
+                       notes=f"{settings}, frames sent back to back, one in flight, "
+                             f"{args.repeats} rounds of {args.live_frames}",
+                       columns=[("frames", "camera frames"), ("rate", "scored per second (median)", "{:.1f}"),
+                                ("runs", "rounds")])
 
 
 if __name__ == "__main__":
