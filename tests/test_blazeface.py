@@ -14,8 +14,9 @@ from conftest import SHARED, SHARED_DATA, needs_shared
 from faces_media import SMILING, SURPRISED, take_frames, two_faces
 from media import sample_frames
 
+from viper.backbones import face_landmarker_weights
 from viper.backbones.blazeface import BlazeFace, letterbox, ssd_anchors, weighted_nms
-from viper.backbones.blazeface_net import BlazeFaceNet, load_blazeface_net, tflite_weights
+from viper.backbones.blazeface_net import BlazeFaceNet, load_blazeface_net
 from viper.jobs.demo import demo_clips
 
 TASK = "models/mediapipe-face-landmarker/face_landmarker.task"
@@ -133,7 +134,7 @@ def test_raw_outputs_match_tflite_interpreter(detector_tflite, demo_frames):
     interpreter = importlib.import_module(interpreter_module).Interpreter(model_path=str(detector_tflite))
     interpreter.allocate_tensors()
     net = BlazeFaceNet()
-    net.load_tflite_weights(tflite_weights())
+    net.load_tflite_weights(face_landmarker_weights("face_detector"))
     inputs = np.stack([letterbox(frame) for frame in demo_frames[:3]]).astype(np.float32) / 127.5 - 1
     with torch.inference_mode():
         regressors, logits = net(torch.from_numpy(inputs).permute(0, 3, 1, 2))

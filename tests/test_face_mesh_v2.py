@@ -15,11 +15,12 @@ import torch
 from conftest import SHARED, SHARED_DATA, needs_shared
 from media import sample_frames
 
+from viper.backbones import face_landmarker_weights
 from viper.backbones.blazeface import BlazeFace
 from viper.backbones.face_blendshapes import BLENDSHAPE_NAMES, LANDMARK_SUBSET, FaceBlendshapes
 from viper.backbones.face_blendshapes_net import load_face_blendshapes_net
 from viper.backbones.face_mesh_v2 import INPUT_SIZE, FaceMeshV2, face_crop, face_roi, project_landmarks
-from viper.backbones.face_mesh_v2_net import FaceMeshNet, load_face_mesh_v2_net, tflite_weights
+from viper.backbones.face_mesh_v2_net import FaceMeshNet, load_face_mesh_v2_net
 from viper.jobs.demo import demo_clips
 
 TASK = "models/mediapipe-face-landmarker/face_landmarker.task"
@@ -113,7 +114,7 @@ def test_raw_outputs_match_tflite_interpreter(models, faces, tmp_path_factory):
     blendshapes = interpreter("face_blendshapes", tmp_path_factory)
     outputs = {detail["name"]: detail["index"] for detail in mesh.get_output_details()}
     net = FaceMeshNet()
-    net.load_tflite_weights(tflite_weights())
+    net.load_tflite_weights(face_landmarker_weights("face_landmarks_detector"))
     crops = np.stack([face_crop(frame, roi) for frame, roi in faces]).astype(np.float32) / 255
     with torch.inference_mode():
         landmarks, logits = net(torch.from_numpy(crops).permute(0, 3, 1, 2))

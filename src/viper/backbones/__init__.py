@@ -6,6 +6,20 @@ builds it (through the factory `<name>.load` hands to `runtime.network`), and sc
 runs without it.
 """
 
+from functools import cache
+
+
+@cache
+def face_landmarker_weights(network: str) -> dict:
+    """The converted float32 arrays of one network of MediaPipe's Face Landmarker bundle (assets/face_landmarker/
+    NETWORK.npz: face_detector, face_landmarks_detector, face_blendshapes), read once per process."""
+    from importlib.resources import files
+
+    import numpy as np
+
+    with np.load(files("viper.assets") / "face_landmarker" / f"{network}.npz") as npz:
+        return {name: npz[name] for name in npz.files}
+
 
 def load_weights(model, weights, skip: tuple[str, ...] = ()):
     """A freshly built net with its converted weights (every array of the npz but `skip`), in eval mode; a file

@@ -9,13 +9,14 @@ Weights: assets/face_landmarker/face_detector.npz, written by scripts/convert_fa
 
 from __future__ import annotations
 
-from functools import cache, lru_cache
-from importlib.resources import files
+from functools import cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import face_landmarker_weights
 
 # (in, out, stride) per BlazeBlock; the 11th block's output feeds the 16x16 heads, the last one's the 8x8 heads
 BLOCKS = ((24, 24, 1), (24, 28, 1), (28, 32, 2), (32, 36, 1), (36, 42, 1), (42, 48, 2), (48, 56, 1), (56, 64, 1),
@@ -96,17 +97,10 @@ class BlazeFaceNet(nn.Module):
             conv(layer, name)  # TFLite names the heads by stride (8, 16), ours by feature-map size
 
 
-@lru_cache(maxsize=1)
-def tflite_weights() -> dict[str, np.ndarray]:
-    """The converted weights, read once per process."""
-    with np.load(files("viper.assets") / "face_landmarker" / "face_detector.npz") as npz:
-        return {name: npz[name] for name in npz.files}
-
-
 @cache
 def load_blazeface_net(device: str = "cpu") -> BlazeFaceNet:
     """The network with its converted weights, in eval mode, built once per process and device; channels-last, as
     it runs twice as fast as NCHW on CPU."""
     net = BlazeFaceNet()
-    net.load_tflite_weights(tflite_weights())
+    net.load_tflite_weights(face_landmarker_weights("face_detector"))
     return net.eval().to(device, memory_format=torch.channels_last)

@@ -10,13 +10,14 @@ layers here. Weights: assets/face_landmarker/face_blendshapes.npz, written by sc
 
 from __future__ import annotations
 
-from functools import cache, lru_cache
-from importlib.resources import files
+from functools import cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import face_landmarker_weights
 
 # len(LANDMARK_SUBSET), len(BLENDSHAPE_NAMES) of viper.backbones.face_blendshapes (which imports this module)
 POINTS, SCORES = 146, 52
@@ -89,14 +90,7 @@ class FaceBlendshapesNet(nn.Module):
         return net
 
 
-@lru_cache(maxsize=1)
-def tflite_weights() -> dict[str, np.ndarray]:
-    """The converted weights, read once per process."""
-    with np.load(files("viper.assets") / "face_landmarker" / "face_blendshapes.npz") as npz:
-        return {name: npz[name] for name in npz.files}
-
-
 @cache
 def load_face_blendshapes_net(device: str = "cpu") -> FaceBlendshapesNet:
     """The network with its converted weights, in eval mode, built once per process and device."""
-    return FaceBlendshapesNet.from_tflite_weights(tflite_weights()).eval().to(device)
+    return FaceBlendshapesNet.from_tflite_weights(face_landmarker_weights("face_blendshapes")).eval().to(device)

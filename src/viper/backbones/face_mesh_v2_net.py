@@ -11,14 +11,14 @@ face_landmarks_detector.npz, written by scripts/convert_face_landmarker.py.
 from __future__ import annotations
 
 import re
-from functools import cache, lru_cache
-from importlib.resources import files
+from functools import cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import face_landmarker_weights
 from .blazeface_net import add_shortcut
 
 NUM_LANDMARKS = 478  # as viper.backbones.face_mesh_v2 (which imports this module, so not the other way)
@@ -126,16 +126,9 @@ class FaceMeshNet(nn.Module):
             raise ValueError(f"face_landmarks_detector weights do not fit the graph: unused {leftover}")
 
 
-@lru_cache(maxsize=1)
-def tflite_weights() -> dict[str, np.ndarray]:
-    """The converted weights, read once per process."""
-    with np.load(files("viper.assets") / "face_landmarker" / "face_landmarks_detector.npz") as npz:
-        return {name: npz[name] for name in npz.files}
-
-
 @cache
 def load_face_mesh_v2_net(device: str = "cpu") -> FaceMeshNet:
     """The network with its converted weights, in eval mode and channels-last, built once per process and device."""
     net = FaceMeshNet()
-    net.load_tflite_weights(tflite_weights())
+    net.load_tflite_weights(face_landmarker_weights("face_landmarks_detector"))
     return net.eval().to(device, memory_format=torch.channels_last)
