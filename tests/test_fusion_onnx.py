@@ -136,6 +136,11 @@ def test_a_run_without_best_onnx_or_with_a_stale_one_scores_with_torch(run, stor
     export_fusion(load_checkpoint(bare, runtime="torch").model, 8, bare / "best.pt", {})  # no checkpoint fields
     assert load_twin(bare / "best.pt") is None and isinstance(load_checkpoint(bare).model, Perceiver)
 
+    damaged = tmp_path / "damaged"
+    shutil.copytree(run, damaged)
+    (damaged / "best.onnx").write_bytes((run / "best.onnx").read_bytes()[:1000])  # cut short
+    assert load_twin(damaged / "best.pt") is None and isinstance(load_checkpoint(damaged).model, Perceiver)
+
 
 def test_column_masks_index_as_repeat_interleave_did():
     """The model spreads each modality's mask over its columns by indexing (repeat_interleave with a tensor of

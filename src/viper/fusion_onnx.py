@@ -94,13 +94,17 @@ def _varint(value: int) -> bytes:
 
 
 def load_twin(checkpoint: Path) -> tuple[FusionOnnx, dict[str, Any]] | None:
-    """`checkpoint`'s twin as a model and the checkpoint fields it carries, or None when there is none, it was
-    exported from other weights than the checkpoint's (its recorded sha256 differs), or it carries no fields (a
-    viper before they were written)."""
+    """`checkpoint`'s twin as a model and the checkpoint fields it carries, or None when there is none, it cannot
+    be read (cut short, damaged), it was exported from other weights than the checkpoint's (its recorded sha256
+    differs), or it carries no fields (a viper before they were written)."""
     path = onnx_file(checkpoint)
     if not path.is_file():
         return None
-    runner = session(path)
+    try:
+        runner = session(path)
+    except Exception as error:  # noqa: BLE001 - ONNX Runtime's errors derive from Exception alone
+        log.warning("%s cannot be read (%s); scoring with %s", path, str(error).splitlines()[0], checkpoint.name)
+        return None
     labels = runner.get_modelmeta().custom_metadata_map
     if labels.get(DIGEST_KEY) != file_sha256(checkpoint):
         log.info("%s was exported from other weights than %s; scoring with torch", path, checkpoint.name)
