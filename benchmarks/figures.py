@@ -8,8 +8,8 @@ unlike benchmarks/out/) holds the rows, the date, the machine, the load before a
 the tree was dirty), the command line and the source paths measured; then every docs page holding the block
 `<!-- figures:NAME -->` ... `<!-- /figures:NAME -->` gets the table and a one-line caption rewritten between the
 markers. `check` (and tests/test_figures.py) fail on a block without its results file or one that differs from its
-rendering (edited by hand, or not re-rendered), and name the figures whose measured code has a newer commit than
-the one they were measured at.
+rendering (edited by hand, or not re-rendered) and on a table outside any block that NOT_MEASURED does not name,
+and name the figures whose measured code has a newer commit than the one they were measured at.
 """
 
 from __future__ import annotations
@@ -28,6 +28,18 @@ from pathlib import Path
 from viper.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
+# Tables in the docs that no benchmark writes, by their header row, and why: facts, not measurements (or the one
+# measurement no machine here can repeat). Any other table outside a figure block fails `check`.
+NOT_MEASURED = {
+    "| extra | what for |": "what each install extra adds",
+    "| modality | offline default": "the extractors and their sizes",
+    "| case | behaviour |": "what bad input gets (each row a test)",
+    "| preset | latents × width": "the presets' shapes and parameter counts (asserted in tests)",
+    "| option (`TrainConfig` / `viper train`) | what it does |": "training options",
+    "| step | result | GPU utilisation": "the last GPU run (2026-11-26), before figures were recorded: "
+                                          "gpu_check.py records `gpu-check` when run on a GPU",
+    "| precision | train: ours | transformers |": "the same GPU run",
+}
 BLOCK = re.compile(r"<!-- figures:(?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /figures:(?P=name) -->", re.DOTALL)
 
 
@@ -182,7 +194,21 @@ def recorder(root: Path, name: str) -> str:
 
 
 def problems(root: Path = REPO) -> list[str]:
-    return [found for block in blocks(root) if (found := problem(block, root))]
+    return [found for block in blocks(root) if (found := problem(block, root))] + tables_by_hand(root)
+
+
+def tables_by_hand(root: Path = REPO) -> list[str]:
+    """Tables outside figure blocks whose header is not in NOT_MEASURED: measured numbers typed in by hand."""
+    found = []
+    for page in pages(root):
+        text = BLOCK.sub("", page.read_text(encoding="utf-8"))
+        lines = text.splitlines()
+        for number, line in enumerate(lines):
+            starts = line.startswith("|") and (number == 0 or not lines[number - 1].startswith("|"))
+            if starts and not any(line.startswith(header) for header in NOT_MEASURED):
+                found.append(f"{page.relative_to(root)}: a table no benchmark writes: {line[:80]} (record it with "
+                             "figures.record, or add its header to NOT_MEASURED with the reason)")
+    return found
 
 
 def stale(root: Path = REPO) -> list[str]:
@@ -217,7 +243,8 @@ def main() -> int:
         failing, old = problems(), stale()
         for line in failing + [f"stale: {line}" for line in old]:
             print(line)
-        print(f"{len(blocks(REPO))} blocks: {len(failing)} missing or differing, {len(old)} stale sources")
+        print(f"{len(blocks(REPO))} blocks; {len(failing)} problems (a block missing its results or differing from "
+              f"them, a table typed in by hand); {len(old)} stale sources")
         return 1 if failing else 0
     print(__doc__.split("\n\n")[1], file=sys.stderr)
     return 2

