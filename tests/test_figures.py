@@ -36,6 +36,18 @@ def test_a_figure_block_is_its_results_rendered(block):
         pytest.fail(message, pytrace=False)
 
 
+def test_no_table_of_the_docs_is_typed_in_by_hand():
+    assert figures.tables_by_hand(REPO) == []
+
+
+def test_a_table_typed_in_by_hand_is_named(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "page.md").write_text("# Speed\n\n| clip | seconds |\n|---|---|\n| a | 0.5 |\n\n"
+                                              "| extra | what for |\n|---|---|\n| serve | a server |\n")
+    [found] = figures.tables_by_hand(tmp_path)
+    assert found.startswith("docs/page.md: a table no benchmark writes: | clip | seconds |")
+
+
 @pytest.mark.skipif(not in_git(REPO), reason="not a git checkout: commit dates unknown")
 def test_stale_figures_are_named():
     for line in figures.stale():
