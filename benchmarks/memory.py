@@ -10,7 +10,8 @@ float32 (the paper's 768-d features; Hume-Reaction is about 25,000 clips, 2.5 GB
 32x32 at 1 fps with 22.05 kHz mono AAC audio (a tone with noise), made once under benchmarks/out/, so the audio is
 what grows; the stores too (their per-clip files hard-linked between sizes). `--long` adds a 180-minute clip and a
 25,000-clip store. Each `--src` (a folder holding the `viper` package, e.g. another checkout's `src`) is measured
-in the same run, before this checkout's; mind that main's code needs several GB at 60 minutes and more beyond.
+in the same run, before this checkout's. With `--long` and the default sizes, and no `--src`, the table is
+recorded as the figure `memory` (docs/figures/memory.json, shown in docs/speed.md); other runs only print.
 """
 
 from __future__ import annotations
@@ -24,11 +25,18 @@ import textwrap
 import time
 from pathlib import Path
 
+import figures
 import numpy as np
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 OUT = Path(__file__).resolve().parent / "out"
 DIM, FRAMES = 768, 32
+MINUTES, CLIPS = [1, 10, 60], [1000, 4000, 16000]  # the defaults; --long adds 180 minutes and 25,000 clips
+# what the three processes run: extraction (decoding, audio track, extractors and their networks), the store, tokens
+MEASURES = ["src/viper/jobs/extract.py", "src/viper/extraction.py", "src/viper/extractors", "src/viper/backbones",
+            "src/viper/face_detectors", "src/viper/video.py", "src/viper/sampled_video.py",
+            "src/viper/audio_track.py", "src/viper/resample.py", "src/viper/mel.py", "src/viper/faces.py",
+            "src/viper/store.py", "src/viper/tokens.py"]
 
 # The process's own peak (VmHWM, Linux): ru_maxrss would also count the parent's memory at fork, kept across exec.
 PEAK = 'next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 2**20'
@@ -142,38 +150,49 @@ def measure(code: str, src: Path, *args: str) -> tuple[float, ...]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=int, nargs="*", default=[1, 10, 60])
-    parser.add_argument("--clips", type=int, nargs="*", default=[1000, 4000, 16000])
+    parser.add_argument("--minutes", type=int, nargs="*", default=MINUTES)
+    parser.add_argument("--clips", type=int, nargs="*", default=CLIPS)
     parser.add_argument("--long", action="store_true", help="add a 180-minute clip and a 25,000-clip store")
     parser.add_argument("--src", type=Path, action="append", default=[], help="another checkout's src, measured first")
     args = parser.parse_args(argv)
     minutes = args.minutes + ([180] if args.long else [])
     sizes = args.clips + ([25_000] if args.long else [])
     sources = [*args.src, SRC]
+    began, rows = figures.begin(), []
+
+    def row(what: str, src: Path, code: str, *code_args: str) -> None:
+        peak, seconds = measure(code, src, *code_args)
+        print(f"| {what} | {src} | {peak:.2f} GB | {seconds:.1f} s |", flush=True)
+        if src == SRC:
+            rows.append({"what": what, "peak": peak, "seconds": seconds})
+
     print(f"load {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores")
-    print("| what | src | peak RSS | seconds |\n|---|---|---|---|")
+    print("| what | src | peak RSS | time |\n|---|---|---|---|")
     for length in minutes:
         clip = long_clip(length)
         for src in sources:
             store = OUT / "memory-extract"
             shutil.rmtree(store, ignore_errors=True)
-            peak, seconds = measure(EXTRACT, src, str(clip), str(store))
-            print(f"| extract a {length}-minute clip | {src} | {peak:.2f} GB | {seconds:.0f} |", flush=True)
+            row(f"extract a {length}-minute clip", src, EXTRACT, str(clip), str(store))
     if sizes:
         root = synthetic_store(sizes)
         for size in sizes:
             for src in sources:
-                peak, seconds = measure(PACK, src, str(root), f"k{size}")
-                gigabytes = size * FRAMES * DIM * 4 / 1e9
-                print(f"| pack {size} clips ({gigabytes:.2f} GB) | {src} | {peak:.2f} GB | {seconds:.1f} |", flush=True)
+                row(f"pack {size:,} clips ({size * FRAMES * DIM * 4 / 1e9:.2f} GB)", src, PACK, str(root), f"k{size}")
         for size in sizes:
             root = split_store(size)
             for src in sources:
-                peak, seconds = measure(SPLIT, src, str(root), str(size))
-                gigabytes = size * FRAMES * DIM * 2 * 4 / 1e9
-                print(f"| load_split of {size} clips x 2 modalities (tokens {gigabytes:.2f} GB) | {src} "
-                      f"| {peak:.2f} GB | {seconds:.1f} |", flush=True)
+                row(f"`load_split`, {size:,} clips × 2 modalities (tokens {size * FRAMES * DIM * 2 * 4 / 1e9:.2f} GB)",
+                    src, SPLIT, str(root), str(size))
     print(f"load {os.getloadavg()[0]:.1f} at the end ({time.strftime('%H:%M')})")
+    if args.src or not args.long or args.minutes != MINUTES or args.clips != CLIPS:
+        print("not recorded as a figure: only `--long` with the default sizes and no --src is")
+        return
+    figures.record("memory", rows, began=began, measures=MEASURES,
+                   columns=[("what", "one fresh process"), ("peak", "peak RSS", "{:.2f} GB"),
+                            ("seconds", "time", "{:.1f} s")],
+                   notes="default extractors, N = 32; clips of 32×32 frames at 1 fps with 22.05 kHz mono AAC audio; "
+                         "stores of 32 × 768 float32 a clip")
 
 
 if __name__ == "__main__":

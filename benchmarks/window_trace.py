@@ -9,6 +9,12 @@ benchmarks/out/; `--long` adds 60 minutes. Each
 measurement is a fresh process (its own peak RSS, VmHWM) calling `viper.predict(path, window=S, faces=F)` for each
 `--faces` choice (main, the default, follows people across the windows; largest does not); the figures are its wall
 time, seconds per minute of recording, windows per second and peak memory, with the machine's load.
+
+Three runs are recorded as figures (docs/figures/NAME.json, shown in docs/guide/traces.md); any other only prints:
+
+    python benchmarks/window_trace.py --long                                  # window-trace
+    python benchmarks/window_trace.py --size 1280x720                         # window-trace-720p
+    python benchmarks/window_trace.py --minutes 1 15 --faces main largest     # window-trace-faces
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import figures
 import numpy as np
 from memory import OUT, PEAK, SRC, measure
 
@@ -31,6 +38,16 @@ TRACE = textwrap.dedent(f"""
     print(len(results), {PEAK}, time.perf_counter() - started)
 """)
 HOLD = 6  # each 25/6 fps take frame shown for 6 frames: 25 fps
+# the documented runs, with --window 10: (size, minutes, faces) -> the figure they record
+FIGURES = {("448x320", (1, 5, 15, 60), ("main",)): "window-trace",
+           ("1280x720", (1, 5, 15), ("main",)): "window-trace-720p",
+           ("448x320", (1, 15), ("main", "largest")): "window-trace-faces"}
+# what viper.predict(window=...) runs: windows, decoding, faces and people, extractors, the general model
+MEASURES = ["src/viper/jobs/predict.py", "src/viper/jobs/clip_prediction.py", "src/viper/windows.py",
+            "src/viper/video.py", "src/viper/sampled_video.py", "src/viper/audio_track.py", "src/viper/extraction.py",
+            "src/viper/extractors", "src/viper/backbones", "src/viper/face_detectors", "src/viper/faces.py",
+            "src/viper/face_choice.py", "src/viper/persons.py", "src/viper/tracks.py", "src/viper/general_model.py",
+            "src/viper/runtime.py"]
 
 
 def recording(minutes: int, size: tuple[int, int]) -> Path:
@@ -85,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faces", nargs="+", default=["main"], choices=["main", "largest"])
     args = parser.parse_args(argv)
     minutes = sorted(set(args.minutes + ([60] if args.long else [])))
+    began, rows = figures.begin(), []
     print(f"load before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs")
     print(f"{'faces':>8} {'minutes':>8} {'windows':>8} {'seconds':>9} {'s/min':>7} {'windows/s':>10} {'peak GB':>8}")
     for length in minutes:
@@ -93,7 +111,21 @@ def main(argv: list[str] | None = None) -> None:
             windows, peak, seconds = measure(TRACE, SRC, str(path), str(args.window), faces)
             print(f"{faces:>8} {length:>8} {int(windows):>8} {seconds:>9.1f} {seconds / length:>7.1f} "
                   f"{windows / seconds:>10.2f} {peak:>8.2f}")
+            rows.append({"recording": f"{length} minute{'s' * (length > 1)}", "faces": f"`{faces}`",
+                         "windows": int(windows), "seconds": seconds, "per minute": seconds / length, "peak": peak})
     print(f"load after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    name = FIGURES.get((args.size, tuple(minutes), tuple(args.faces))) if args.window == 10 else None
+    if name is None:
+        print("not recorded as a figure: not one of the documented runs (see the docstring)")
+        return
+    faces = [("faces", "`--faces`")] if len(args.faces) > 1 else []
+    figures.record(name, rows, began=began, measures=MEASURES,
+                   columns=[("recording", "recording"), *faces, ("windows", "windows"),
+                            ("seconds", "time (incl. loading)", "{:.1f} s"),
+                            ("per minute", "per minute of recording", "{:.1f} s"),
+                            ("peak", "peak memory", "{:.2f} GB")],
+                   notes=f"a real face looped at 25 fps, {args.size.replace('x', '×')}, with speech; the general "
+                         f"model, windows of {args.window:g} s, `--faces {' '.join(args.faces)}`; a fresh process each")
 
 
 if __name__ == "__main__":
