@@ -16,7 +16,8 @@ on the argmax class (C by grouped CV on train). Chance: uniform 1/8 and the test
     python benchmarks/real_labels.py                 # 5 seeds: about 2.5 min on 2 idle cores (4.5 when busy)
     python benchmarks/real_labels.py --quick         # 2 seeds, 20 epochs: a smoke test
     python benchmarks/real_labels.py --lr 3e-4 --overrides '{"ff_dropout": 0.3}'   # a TrainConfig variant
-    python benchmarks/real_labels.py --person-norm   # tokens (and the baselines' clip means) centred per person
+    python benchmarks/real_labels.py --person-norm   # tokens (and the baselines' clip means) centred per person,
+                                                     # compared seed by seed with the runs without
 
 Prints the Markdown table (setting | mean Pearson ± std | top-1 accuracy ± std, std over seeds), whether the
 full fusion beats every single modality and the ridge baseline, and per-emotion Pearson; writes
@@ -24,7 +25,9 @@ WORK/real_labels.{md,json,png} (default WORK: benchmarks/out/real_labels, git-ig
 writes). Runs are cached in WORK/runs/<config hash>/, so a rerun with the same settings only re-evaluates.
 With the default settings (5 seeds, or --quick; --fau allowed) the table is also recorded as the figure
 `real-labels` (`real-labels-fau-mesh` with --fau mesh, `-quick` after it with --quick), docs/figures/*.json, shown
-in docs/demo.md; a variant (--lr, --epochs, --seeds, --overrides, ...) is not.
+in docs/demo.md; a variant (--lr, --epochs, --seeds, --overrides, ...) is not. --person-norm records instead the
+figure `person-norm` (docs/training.md): per setting, mean Pearson without and with, their paired difference over
+seeds, top-1, and the largest change of the final train loss, which tells whether centring changed the training.
 """
 
 from __future__ import annotations
@@ -63,9 +66,10 @@ def takes_folder(include_full: bool) -> Path:
     return ravdess_takes()
 
 
-def build_store(work: Path, takes: Path, include_full: bool, fau: str | None = None) -> Path:
+def build_store(work: Path, takes: Path, include_full: bool, fau: str | None = None,
+                more: tuple[str, ...] = ()) -> Path:
     """Manifest of the clips (and full-frame takes) and their features, extracted once (`fau`: a backend other
-    than the default for the fau modality, in a store of its own)."""
+    than the default for the fau modality, in a store of its own; `more`: extractors beyond the four)."""
     from viper.datasets.ravdess import write_ravdess_manifest
     from viper.jobs.extract import extract
 
@@ -73,14 +77,15 @@ def build_store(work: Path, takes: Path, include_full: bool, fau: str | None = N
     manifest, store = work / f"manifest-{name}.csv", work / (f"store-{name}" + (f"-fau-{fau}" if fau else ""))
     rows = write_ravdess_manifest(takes, manifest)
     print(f"{rows} RAVDESS clips -> {manifest}; extracting into {store} (cached) ...")
-    extractors = [f"fau:{fau}" if modality == "fau" and fau else modality for modality in MODALITIES]
+    extractors = [f"fau:{fau}" if modality == "fau" and fau else modality for modality in MODALITIES] + list(more)
     summary = extract(manifest, store, frames=32, workers=2, extractors=extractors)
     print("  " + "\n  ".join(summary.lines()))
     return store
 
 
-def _one_run(store: Path, run_dir: Path, config: Any) -> dict[str, Any]:
-    """Train (or resume a finished run) and score it on test; runs in a worker process with one torch thread."""
+def _one_run(store: Path, run_dir: Path, config: Any, drops: list[str]) -> dict[str, Any]:
+    """Train (or resume a finished run) and score it on test, and again with each of `drops` masked; runs in a
+    worker process with one torch thread."""
     import logging
 
     import torch
@@ -93,23 +98,32 @@ def _one_run(store: Path, run_dir: Path, config: Any) -> dict[str, Any]:
     started = time.perf_counter()
     result = train(store, run_dir, config)
     metrics = evaluate(run_dir, store, "test", run_dir / "eval-test", plots=False)
+    without = {drop: evaluate(run_dir, store, "test", run_dir / f"eval-test-without-{drop}", plots=False,
+                              drop=[drop])["mean_pearson"] for drop in drops}
     return {"seed": config.seed, "mean_pearson": metrics["mean_pearson"], "top1": metrics["top1_accuracy"],
             "pearson": metrics["pearson"], "final_train_loss": result.history[-1]["train_loss"],
-            "seconds": round(time.perf_counter() - started, 1), "run_dir": str(run_dir)}
+            "without": without, "seconds": round(time.perf_counter() - started, 1), "run_dir": str(run_dir)}
 
 
-def perceiver_runs(store: Path, work: Path, base: Any, seeds: list[int]) -> Runs:
+def perceiver_runs(store: Path, work: Path, base: Any, seeds: list[int], settings: dict[str, dict] | None = None,
+                   dropping: tuple[str, ...] = ()) -> Runs:
+    """Every setting x seed, two runs at a time. `settings`: per name, the TrainConfig fields that differ from
+    `base` (default: SETTINGS' modalities); the settings named in `dropping` are also scored with each of their
+    modalities masked. Runs live in WORK/runs/<hash of base and store>/<name>/seed<k>/, so another benchmark with
+    the same base and a setting of the same name reuses them."""
     from viper.config import config_hash, to_dict
 
+    settings = settings or {name: {"modalities": modalities} for name, modalities in SETTINGS.items()}
     folder = work / "runs" / config_hash({**to_dict(base), "store": store.name})
     (folder / "train_config.json").parent.mkdir(parents=True, exist_ok=True)
     (folder / "train_config.json").write_text(json.dumps(to_dict(base), indent=2))
-    jobs = {(name, seed): dataclasses.replace(base, modalities=mods, seed=seed)
-            for name, mods in SETTINGS.items() for seed in seeds}
+    jobs = {(name, seed): dataclasses.replace(base, **changes, seed=seed)
+            for name, changes in settings.items() for seed in seeds}
     with ProcessPoolExecutor(2) as pool:
-        futures = {key: pool.submit(_one_run, store, folder / key[0].replace(" ", "_") / f"seed{key[1]}", config)
+        futures = {key: pool.submit(_one_run, store, folder / key[0].replace(" ", "_") / f"seed{key[1]}", config,
+                                    list(config.modalities) if key[0] in dropping else [])
                    for key, config in jobs.items()}
-        return {name: [futures[(name, seed)].result() for seed in seeds] for name in SETTINGS}
+        return {name: [futures[(name, seed)].result() for seed in seeds] for name in settings}
 
 
 def clip_means(
@@ -189,32 +203,73 @@ def markdown(perceiver: Runs, base: Baselines, seeds: int) -> str:
     return "\n".join(lines)
 
 
-def record(args: argparse.Namespace, began: dict, perceiver: Runs, base: Baselines, seeds: int) -> None:
-    """The table as a figure, when the settings are the default's (or --quick's), with or without --fau."""
-    variant = [name for name in ("epochs", "lr", "overrides", "modality_dropout", "no_standardise", "person_norm",
-                                 "include_full") if getattr(args, name)]
+def recorded_name(args: argparse.Namespace, figure: str) -> str | None:
+    """The figure's name for the default settings (or --quick's), with or without --fau; None for a variant."""
+    variant = [name for name in ("epochs", "lr", "overrides", "modality_dropout", "no_standardise", "include_full")
+               if getattr(args, name)]
     if variant or (args.seeds != 5 and not args.quick):
         print(f"not recorded as a figure: a variant ({', '.join(variant) or 'seeds'})")
+        return None
+    return figure + (f"-fau-{args.fau}" if args.fau else "") + ("-quick" if args.quick else "")
+
+
+def notes(args: argparse.Namespace, seeds: int) -> str:
+    return (f"RAVDESS actor 05, train statement 01, test statement 02 (30 clips); ViPER: mean and std over seeds "
+            f"0–{seeds - 1}, the demo's training settings" + (" but 20 epochs" if args.quick else "")
+            + (f", fau:{args.fau}" if args.fau else "")
+            + f"; a run already in {args.work.name}/runs/ is scored again, not retrained")
+
+
+def record(args: argparse.Namespace, began: dict, perceiver: Runs, base: Baselines, seeds: int) -> None:
+    """The table as the figure `real-labels`."""
+    name = recorded_name(args, "real-labels")
+    if name is None:
         return
     table = []
-    for method, name, pearson, accuracy in rows(perceiver, base):
-        label = f"ViPER {name}" if method == "ViPER" else f"{method} on clip means: {name}"
+    for method, setting, pearson, accuracy in rows(perceiver, base):
+        label = f"ViPER {setting}" if method == "ViPER" else f"{method} on clip means: {setting}"
         spread = method == "ViPER" and seeds > 1
-        table.append({"setting": f"chance: {name}" if method == "chance" else label,
+        table.append({"setting": f"chance: {setting}" if method == "chance" else label,
                       "pearson": None if pearson is None else pearson[0],
                       "pearson_std": pearson[1] if spread else None, "top1": accuracy[0],
                       "top1_std": accuracy[1] if spread else None})
-    name = "real-labels" + (f"-fau-{args.fau}" if args.fau else "") + ("-quick" if args.quick else "")
-    epochs = 20 if args.quick else None
     figures.record(name, table, began=began, measures=MEASURES,
                    columns=[("setting", "setting"), ("pearson", "mean Pearson", "{:.3f}"),
                             ("pearson_std", "± std", "{:.3f}"), ("top1", "top-1 accuracy", "{:.3f}"),
                             ("top1_std", "± std", "{:.3f}")],
-                   notes=f"RAVDESS actor 05, train statement 01, test statement 02 (30 clips); ViPER: mean and std "
-                         f"over seeds 0–{seeds - 1}, the demo's training settings"
-                         + (f" but {epochs} epochs" if epochs else "")
-                         + (f", fau:{args.fau}" if args.fau else "")
-                         + f"; a run already in {args.work.name}/runs/ is scored again, not retrained")
+                   notes=notes(args, seeds))
+
+
+def record_person_norm(args: argparse.Namespace, began: dict, plain: Runs, normed: Runs,
+                       ridge: tuple[dict, dict]) -> None:
+    """Without -> with person_norm per setting, seed by seed, as the figure `person-norm`; the ridge row shows a
+    linear model's Pearson, which a per-split offset cannot move."""
+    name = recorded_name(args, "person-norm")
+    table = []
+    for setting in plain:
+        differences = [b["mean_pearson"] - a["mean_pearson"] for a, b in zip(plain[setting], normed[setting],
+                                                                             strict=True)]
+        losses = [abs(b["final_train_loss"] - a["final_train_loss"]) for a, b in zip(plain[setting],
+                                                                                    normed[setting], strict=True)]
+        table.append({"setting": f"ViPER {setting}", "without": summarise(plain[setting], "mean_pearson")[0],
+                      "with": summarise(normed[setting], "mean_pearson")[0], "difference": float(np.mean(differences)),
+                      "difference_std": float(np.std(differences, ddof=1)) if len(differences) > 1 else None,
+                      "top1_without": summarise(plain[setting], "top1")[0],
+                      "top1_with": summarise(normed[setting], "top1")[0], "loss": max(losses)})
+    without, with_ = ridge
+    table.append({"setting": f"ridge on clip means: {FUSION}", "without": without["mean_pearson"],
+                  "with": with_["mean_pearson"], "difference": with_["mean_pearson"] - without["mean_pearson"],
+                  "difference_std": None, "top1_without": without["top1"], "top1_with": with_["top1"], "loss": None})
+    print("\n".join(f"{row['setting']}: {row['without']:.3f} -> {row['with']:.3f}" for row in table))
+    if name is not None:
+        figures.record(name, table, began=began, measures=MEASURES + ["src/viper/persons.py"],
+                       columns=[("setting", "setting"), ("without", "mean Pearson without", "{:.3f}"),
+                                ("with", "with person_norm", "{:.3f}"), ("difference", "paired difference", "{:+.3f}"),
+                                ("difference_std", "± std", "{:.3f}"), ("top1_without", "top-1 without", "{:.3f}"),
+                                ("top1_with", "top-1 with", "{:.3f}"),
+                                ("loss", "largest change of the final train loss", "{:.1e}")],
+                       notes=notes(args, len(next(iter(plain.values()))))
+                       + "; paired difference: with minus without, seed by seed")
 
 
 def verdict(perceiver: Runs, base: Baselines) -> list[str]:
@@ -299,7 +354,12 @@ def main() -> None:
                "perceiver": perceiver, "baselines": base}
     (args.work / "real_labels.json").write_text(json.dumps(payload, indent=2))
     plot(perceiver, base, args.work / "real_labels.png")
-    record(args, began, perceiver, base, len(seeds))
+    if args.person_norm:
+        plain = perceiver_runs(store, args.work, dataclasses.replace(config, person_norm=False), seeds)
+        ridge = (baselines(store, MODALITIES)["ridge"], base[FUSION]["ridge"])
+        record_person_norm(args, began, plain, perceiver, ridge)
+    else:
+        record(args, began, perceiver, base, len(seeds))
     print(f"\nwrote {args.work}/real_labels.{{md,json,png}} in {time.perf_counter() - started:.0f} s")
 
 

@@ -49,6 +49,24 @@ def test_real_labels_runs_on_the_bundled_takes(no_shared, capsys):
     assert stopped.value.code == 2 and "needs ../shared/data/ravdess-actor05/full" in capsys.readouterr().err
 
 
+def test_real_labels_records_a_figure_only_for_its_default_settings():
+    """A variant run (another lr, fewer seeds, ...) must not overwrite the docs' figure; --quick and --fau name their
+    own."""
+    import argparse
+
+    import real_labels
+
+    default = dict(epochs=None, lr=None, overrides={}, modality_dropout=0.0, no_standardise=False,
+                   include_full=False, seeds=5, quick=False, fau=None)
+
+    def name(**changes):
+        return real_labels.recorded_name(argparse.Namespace(**default | changes), "person-norm")
+
+    assert name() == "person-norm" and name(quick=True, seeds=2) == "person-norm-quick"
+    assert name(fau="mesh") == "person-norm-fau-mesh"
+    assert name(lr=3e-4) is None and name(seeds=3) is None and name(overrides={"ff_dropout": 0.3}) is None
+
+
 def test_the_fuzzed_video_is_a_bundled_take_without_shared(no_shared):
     import fuzz_video
 
