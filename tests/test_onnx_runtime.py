@@ -252,6 +252,30 @@ def test_sessions_are_made_once_per_thread_count(one_torch_thread):
     assert first.get_session_options().intra_op_num_threads == 1  # as torch, under one_torch_thread
 
 
+def test_a_large_batch_runs_in_pieces_with_the_same_values(monkeypatch, one_torch_thread):
+    """Many clips' faces at once (--batch-videos) run ROWS_A_CALL rows at a time, so ONNX Runtime's memory stays
+    that of one piece; the values are those of one call."""
+    from viper.backbones import face_blendshapes, speaker_encoder
+
+    points = np.random.default_rng(0).random((2 * runtime.ROWS_A_CALL + 5, 146, 2), np.float32)
+    calls = []
+    real_run = runtime.run
+    monkeypatch.setattr(runtime, "run", lambda runner, names, inputs: calls.append(len(inputs[0]))
+                        or real_run(runner, names, inputs))
+    pieces = runtime.OnnxNetwork(face_blendshapes.ONNX)(points)[0]
+    assert calls == [runtime.ROWS_A_CALL, runtime.ROWS_A_CALL, 5]
+    monkeypatch.setattr(runtime, "ROWS_A_CALL", len(points))
+    np.testing.assert_allclose(pieces, runtime.OnnxNetwork(face_blendshapes.ONNX)(points)[0], atol=1e-6)
+    # the speaker encoder's LSTM state is (3, B, 256): no common first axis, so it runs whole
+    monkeypatch.setattr(runtime, "ROWS_A_CALL", 64)
+    calls.clear()
+    rows = 70
+    state = np.zeros((3, rows, 256), np.float32)
+    outputs = runtime.OnnxNetwork(speaker_encoder.ONNX)(np.zeros((rows, 20, 40), np.float32),
+                                                        np.full(rows, 20, np.int64), state, state)
+    assert calls == [rows] and outputs[-1].shape == (rows, 256)
+
+
 def test_store_keys_do_not_depend_on_the_runtime():
     from viper.extraction import ExtractConfig, Extraction
 

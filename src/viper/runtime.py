@@ -131,17 +131,31 @@ def close_sessions() -> None:
         _sessions.clear()
 
 
+ROWS_A_CALL = 64  # ONNX Runtime's arena keeps what its largest call needed: a batch is run this many rows at a time
+
+
 @dataclass(frozen=True)
 class OnnxNetwork:
-    """A shipped .onnx network: inputs in the torch module's argument order, outputs in its (flattened) order."""
+    """A shipped .onnx network: inputs in the torch module's argument order, outputs in its (flattened) order. A
+    batch whose inputs all have more than ROWS_A_CALL rows (many clips' faces with --batch-videos) runs in pieces
+    of that many rows, so memory stays that of one piece; inputs without a common first axis (the speaker
+    encoder's LSTM state) run whole."""
 
     asset: str
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
         runner = session(self.asset)
-        feeds = {spec.name: np.ascontiguousarray(value) for spec, value in zip(runner.get_inputs(), inputs,
-                                                                               strict=True)}
-        return runner.run(None, feeds)
+        names = [spec.name for spec in runner.get_inputs()]
+        rows = {np.shape(value)[0] if np.ndim(value) else None for value in inputs}
+        if len(rows) != 1 or None in rows or (total := rows.pop()) <= ROWS_A_CALL:
+            return run(runner, names, inputs)
+        pieces = [run(runner, names, [value[start:start + ROWS_A_CALL] for value in inputs])
+                  for start in range(0, total, ROWS_A_CALL)]
+        return [np.concatenate(parts) for parts in zip(*pieces, strict=True)]
+
+
+def run(runner, names: list[str], inputs) -> list[np.ndarray]:
+    return runner.run(None, {name: np.ascontiguousarray(value) for name, value in zip(names, inputs, strict=True)})
 
 
 @dataclass(frozen=True)
