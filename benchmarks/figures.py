@@ -5,11 +5,12 @@
 
 A benchmark calls `begin()` before it measures and `record(NAME, rows, ...)` after: docs/figures/NAME.json (tracked,
 unlike benchmarks/out/) holds the rows, the date, the machine, the load before and after, the commit (and whether
-the tree was dirty), the command line and the source paths measured; then every docs page holding the block
-`<!-- figures:NAME -->` ... `<!-- /figures:NAME -->` gets the table and a one-line caption rewritten between the
-markers. `check` (and tests/test_figures.py) fail on a block without its results file or one that differs from its
-rendering (edited by hand, or not re-rendered) and on a table outside any block that NOT_MEASURED does not name,
-and name the figures whose measured code has a newer commit than the one they were measured at.
+code was uncommitted: changes under docs/, such as the figures an earlier benchmark wrote, do not count), the
+command line and the source paths measured; then every docs page holding the block `<!-- figures:NAME -->` ...
+`<!-- /figures:NAME -->` gets the table and a one-line caption rewritten between the markers. `check` (and
+tests/test_figures.py) fail on a block without its results file or one that differs from its rendering (edited by
+hand, or not re-rendered) and on a table outside any block that NOT_MEASURED does not name, and name the figures
+whose measured code has a newer commit than the one they were measured at.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def record(name: str, rows: list[dict], *, began: dict, columns: list[tuple], me
         "load": {"before": began["load"], "after": load_average()},
         "machine": machine(),
         "git": {"commit": commit, "commit_time": int(git(root, "show", "-s", "--format=%ct", commit)),
-                "dirty": bool(git(root, "status", "--porcelain", "--untracked-files=no"))},
+                "dirty": bool(git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs"))},
         "measures": list(measures),
         "columns": [{"key": column[0], "header": column[1], "format": column[2] if len(column) > 2 else "{}"}
                     for column in columns],

@@ -129,6 +129,7 @@ def test_a_dirty_tree_counts_as_its_commit(project):
     assert figures.stale(project) == []
     git(project, "commit", "-qam", "the measured change", when=1_000_300)
     assert [line.split(" last changed")[0] for line in figures.stale(project)] == ["figure demo: src/measured.py"]
+    assert json.loads(record(project).read_text())["git"]["dirty"] is False  # the figures it wrote are no code
 
 
 def test_a_measured_path_must_exist(project):
